@@ -1,0 +1,1 @@
+"""Shared machinery of boneage-repro: data, the one input pipeline, training, evaluation."""

@@ -1,0 +1,59 @@
+"""Experiment configs: nested dicts with attribute access and locked keys.
+
+Like big_vision's ConfigDict, a config is built from plain literals by a `get_config()` in one
+module per experiment; command-line overrides (`--set optimizer.lr=1e-4`) may only change keys
+that exist, so a typo is an error, not a new silent key.
+"""
+import ast
+import copy
+
+
+class Config(dict):
+    """A dict whose keys read as attributes; nested dicts become Configs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = Config(value) if isinstance(value, dict) and not isinstance(value, Config) else value
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"Config has no key {key!r}; keys: {sorted(self)}") from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def copy(self):
+        return copy.deepcopy(self)
+
+    def to_dict(self):
+        return {k: v.to_dict() if isinstance(v, Config) else v for k, v in self.items()}
+
+    def override(self, dotted_key: str, value):
+        """Sets an existing (possibly nested) key; an unknown key is an error."""
+        node, *_ = self, None
+        parts = dotted_key.split(".")
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], Config):
+                raise KeyError(f"Unknown config key {dotted_key!r} (no section {part!r}); "
+                               f"known keys here: {sorted(node)}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise KeyError(f"Unknown config key {dotted_key!r}; known keys here: {sorted(node)}")
+        node[parts[-1]] = value
+        return self
+
+    def apply_overrides(self, assignments):
+        """Applies `key=value` strings; values are Python literals, else kept as strings."""
+        for assignment in assignments or ():
+            if "=" not in assignment:
+                raise ValueError(f"Override must look like key=value, received: {assignment!r}")
+            key, raw = assignment.split("=", 1)
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw
+            self.override(key.strip(), value)
+        return self
