@@ -1,0 +1,174 @@
+"""`rsna`: the RSNA Pediatric Bone Age Challenge 2017 data, from the user's manual download.
+
+Accepted layouts (files are found anywhere under the manual directory):
+- official (Stanford AIMI / RSNA): training CSV + image folder; validation CSV + image
+  folders; test images + ground-truth CSV or XLSX;
+- Kaggle (kmader/rsna-bone-age): training CSV + folder; test folder whose CSV has no ages
+  (the test split is then left out with a warning: add the ground-truth file to build it).
+A label file's split is read from its name (train / valid / test); images are matched to ids
+by file stem. Splits are the challenge's: train 12,611 / validation 1,425 / test 200. When
+the validation images are absent, validation is carved from train by `common.splits`.
+The test reference must be the continuous mean of six reviewers (see the data README);
+integer test labels are accepted with a warning.
+"""
+import dataclasses
+import hashlib
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import tensorflow_datasets as tfds
+
+from common import splits as split_rule
+from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, DataError, base_features, check_problems
+from common.images import index_images
+from common.labels import LabelError, Problem, normalise_columns, read_labels, read_table
+
+OFFICIAL_COUNTS = {"train": 12611, "validation": 1425, "test": 200}
+LABEL_SUFFIXES = (".csv", ".xlsx", ".xls")
+SPLIT_KEYWORDS = {"train": ("train",), "validation": ("valid",), "test": ("test",)}
+
+
+class IntegerTestLabelsWarning(UserWarning):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class RsnaConfig(tfds.core.BuilderConfig):
+    max_side: int = DEFAULT_MAX_SIDE
+    skip_bad: bool = False
+    train_labels: str = ""       # explicit label files override the search by file name
+    validation_labels: str = ""
+    test_labels: str = ""
+
+
+def rsna_config(max_side: int = DEFAULT_MAX_SIDE, **kwargs) -> RsnaConfig:
+    name = "default" if max_side == DEFAULT_MAX_SIDE else f"max{max_side}"
+    return RsnaConfig(name=name, max_side=max_side, **kwargs)
+
+
+def _has_age_column(path) -> bool:
+    try:
+        normalise_columns(read_table(path).head(0), path)
+        return True
+    except LabelError:
+        return False
+
+
+def find_label_files(root: Path) -> dict[str, Path]:
+    """Finds the label file of each split by name; prefers, for test, a file that has ages."""
+    found = {}
+    candidates = [p for p in sorted(root.rglob("*")) if p.suffix.lower() in LABEL_SUFFIXES
+                  and not p.name.startswith(".")]
+    for split, keywords in SPLIT_KEYWORDS.items():
+        files = [p for p in candidates if any(k in p.name.lower() for k in keywords)]
+        with_ages = [p for p in files if _has_age_column(p)]
+        if split == "test" and files and not with_ages:
+            warnings.warn(f"Test label file(s) {[str(p) for p in files]} have no bone ages (the Kaggle "
+                          "layout): the test split is left out. Put the ground-truth file (continuous "
+                          "six-reviewer reference) in the download folder or pass --test-labels.")
+            continue
+        files = with_ages or files
+        if len(files) > 1:
+            raise DataError(f"Several {split} label files under {root}: {[str(p) for p in files]}; "
+                            f"keep one or pass --{split}-labels PATH.")
+        if files:
+            found[split] = files[0]
+    return found
+
+
+class Rsna(BoneAgeBuilder):
+    """RSNA Pediatric Bone Age Challenge 2017 (Halabi et al., Radiology 2019;290:498-503)."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Download the RSNA Pediatric Bone Age Challenge data yourself (Stanford AIMI or Kaggle "
+        "kmader/rsna-bone-age; research use under the RSNA terms) and pass its folder with "
+        "--data rsna:PATH or BONEAGE_RSNA_DIR=PATH. The kit never downloads it.")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=base_features(),
+            metadata=tfds.core.MetadataDict(),
+            homepage="https://www.rsna.org/rsnai/ai-image-challenge/rsna-pediatric-bone-age-challenge-2017",
+            citation="Halabi SS, et al. The RSNA Pediatric Bone Age Machine Learning Challenge. "
+                     "Radiology 2019;290(2):498-503.",
+            description="RSNA Pediatric Bone Age Challenge 2017 in the boneage-repro schema.",
+        )
+
+    def _split_generators(self, dl_manager):
+        cfg = self.builder_config
+        root = Path(dl_manager.manual_dir)
+        if not root.is_dir():
+            raise DataError(f"RSNA download folder not found: {root}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        files = find_label_files(root)
+        for split in OFFICIAL_COUNTS:
+            explicit = getattr(cfg, f"{split}_labels")
+            if explicit:
+                files[split] = Path(explicit)
+        if "train" not in files:
+            raise DataError(f"No training label file (a CSV whose name contains 'train') under {root}. "
+                            + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+        problems = []
+        index = index_images(root)
+        tables = {}
+        for split, path in files.items():
+            table = read_labels(path, split_column=None, problems=problems if cfg.skip_bad else None)
+            table["path"] = table["id"].map(index)
+            table["split"] = split
+            tables[split] = table
+        meta = self._metadata()
+        meta["label_files"] = {s: {"path": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                               for s, p in files.items()}
+        meta["max_side"] = cfg.max_side
+
+        # Validation: official images if present, else carved from train by the hash rule.
+        val = tables.get("validation")
+        if val is None or val["path"].notna().sum() == 0:
+            train = tables["train"]
+            carved = train["id"].map(split_rule.carved_validation)
+            train.loc[carved, "split"] = "validation"
+            tables["validation"] = train[carved]
+            tables["train"] = train[~carved]
+            meta["validation_source"] = ("carved from the training ids (validation images absent): "
+                                         + split_rule.SPLIT_RULE)
+            print(f"rsna: validation images not found; carving validation from train by id hash "
+                  f"({int(carved.sum())} images).")
+        else:
+            meta["validation_source"] = "official challenge validation set"
+
+        test = tables.get("test")
+        if test is not None:
+            if test["path"].notna().sum() == 0:
+                warnings.warn(f"Test labels {files['test']} found but none of their images: test split left out.")
+                del tables["test"]
+            elif (test["boneage_months"] == test["boneage_months"].round()).all():
+                warnings.warn(
+                    "The test labels are all whole months: this looks like the integer version of the "
+                    "test reference. Published challenge results (winner 4.26 months MAE) use the "
+                    "continuous mean of six reviewers; numbers against integer labels are not comparable.",
+                    IntegerTestLabelsWarning)
+                meta["test_reference"] = "integer labels (NOT the continuous six-reviewer reference)"
+            else:
+                meta["test_reference"] = "continuous (mean of six reviewers)"
+
+        all_ids = pd.concat(tables.values())
+        for _, r in all_ids[all_ids["path"].isna()].iterrows():
+            problems.append(Problem(r["file"], int(r["row"]), r["id"], f"image missing: no {r['id']}.png under {root}"))
+        dup = all_ids[all_ids["id"].duplicated(keep=False)]
+        for _, r in dup.iterrows():
+            problems.append(Problem(r["file"], int(r["row"]), r["id"], "id appears in more than one split"))
+        check_problems(problems, cfg.skip_bad, self)
+        bad_ids = {p.id for p in problems}
+        counts = {}
+        for split, table in tables.items():
+            tables[split] = table[table["path"].notna() & ~table["id"].isin(bad_ids)]
+            counts[split] = len(tables[split])
+        meta["split_rule"] = meta["validation_source"]
+        differs = {s: (counts.get(s, 0), n) for s, n in OFFICIAL_COUNTS.items() if counts.get(s, 0) != n}
+        if differs and meta["validation_source"].startswith("official"):
+            print("rsna: split sizes differ from the challenge's (found, official): "
+                  + ", ".join(f"{s} {a} vs {b}" for s, (a, b) in differs.items()))
+        return {s: self._generate_from_records(s, t) for s, t in tables.items() if len(t)}
+
+    def _generate_examples(self, records):  # required by TFDS; _split_generators uses the shared one
+        yield from self._generate_from_records("train", records)
