@@ -128,8 +128,9 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
         skipped.extend(dataclasses.asdict(p) for p in problems)
         io.atomic_to_csv(pd.DataFrame(skipped, columns=["file", "row", "id", "reason"]),
                          os.path.join(os.fspath(self.data_dir), SKIPPED_REPORT))
-        for p in problems:
-            print(f"skipped: {p}")
+        print(f"skipped {len(problems)} row(s) or image(s); report: {SKIPPED_REPORT} in the dataset folder")
+        for p in problems[:10]:
+            print(f"  skipped: {p}")
 
 
 def check_problems(problems, skip_bad, builder=None):

@@ -5,7 +5,7 @@ Accepted layouts (files are found anywhere under the manual directory):
   folders; test images + ground-truth CSV or XLSX;
 - Kaggle (kmader/rsna-bone-age): training CSV + folder; test folder whose CSV has no ages
   (the test split is then left out with a warning: add the ground-truth file to build it).
-A label file's split is read from its name (train / valid / test); images are matched to ids
+A label file's split is read from its path below the download folder (train / valid / test); images are matched to ids
 by file stem. Splits are the challenge's: train 12,611 / validation 1,425 / test 200. When
 the validation images are absent, validation is carved from train by `common.splits`.
 The test reference must be the continuous mean of six reviewers (see the data README);
@@ -61,7 +61,9 @@ def find_label_files(root: Path) -> dict[str, Path]:
     candidates = [p for p in sorted(root.rglob("*")) if p.suffix.lower() in LABEL_SUFFIXES
                   and not p.name.startswith(".")]
     for split, keywords in SPLIT_KEYWORDS.items():
-        files = [p for p in candidates if any(k in p.name.lower() for k in keywords)]
+        # The path below the download folder, not only the name: the official test ground truth
+        # is "Bone Age Test Set/Bone age ground truth.xlsx".
+        files = [p for p in candidates if any(k in p.relative_to(root).as_posix().lower() for k in keywords)]
         with_ages = [p for p in files if _has_age_column(p)]
         if split == "test" and files and not with_ages:
             warnings.warn(f"Test label file(s) {[str(p) for p in files]} have no bone ages (the Kaggle "
