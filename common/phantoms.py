@@ -92,11 +92,11 @@ def _hand_scale(age_months, male):
 @dataclasses.dataclass(frozen=True)
 class Anatomy:
     """The skeleton at a bone age; a deterministic function of (bone age, sex)."""
-    visible_carpals: tuple       # names, in CARPAL_ORDER order
-    carpal_sizes: dict           # fraction of adult size; 0 when not yet visible
-    epiphysis_ratio: float       # epiphysis width / metaphysis width, in [0, 1], grows with age
-    growth_plate_open: float     # 1 = wide open, 0 = all fused (radius last); non-increasing
-    hand_scale: float            # overall size factor (adult man ~1), increasing with age
+    visible_carpals: tuple[str, ...]     # names, in CARPAL_ORDER order
+    carpal_sizes: dict[str, float]       # fraction of adult size; 0 when not yet visible
+    epiphysis_ratio: float               # epiphysis / metaphysis width, in [0, 1], grows
+    growth_plate_open: float             # 1 = wide open, 0 = all fused (radius last)
+    hand_scale: float                    # overall size (adult man ~1), increasing with age
 
 
 def anatomy(boneage_months: float, male: bool) -> Anatomy:
@@ -241,13 +241,14 @@ def _shaft(s0, s1, w0, wm, w1, d0, d1):
     centre = s0[None] + s[:, None] * a[None]
     left = centre + h[:, None] * n[None]
     right = (centre - h[:, None] * n[None])[::-1]
-    cap1 = s1[None] + (d1 * np.cos(_CAP))[:, None] * a[None] + (0.5 * w1 * np.sin(_CAP))[:, None] * n[None]
-    cap0 = s0[None] - (d0 * np.cos(_CAP))[:, None] * a[None] - (0.5 * w0 * np.sin(_CAP))[:, None] * n[None]
+    cos, sin = np.cos(_CAP)[:, None], np.sin(_CAP)[:, None]
+    cap1 = s1[None] + d1 * cos * a[None] + 0.5 * w1 * sin * n[None]
+    cap0 = s0[None] - d0 * cos * a[None] - 0.5 * w0 * sin * n[None]
     return np.concatenate([left, cap1, right, cap0])
 
 
 def _long_bone(cv, joint, other, w_epi_end, w_mid, w_other, ratio, plate, values,
-               kz=0.5, kg=0.32, tuft=False):
+               kz=0.5, kg=0.40, tuft=False):
     """Draws a tubular bone whose epiphysis sits at `joint` (its articular surface).
 
     The first (kz + kg) * w_epi_end of the bone from `joint` is the epiphyseal zone: an
@@ -300,7 +301,8 @@ def _nuisance(rng):
         blur=1.0 * u[13],
         marker=u[14] < 0.9, marker_r=u[15] < 0.15, marker_corner=int(u[16] * 4) % 4,
         marker_box=u[17] < 0.5, marker_size=0.8 + 0.4 * u[18],
-        ruler=u[19] < 0.25, ruler_side=u[20] < 0.5, ruler_span=(0.15 + 0.2 * u[21], 0.6 + 0.3 * u[22]),
+        ruler=u[19] < 0.25, ruler_side=u[20] < 0.5,
+        ruler_span=(0.15 + 0.2 * u[21], 0.6 + 0.3 * u[22]),
         label_z=float(z[6]),
         noise_seed=int(rng.integers(0, 2**31 - 1)),
     )
@@ -332,7 +334,10 @@ def _keep_inside(matrix, pts_u, size, margin):
 
 
 def _build_hand(anat, m, nz):
-    """Soft tissue and bone primitives in hand units. Returns (draw_fn, tips)."""
+    """Soft tissue and bone primitives in hand units.
+
+    Returns (draw(canvas), key points in hand units (KEYPOINT_NAMES order), the finger and
+    thumb tips that must stay inside the image)."""
     chub = 1.0 + 0.25 * math.exp(-m / 60.0) + 0.08 * nz["chub"]   # infants: plumper fingers
     bone_v = (235, 175, 225)
     plate = {k: _plate_open_m(m + lead) for k, lead in _PLATE_LEAD.items()}

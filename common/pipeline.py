@@ -73,3 +73,22 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
         ds = ds.map(batch_augment, num_parallel_calls=AUTOTUNE, deterministic=False)
     ds = ds.map(to_model_io, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return ds.prefetch(AUTOTUNE)
+
+
+def from_arrays(records, *, preprocess, to_model_io, batch_size: int):
+    """The same stages after decoding, for radiographs read from files at prediction time.
+
+    records: list of (id, uint8 [H, W] pixels, male 0/1). Images differ in size, so they
+    enter one at a time through a generator; everything after that is the pipeline above.
+    """
+    def generate():
+        for example_id, pixels, male in records:
+            yield {"id": str(example_id), "image": pixels[..., None], "male": int(male),
+                   "boneage_months": float("nan")}
+
+    signature = {"id": tf.TensorSpec((), tf.string), "image": tf.TensorSpec((None, None, 1), tf.uint8),
+                 "male": tf.TensorSpec((), tf.int64), "boneage_months": tf.TensorSpec((), tf.float32)}
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size).map(to_model_io, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.prefetch(AUTOTUNE)

@@ -1,0 +1,446 @@
+"""Training, evaluation and prediction for every reproduction: `python -m reproductions.<paper> ...`.
+
+    train     fit with the config's optimizer and schedule; checkpoint every epoch; resume
+              after any interruption by rerunning the same command; then evaluate and
+              regenerate the results tables
+    evaluate  metrics, intervals and plots of a trained run on a split (default: test)
+    predict   bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
+
+Run directory (default results/<paper>/<data>_<variant>_<size>px; --out to choose):
+    config.json  run.json (the run record)  metrics.csv (per epoch)  <split>/ (evaluation)
+    checkpoints/ backup/ tensorboard/   (weights and logs: never committed)
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io, provenance
+from common.config import Config
+
+RESULTS_DIR = provenance.REPO_ROOT / "results"
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+# ----------------------------------------------------------------------------- flags & config
+def add_shared_flags(p: argparse.ArgumentParser, task):
+    p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME "
+                   "(default: $BONEAGE_RSNA_DIR if set, else phantoms)")
+    p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
+    p.add_argument("--variant", default="", help=f"config variant ({', '.join(task.variants)}); default: the paper's")
+    p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None, help="model input size in px")
+    p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
+    p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split (smoke runs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set train.optimizer.learning_rate=1e-4")
+
+
+def make_config(task, args) -> Config:
+    variant = "small" if args.small else args.variant
+    if variant and variant not in task.variants:
+        raise SystemExit(f"error: unknown variant {variant!r}; known: {list(task.variants)}")
+    config = task.get_config(variant)
+    config.apply_overrides(args.set)
+    for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
+                      ("image_size", "data.image_size"), ("seed", "train.seed")):
+        if getattr(args, flag, None) is not None:
+            config.override(key, getattr(args, flag))
+    config.variant = variant or "paper"
+    return config
+
+
+def resolve_precision(flag: str) -> str:
+    if flag != "auto":
+        return flag
+    return "mixed_float16" if provenance.accelerators() else "float32"
+
+
+def default_run_dir(task, data_name: str, config) -> Path:
+    slug = data_name.replace("/", "-")
+    return RESULTS_DIR / task.paper / f"{slug}_{config.variant}_{config.data.image_size}px"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _strategy():
+    """MirroredStrategy over several GPUs (TensorFlow backend); the default strategy otherwise."""
+    import keras
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        if len(tf.config.list_physical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    import contextlib
+
+    class _Null:
+        def scope(self):
+            return contextlib.nullcontext()
+    return _Null()
+
+
+def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
+    """Optimizer and learning-rate schedule from config.train.optimizer / config.train.schedule."""
+    import keras
+    opt, sched = cfg.train.optimizer, cfg.train.get("schedule", Config(name="constant"))
+    lr = opt.learning_rate
+    if sched.name == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps_per_epoch * epochs),
+                                                   warmup_steps=int(sched.get("warmup_epochs", 0) * steps_per_epoch),
+                                                   warmup_target=lr if sched.get("warmup_epochs") else None,
+                                                   initial_learning_rate=0.0 if sched.get("warmup_epochs") else lr)
+    elif sched.name == "step":
+        boundaries = [int(e * steps_per_epoch) for e in sched.boundaries_epochs]
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries, [opt.learning_rate * sched.factor ** i for i in range(len(boundaries) + 1)])
+    elif sched.name not in ("constant", "plateau"):
+        raise ValueError(f"Unknown schedule {sched.name!r}; known: constant, plateau, cosine, step")
+    kwargs = {k: v for k, v in opt.items() if k not in ("name", "learning_rate")}
+    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop}
+    if opt.name not in classes:
+        raise ValueError(f"Unknown optimizer {opt.name!r}; known: {sorted(classes)}")
+    return classes[opt.name](learning_rate=lr, **kwargs)
+
+
+def read_history(run_dir) -> pd.DataFrame:
+    """Per-epoch metrics; an epoch logged twice (killed between log and backup) keeps its last row."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=["epoch"])
+    history = pd.read_csv(path)
+    history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
+    history["epoch"] = history["epoch"] + 1  # Keras counts from 0; people count from 1
+    return history.reset_index(drop=True)
+
+
+def _record(run_dir) -> dict:
+    path = Path(run_dir) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_record(run_dir, record):
+    io.atomic_write_json(Path(run_dir) / "run.json", record)
+
+
+def _set_policy(precision):
+    import keras
+    keras.mixed_precision.set_dtype_policy(precision)
+
+
+def build_datasets(task, config, handle, splits, training_split="train", limit=None):
+    from common import pipeline
+    out = {}
+    for split in splits:
+        training = split == training_split
+        out[split] = pipeline.make_dataset(
+            handle, split, preprocess=task.preprocess(config, training), to_model_io=task.to_model_io(config),
+            batch_size=config.train.batch_size, training=training,
+            augment=task.augment(config) if training else None,
+            batch_augment=task.batch_augment(config) if training else None,
+            seed=config.train.seed, limit=limit, cache=bool(config.data.get("cache", False)))
+    return out
+
+
+def build_and_load(task, config, weights=None, log=print):
+    """The model, with ImageNet weights in its backbone when a file is given."""
+    from common.weights import NONE_VALUES, load_backbone_weights
+    model = task.build_model(config)
+    if weights not in NONE_VALUES:
+        load_backbone_weights(model.get_layer(task.backbone_name), weights, task.weights_hint)
+        log(f"Loaded ImageNet weights into {task.backbone_name} from {weights}")
+    elif task.backbone_name:
+        log(f"Training {task.backbone_name} from scratch (--weights none). The paper started from "
+            f"ImageNet weights: pass --weights PATH ({task.weights_hint}) to match it.")
+    return model
+
+
+# ----------------------------------------------------------------------------- train
+def train(task, args, log=print):
+    import keras
+
+    from common import data as data_lib
+    config = make_config(task, args)
+    precision = resolve_precision(args.precision)
+    _set_policy(precision)
+    keras.utils.set_random_seed(config.train.seed)
+    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log(f"{task.paper}: {handle.describe()}; precision {precision}; run directory {run_dir}")
+
+    record = _record(run_dir)
+    previous = record.get("config")
+    if previous and previous != json.loads(json.dumps(config.to_dict())):
+        changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.to_dict().get(k))
+        log(f"Note: the config differs from the one this run directory was started with (sections {changed}); "
+            "resuming with the new one. Use --out for a separate run.")
+    io.atomic_write_json(run_dir / "config.json", config.to_dict())
+    datasets = build_datasets(task, config, handle, ["train", "validation"], limit=args.limit)
+    steps = int(datasets["train"].cardinality())
+    if steps <= 0:
+        raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
+
+    with _strategy().scope():
+        model = build_and_load(task, config, args.weights, log)
+        model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
+                      metrics=task.metrics(config), jit_compile=False)
+    history = read_history(run_dir)
+    best_so_far = float(history["val_mae"].min()) if "val_mae" in history and len(history) else None
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    callbacks = [
+        # BackupAndRestore first: after a kill (SIGKILL included) the rerun restores weights,
+        # optimizer state and the epoch counter from the last finished epoch.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.weights.h5"), save_weights_only=True,
+                                        save_best_only=True, monitor="val_mae", mode="min",
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+    ]
+    if config.train.get("schedule", {}).get("name") == "plateau":
+        s = config.train.schedule
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=s.factor, patience=s.patience,
+                                                           min_lr=s.get("min_lr", 0.0), verbose=1))
+    n = handle.splits
+    record.update({
+        "paper": task.paper, "citation": task.citation, "variant": config.variant, "status": "training",
+        "dataset": {"name": handle.name, "fingerprint": handle.fingerprint(), "split_rule": handle.metadata.get("split_rule"),
+                    "splits": n, "train_images": min(n["train"], args.limit or n["train"]),
+                    "validation_images": min(n["validation"], args.limit or n["validation"])},
+        "image_size": config.data.image_size, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
+        "precision": precision, "seed": config.train.seed,
+        "weights": "none" if args.weights in (None, "", "none") else str(args.weights),
+        "hardware": provenance.hardware(), "versions": provenance.library_versions(), **provenance.git_commit(),
+        "config": config.to_dict(),
+    })
+    record.setdefault("started", provenance.now())
+    _save_record(run_dir, record)
+    start = time.time()
+    status = "failed"
+    try:
+        model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.train.epochs,
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+        status = "trained"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        history = read_history(run_dir)
+        record.update({"status": status, "epochs_done": int(history["epoch"].max()) if len(history) else 0,
+                       "wall_time_s": round(record.get("wall_time_s", 0) + time.time() - start, 1),
+                       "ended": provenance.now()})
+        if "val_mae" in history and len(history):
+            best = history.loc[history["val_mae"].idxmin()]
+            record["best_epoch"], record["best_val_mae"] = int(best["epoch"]), float(best["val_mae"])
+        _save_record(run_dir, record)
+    log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best val MAE "
+        f"{record.get('best_val_mae', float('nan')):.2f} months (epoch {record.get('best_epoch')}).")
+    return run_dir, model, handle, config
+
+
+# ----------------------------------------------------------------------------- evaluate
+def predict_dataset(task, model, config, ds):
+    """Runs the model over a dataset of (inputs, targets); returns {estimate: months}, targets, sex."""
+    estimates, targets, males = {}, [], []
+    for inputs, y in ds:
+        for name, months in task.predict(model, inputs, config).items():
+            estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
+        targets.append(np.asarray(y, np.float64).reshape(-1))
+        males.append(np.asarray(inputs["male"]).reshape(-1))
+    return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males))
+
+
+def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log=print):
+    """Evaluates the best checkpoint of a run on one split; writes metrics, predictions and plots."""
+    from common import data as data_lib
+    from common import evaluation, pipeline
+    if config is None:
+        config = make_config(task, args)
+        _set_policy(resolve_precision(args.precision))
+    if handle is None:
+        handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    run_dir = Path(run_dir or args.out or default_run_dir(task, handle.name, config))
+    record = _record(run_dir)
+    if model is None:
+        model = task.build_model(config)
+    weights = run_dir / "checkpoints" / "best.weights.h5"
+    if not weights.exists():
+        weights = run_dir / "checkpoints" / "last.weights.h5"
+    if not weights.exists():
+        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
+    model.load_weights(weights)
+    split = args.split
+    limit = args.limit
+    eval_ds = pipeline.make_dataset(handle, split, preprocess=task.preprocess(config, False),
+                                    to_model_io=task.to_model_io(config), batch_size=config.train.batch_size,
+                                    training=False, limit=limit)
+    ids_ds = pipeline.read_split(handle, split).map(lambda e: e["id"])
+    ids = [i.decode() for i in (ids_ds.take(limit) if limit else ids_ds).as_numpy_iterator()]
+    log(f"Evaluating {weights.name} on {handle.name} {split} ({len(ids)} images) ...")
+    start = time.time()
+    estimates, targets, males = predict_dataset(task, model, config, eval_ds)
+    history = read_history(run_dir)
+    out_dir = run_dir / split
+    summaries = {}
+    for i, (name, pred) in enumerate(estimates.items()):
+        df = pd.DataFrame({"id": ids, "boneage_true": targets, "boneage_pred": pred, "male": males.astype(int)})
+        target_dir = out_dir if i == 0 else out_dir / f"estimate-{name}"
+        evaluation.write_evaluation(target_dir, df, history=history if i == 0 else None,
+                                    title=f"{task.paper} ({config.variant}, {name}) on {handle.name} {split}",
+                                    seed=config.train.seed)
+        summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
+    record.setdefault("evaluations", {})[split] = {
+        "images": len(ids), "weights": weights.name, "estimates": summaries, "primary_estimate": next(iter(estimates)),
+        "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split),
+        "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
+    if record.get("status") == "trained":
+        record["status"] = "evaluated"
+    record.setdefault("paper", task.paper)
+    _save_record(run_dir, record)
+    primary = summaries[next(iter(estimates))]
+    log(f"{split}: MAE {primary['mae']['value']:.2f} months "
+        f"[{primary['mae']['ci_low']:.2f}, {primary['mae']['ci_high']:.2f}] on {len(ids)} images -> {out_dir}")
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- predict
+def read_sex(args, files) -> dict:
+    """Sex per file from --sex (one value for all) or --sex-csv (columns id or file, and sex/male)."""
+    from common.labels import MALE_VALUES
+    if args.sex:
+        value = MALE_VALUES.get(str(args.sex).strip().lower())
+        if value is None:
+            raise SystemExit(f"error: --sex {args.sex!r} is not a known sex; use M or F")
+        return {f: value for f in files}
+    if args.sex_csv:
+        table = pd.read_csv(args.sex_csv, dtype=str)
+        cols = {c.lower(): c for c in table.columns}
+        key = cols.get("id") or cols.get("file")
+        sex = cols.get("sex") or cols.get("male")
+        if not key or not sex:
+            raise SystemExit(f"error: --sex-csv {args.sex_csv} needs columns id (or file) and sex (or male); "
+                             f"found {list(table.columns)}")
+        lookup = {str(r[key]).strip(): r[sex] for _, r in table.iterrows()}
+        out = {}
+        for f in files:
+            raw = lookup.get(Path(f).stem, lookup.get(Path(f).name, lookup.get(str(f))))
+            value = MALE_VALUES.get(str(raw).strip().lower()) if raw is not None else None
+            out[f] = value
+        return out
+    return {f: None for f in files}
+
+
+def predict(task, args, log=print):
+    from common import images, pipeline
+    config = make_config(task, args)
+    _set_policy("float32")
+    files = []
+    for item in args.files:
+        p = Path(item)
+        files.extend(sorted(images.index_images(p).values()) if p.is_dir() else [p])
+    if not files:
+        raise SystemExit("error: no image files given")
+    sexes = read_sex(args, files)
+    if task.needs_sex:
+        unknown = [str(f) for f, s in sexes.items() if s is None]
+        if unknown:
+            raise SystemExit(f"error: this model needs the patient's sex; missing or unknown for {len(unknown)} "
+                             f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
+    run_dir = Path(args.out) if args.out else None
+    if run_dir is None:
+        candidates = sorted((RESULTS_DIR / task.paper).glob("*/checkpoints/best.weights.h5"),
+                            key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise SystemExit(f"error: no trained {task.paper} model found; pass --out RUN_DIR or train first")
+        run_dir = candidates[-1].parent.parent
+    if (run_dir / "config.json").exists():
+        config = Config(json.loads((run_dir / "config.json").read_text()))
+    weights = run_dir / "checkpoints" / "best.weights.h5"
+    if not weights.exists():
+        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints")
+    model = task.build_model(config)
+    model.load_weights(weights)
+
+    records, failures = [], []
+    for f in files:
+        try:
+            pixels = images.read_image(f)
+            records.append((str(f), pixels, sexes[f] if sexes[f] is not None else 0))
+        except images.ImageError as e:
+            failures.append((str(f), str(e)))
+            print(f"skipped: {e}", file=sys.stderr)
+    rows = []
+    if records:
+        ds = pipeline.from_arrays(records, preprocess=task.preprocess(config, False),
+                                  to_model_io=task.to_model_io(config), batch_size=config.train.batch_size)
+        estimates, _, _ = predict_dataset(task, model, config, ds)
+        for i, (f, _, male) in enumerate(records):
+            row = {"file": f, "male": int(male) if sexes[Path(f)] is not None else ""}
+            row.update({f"boneage_months_{k}" if j else "boneage_months": round(float(v[i]), 2)
+                        for j, (k, v) in enumerate(estimates.items())})
+            rows.append(row)
+    rows += [{"file": f, "error": e} for f, e in failures]
+    table = pd.DataFrame(rows)
+    out_csv = Path(args.output_csv or "predictions.csv")
+    io.atomic_to_csv(table, out_csv)
+    print(table.to_string(index=False))
+    log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights}")
+    return table
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(task, argv=None):
+    parser = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
+    p_eval = sub.add_parser("evaluate", help="evaluate a trained run")
+    p_pred = sub.add_parser("predict", help="predict bone age for image files or folders")
+    for p in (p_train, p_eval, p_pred):
+        add_shared_flags(p, task)
+    p_train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    for p in (p_train, p_eval):
+        p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p_pred.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
+    p_pred.add_argument("--sex", default=None, help="M or F, for every file")
+    p_pred.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")
+    p_pred.add_argument("--output-csv", default=None, help="where to write the predictions (default predictions.csv)")
+    args = parser.parse_args(argv)
+
+    from common.datasets.base import DataError
+    from common.labels import LabelError
+    from common.weights import WeightsError
+    try:
+        if args.command == "train":
+            run_dir, model, handle, config = train(task, args)
+            if not args.no_eval:
+                evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
+                from common import results
+                results.regenerate()
+        elif args.command == "evaluate":
+            evaluate(task, args)
+            from common import results
+            results.regenerate()
+        else:
+            predict(task, args)
+    except (DataError, LabelError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno == 28:  # ENOSPC: every write is atomic, so nothing half-written was left behind
+            print(f"error: the disk is full ({e}). Nothing was half-written; free space and rerun the same "
+                  "command to resume.", file=sys.stderr)
+            return 2
+        raise
+    return 0
+

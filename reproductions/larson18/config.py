@@ -1,0 +1,122 @@
+r"""Larson et al. 2018: ResNet-50 bone age as sex-specific monthly classification.
+
+Paper: Larson DB, Chen MC, Lungren MP, Halabi SS, Stence NV, Langlotz CP. "Performance of a
+Deep-Learning Neural Network Model in Assessing Skeletal Maturity on Pediatric Hand Radiographs."
+Radiology 2018;287(1):313-322. doi:10.1148/radiol.2017170236
+
+Public code from the authors' group (inference only, no training script):
+radinformatics/bone-age (Stanford; the checkpoint is served from the Langlotz lab's
+`langlotzlab-models/bone-age` bucket). `boneage/resnet.py@46de7fd1` holds the network, the
+2 x 240 output and the ten fixed test-time crops; `boneage/predict_image.py@16e14a40` holds the
+three CLAHE channels and how the age is read off the probabilities; `boneage/utils.py@16176a34`
+holds the 256 x 256 resize. The Methods section of the paper could not be read while this config
+was written (see README.md, "Deviations and reconstructed values"), so every value below says
+whether it comes from that code, from the paper's abstract, or is reconstructed.
+
+Commands (run from the repository root):
+
+    python -m reproductions.larson18 train --data phantoms --small        # CPU smoke run, minutes
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100
+    python -m reproductions.larson18 evaluate --out DIR                   # ten-crop test-time eval
+    python -m reproductions.larson18 predict FILE --sex M                 # argmax and expected age
+
+Expected cost (estimate, not measured): the full config is ~20,000 steps of ResNet-50 at 224 px,
+batch 32 (~640k images through forward and backward), about one hour on one H100 with mixed
+precision if the 256-px CLAHE images are cached; the data pipeline (decode, resize, CLAHE) on
+CPU is the likely bottleneck when they are not. The `small` variant runs on a laptop CPU in
+minutes and proves only that the code runs.
+
+The paper's number (abstract): against the mean of the clinical report and three additional
+reviewers on a 200-examination test set, the model's mean absolute difference (MAD) was
+0.50 years (~6.0 months), root mean square 0.63 years, mean difference 0 years. These could
+not be re-read in the paper while this was written: paper_numbers.json marks them unverified
+and says where they stand. Our test set (RSNA's 200 images) carries a six-reviewer reference.
+"""
+from common.config import Config
+
+VARIANTS = ("", "small")
+
+
+def get_config(variant: str = "") -> Config:
+    """The Larson18 config; `variant="small"` shrinks it for a CPU smoke run."""
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
+                         f"Received: variant={variant!r}")
+
+    config = Config({
+        "name": "larson18",  # the reproduction's package name
+        "seed": 0,  # reconstructed: any fixed seed; the authors' seed is not published
+
+        # --- data -----------------------------------------------------------------------------
+        "data": {
+            # Load size: every radiograph becomes 256 x 256 before CLAHE and cropping.
+            "image_size": 256,  # taken from radinformatics/bone-age boneage/cli.py@16176a34 (--width/--height default 256) and boneage/resnet.py@46de7fd1 (input placeholder (256,256,3)); paper not read
+            # Authors warp the whole radiograph to the square (PIL `resize((256,256))`, aspect not kept).
+            "resize_mode": "warp",  # taken from radinformatics/bone-age boneage/utils.py@16176a34 import_image ("warped_width/height"); "pad" (keep aspect) is available
+            "resize_method": "bilinear",  # reconstructed: the demo used Pillow 3.2's default (nearest, Dockerfile@16176a34 pins Pillow==3.2.0), most likely by accident; antialiased bilinear avoids aliasing when shrinking ~2000-px films
+            # Network input: 224 x 224 crops of the 256 x 256 image.
+            "crop_size": 224,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 fixed_crops (target_height = target_width = 224)
+            # Three contrast channels: CLAHE of the 256-px grey image at three clip limits, in this order.
+            "clahe": [
+                {"clip_limit": 1.0, "tile_grid": 8},  # channel 0 "low": taken from radinformatics/bone-age boneage/predict_image.py@16e14a40 clahe_augment
+                {"clip_limit": 3.0, "tile_grid": 8},  # channel 1 "medium": same source
+                {"clip_limit": 5.0, "tile_grid": 8},  # channel 2 "high": same source
+            ],
+            # Scaling: the authors subtract each crop's scalar mean from the 0-255 float crop.
+            "normalization": "crop_mean",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 fixed_crops ("Per crop mean subtraction"); "caffe" (keras ResNet50 BGR-mean mode) is available
+        },
+
+        # --- model ----------------------------------------------------------------------------
+        "model": {
+            "backbone": "resnet50",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (Resnet50, num_blocks [3,4,6,3], bottleneck); the paper's title/abstract call it a deep-learning CNN
+            "pretrained": "imagenet",  # reconstructed: the authors' network code is ry/tensorflow-resnet, whose purpose is loading He et al.'s ImageNet Caffe weights; the deployed checkpoint does not say how it was initialised
+            "num_classes_per_sex": 240,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (NUM_AGES = 240; class k = k months)
+            "sex_handling": "split_head",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (fc of NUM_AGES*2 units; female = first 240, male = last 240); see README for the softmax detail
+        },
+
+        # --- train ----------------------------------------------------------------------------
+        # The authors' training script is not public and the paper's Methods were not read:
+        # everything here except the weight decay is reconstructed.
+        "train": {
+            "loss": "categorical_crossentropy",  # reconstructed: cross-entropy on the integer-month class of the patient's sex half (the deployed head is a softmax classifier)
+            "label_smoothing": 0.0,  # reconstructed: nothing in the code suggests smoothing
+            "optimizer": "sgd",  # taken from ry/tensorflow-resnet resnet_train.py@446c2f42 (MomentumOptimizer), the template the authors' resnet.py derives from (paper silent as read)
+            "momentum": 0.9,  # taken from ry/tensorflow-resnet resnet_train.py@446c2f42 (MOMENTUM = 0.9)
+            "learning_rate": 0.01,  # reconstructed: ry's default 0.1 is for training from scratch; 0.01 is the usual SGD rate for fine-tuning ImageNet ResNet-50 at batch 32
+            "schedule": "cosine",  # reconstructed: no schedule is published; cosine decay to 0 needs no extra constants
+            "warmup_epochs": 1,  # reconstructed: short linear warm-up so the new 480-way head does not wreck the pretrained features
+            "weight_decay": 4e-5,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (CONV_WEIGHT_DECAY = FC_WEIGHT_DECAY = 0.00004, an L2 term 0.5*wd*sum(w^2) per tf.contrib l2_regularizer)
+            "epochs": 50,  # reconstructed: the deployed checkpoint is ckpt-19999 (20,000 steps, an Inception-style loop saving at max_steps-1); 20,000 x 32 / 12,611 images ~ 50 epochs
+            "batch_size": 32,  # reconstructed: not published; 32 with 50 epochs matches the 20,000 steps above
+            # Random ops on the 256-px CLAHE image. The flipped test-time crops imply flips in training.
+            "augmentation": {
+                "random_crop": True,  # reconstructed: a uniformly random 224 crop of the 256 image, the training counterpart of the authors' fixed corner/centre crops (resnet.py@46de7fd1)
+                "horizontal_flip": True,  # reconstructed: p = 0.5; the authors average over horizontally flipped crops at test time (resnet.py@46de7fd1), so the network must have seen flips
+            },
+        },
+
+        # --- eval -----------------------------------------------------------------------------
+        "eval": {
+            # Ten fixed crops: corners (ul, ur, ll, lr) and centre of the image, then the same five of
+            # its left-right mirror; at 256/224 the offsets are 0, 32 and 16 (centre).
+            "test_time_crops": "ten_crop",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 fixed_crops; "center" (one crop) is available
+            "combine": "mean_probs",  # reconstructed: authors sum the ten 480-way softmaxes, keep the sex half and renormalise; with a per-sex softmax head the mean of the ten half-probabilities is the nearest equivalent (README)
+            # Both read-outs are reported, as the authors' demo prints both.
+            "estimates": ["expected", "argmax"],  # taken from radinformatics/bone-age boneage/predict_image.py@16e14a40 ("predicted_weight" = sum_k k*p_k, "predicted_age" = argmax)
+            "primary_estimate": "expected",  # reconstructed: which read-out the paper's MAD used could not be checked; the expected value is the finer one
+        },
+    })
+
+    if variant == "small":
+        # CPU smoke run: shrink only what must shrink; keep every method the same.
+        config.data.image_size = 72  # small: 72-px load size so ResNet-50 runs on a laptop CPU
+        config.data.crop_size = 64  # small: the crop keeps 64/72 = 89% of the side, close to 224/256 = 87.5%
+        config.train.epochs = 2  # small: enough to see the loss move
+        config.train.batch_size = 16  # small: fits two shared CPU cores
+        config.train.warmup_epochs = 0  # small: no room for warm-up in two epochs
+        for channel in config.data.clahe:
+            # small: 2 x 2 tiles of 36 px, near the paper's 32-px tiles (256 / 8), so OpenCV's clip
+            # counts (clip * tile area / 256) stay distinct: 5, 15, 25 vs the paper's 4, 12, 20.
+            # Tiles of 9 px (72 / 8) would round all three to 1: three identical channels.
+            channel["tile_grid"] = 2  # small: see the three lines above
+    return config

@@ -1,0 +1,85 @@
+"""Tests for the Larson18 config: values, the small variant, and the source comments."""
+import ast
+import inspect
+
+import pytest
+
+from reproductions.larson18 import config as config_module
+from reproductions.larson18.config import get_config
+
+
+def _flatten(node, prefix=""):
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_paper_setting():
+    config = get_config()
+    assert (config.data.image_size, config.data.crop_size) == (256, 224)
+    assert [c["clip_limit"] for c in config.data.clahe] == [1.0, 3.0, 5.0]
+    assert all(c["tile_grid"] == 8 for c in config.data.clahe)
+    assert config.model.backbone == "resnet50"
+    assert config.model.num_classes_per_sex == 240
+    assert config.model.sex_handling == "split_head"
+    assert config.eval.test_time_crops == "ten_crop"
+    assert set(config.eval.estimates) == {"expected", "argmax"}
+
+
+def test_small_variant_changes_only_sizes_and_length():
+    full, small = _flatten(get_config().to_dict()), _flatten(get_config("small").to_dict())
+    assert full.keys() == small.keys()
+    changed = {k for k in full if full[k] != small[k]}
+    assert changed == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
+                       "train.batch_size", "train.warmup_epochs"}
+    assert [c["clip_limit"] for c in small["data.clahe"]] == [1.0, 3.0, 5.0]  # the method stays
+    assert small["data.crop_size"] < small["data.image_size"] <= 96
+
+
+@pytest.mark.parametrize("variant", ["", "small"])
+def test_clahe_channels_stay_distinct_at_the_load_size(variant):
+    from reproductions.larson18.preprocessing import opencv_clip_counts
+
+    config = get_config(variant)
+    counts = opencv_clip_counts(config.data.image_size, config.data.clahe)
+    assert len(set(counts)) == 3, counts
+    if not variant:
+        assert counts == [4, 12, 20]
+
+
+def test_unknown_variant_and_override():
+    with pytest.raises(ValueError, match="Received: variant='tiny'"):
+        get_config("tiny")
+    config = get_config().apply_overrides(["train.learning_rate=0.001"])
+    assert config.train.learning_rate == 0.001
+    with pytest.raises(KeyError):
+        get_config().override("train.lr", 0.1)
+
+
+def test_every_value_has_a_source_comment():
+    """Each literal value line in get_config names its source in a trailing comment."""
+    source = inspect.getsource(config_module.get_config)
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    value_lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for value in node.values:
+                nested = isinstance(value, ast.Dict) or (
+                    isinstance(value, ast.List) and any(isinstance(e, ast.Dict) for e in value.elts))
+                if not nested:
+                    value_lines.add(value.lineno)
+        if isinstance(node, ast.List):
+            value_lines.update(e.lineno for e in node.elts if isinstance(e, ast.Dict))
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+            value_lines.add(node.lineno)
+    missing = [lines[n - 1].strip() for n in sorted(value_lines) if "#" not in lines[n - 1]]
+    assert not missing, f"values without a source comment: {missing}"
+    for n in value_lines:
+        comment = lines[n - 1].split("#", 1)[1]
+        assert any(tag in comment for tag in ("taken from", "reconstructed", "Larson18",
+                                              "small:", "same source", "the reproduction")), comment
