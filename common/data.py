@@ -110,6 +110,9 @@ def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, s
     kind, _, arg = spec.partition(":")
     if kind.startswith("phantoms"):
         config = kind.partition("/")[2] or "default"
+        built = _latest_version_dir(data_dir / "phantoms" / config)
+        if built:
+            return open_dataset(built)
         if config not in {c.name for c in Phantoms.BUILDER_CONFIGS}:
             raise DataError(f"Unknown phantom set {config!r}; known: {[c.name for c in Phantoms.BUILDER_CONFIGS]}")
         return build(Phantoms(config=config, data_dir=data_dir), log=log)

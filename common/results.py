@@ -41,14 +41,16 @@ def _fmt(x, digits=2):
 
 def paper_cell(numbers: dict) -> str:
     """The paper's own headline number, its test set and its citation, marked as the paper's."""
-    if not numbers:
-        return "—"
-    items = numbers.get("numbers", [])
+    items = (numbers or {}).get("numbers", [])
     headline = next((n for n in items if n.get("headline")), items[0] if items else None)
     if headline is None:
         return "—"
-    value = f"{headline['value']} {headline.get('units', '')}".strip()
-    return (f"**paper:** {headline.get('metric', '')} {value} — {headline.get('test_set', '')} "
+    unit = headline.get("unit", headline.get("units", ""))
+    value = f"{headline['value']} {unit}".strip()
+    if "value_months" in headline and unit != "months":
+        value += f" ({headline['value_months']} months)"
+    test_set = headline.get("short_test_set", headline.get("test_set", ""))
+    return (f"**paper:** {headline.get('short_metric', headline.get('metric', ''))} {value}; {test_set} "
             f"({numbers.get('short_citation', numbers.get('citation', ''))}, {headline.get('where', '')})")
 
 

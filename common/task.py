@@ -21,6 +21,7 @@ class Task:
     predict: Callable              # (model, inputs, config) -> {estimate name: months [B]}; first = primary
     augment: Callable = lambda config: None        # (config) -> fn(example, seed) -> example, or None
     batch_augment: Callable = lambda config: None  # (config) -> fn(batch) -> batch, or None
+    test_preprocess: Callable | None = None        # (config) -> fn(example) for evaluate/predict (e.g. test-time crops)
     backbone_name: str | None = None               # nested model that --weights loads into
     weights_hint: str = ""                         # the file --weights expects, for messages
     needs_sex: bool = True                         # the model takes sex as an input

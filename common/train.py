@@ -35,7 +35,7 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None, help="model input size in px")
+    p.add_argument("--image-size", type=int, default=None, help="image size in px (the config's data.image_size)")
     p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
@@ -53,7 +53,7 @@ def make_config(task, args) -> Config:
     config = task.get_config(variant)
     config.apply_overrides(args.set)
     for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
-                      ("image_size", "data.image_size"), ("seed", "train.seed")):
+                      ("image_size", "data.image_size"), ("seed", "seed")):
         if getattr(args, flag, None) is not None:
             config.override(key, getattr(args, flag))
     config.variant = variant or "paper"
@@ -94,10 +94,10 @@ def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
     opt, sched = cfg.train.optimizer, cfg.train.get("schedule", Config(name="constant"))
     lr = opt.learning_rate
     if sched.name == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps_per_epoch * epochs),
-                                                   warmup_steps=int(sched.get("warmup_epochs", 0) * steps_per_epoch),
-                                                   warmup_target=lr if sched.get("warmup_epochs") else None,
-                                                   initial_learning_rate=0.0 if sched.get("warmup_epochs") else lr)
+        total = max(1, steps_per_epoch * epochs)
+        warmup = min(int(sched.get("warmup_epochs", 0) * steps_per_epoch), total - 1)
+        lr = (keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=lr, warmup_steps=warmup)
+              if warmup else keras.optimizers.schedules.CosineDecay(lr, total))
     elif sched.name == "step":
         boundaries = [int(e * steps_per_epoch) for e in sched.boundaries_epochs]
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(
@@ -109,7 +109,11 @@ def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
                "rmsprop": keras.optimizers.RMSprop}
     if opt.name not in classes:
         raise ValueError(f"Unknown optimizer {opt.name!r}; known: {sorted(classes)}")
-    return classes[opt.name](learning_rate=lr, **kwargs)
+    optimizer = classes[opt.name](learning_rate=lr, **kwargs)
+    if kwargs.get("weight_decay"):
+        # Decay kernels only, as the papers' L2 terms did: not batch-norm scales/offsets, not biases.
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
 
 
 def read_history(run_dir) -> pd.DataFrame:
@@ -147,7 +151,7 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
             batch_size=config.train.batch_size, training=training,
             augment=task.augment(config) if training else None,
             batch_augment=task.batch_augment(config) if training else None,
-            seed=config.train.seed, limit=limit, cache=bool(config.data.get("cache", False)))
+            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)))
     return out
 
 
@@ -172,7 +176,7 @@ def train(task, args, log=print):
     config = make_config(task, args)
     precision = resolve_precision(args.precision)
     _set_policy(precision)
-    keras.utils.set_random_seed(config.train.seed)
+    keras.utils.set_random_seed(config.seed)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +223,7 @@ def train(task, args, log=print):
                     "splits": n, "train_images": min(n["train"], args.limit or n["train"]),
                     "validation_images": min(n["validation"], args.limit or n["validation"])},
         "image_size": config.data.image_size, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
-        "precision": precision, "seed": config.train.seed,
+        "precision": precision, "seed": config.seed,
         "weights": "none" if args.weights in (None, "", "none") else str(args.weights),
         "hardware": provenance.hardware(), "versions": provenance.library_versions(), **provenance.git_commit(),
         "config": config.to_dict(),
@@ -230,7 +234,7 @@ def train(task, args, log=print):
     status = "failed"
     try:
         model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.train.epochs,
-                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
         status = "trained"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -256,6 +260,8 @@ def predict_dataset(task, model, config, ds):
     for inputs, y in ds:
         for name, months in task.predict(model, inputs, config).items():
             estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
+        if isinstance(y, dict):  # one named output: its target
+            (y,) = y.values()
         targets.append(np.asarray(y, np.float64).reshape(-1))
         males.append(np.asarray(inputs["male"]).reshape(-1))
     return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males))
@@ -282,7 +288,8 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     model.load_weights(weights)
     split = args.split
     limit = args.limit
-    eval_ds = pipeline.make_dataset(handle, split, preprocess=task.preprocess(config, False),
+    test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
+    eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
                                     to_model_io=task.to_model_io(config), batch_size=config.train.batch_size,
                                     training=False, limit=limit)
     ids_ds = pipeline.read_split(handle, split).map(lambda e: e["id"])
@@ -298,7 +305,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
         target_dir = out_dir if i == 0 else out_dir / f"estimate-{name}"
         evaluation.write_evaluation(target_dir, df, history=history if i == 0 else None,
                                     title=f"{task.paper} ({config.variant}, {name}) on {handle.name} {split}",
-                                    seed=config.train.seed)
+                                    seed=config.seed)
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
     record.setdefault("evaluations", {})[split] = {
         "images": len(ids), "weights": weights.name, "estimates": summaries, "primary_estimate": next(iter(estimates)),
@@ -382,7 +389,8 @@ def predict(task, args, log=print):
             print(f"skipped: {e}", file=sys.stderr)
     rows = []
     if records:
-        ds = pipeline.from_arrays(records, preprocess=task.preprocess(config, False),
+        test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
+        ds = pipeline.from_arrays(records, preprocess=test_preprocess,
                                   to_model_io=task.to_model_io(config), batch_size=config.train.batch_size)
         estimates, _, _ = predict_dataset(task, model, config, ds)
         for i, (f, _, male) in enumerate(records):

@@ -35,7 +35,7 @@ def test_small_variant_changes_only_sizes_and_length():
     assert full.keys() == small.keys()
     changed = {k for k in full if full[k] != small[k]}
     assert changed == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
-                       "train.batch_size", "train.warmup_epochs"}
+                       "train.batch_size", "train.schedule.warmup_epochs"}
     assert [c["clip_limit"] for c in small["data.clahe"]] == [1.0, 3.0, 5.0]  # the method stays
     assert small["data.crop_size"] < small["data.image_size"] <= 96
 
@@ -54,8 +54,8 @@ def test_clahe_channels_stay_distinct_at_the_load_size(variant):
 def test_unknown_variant_and_override():
     with pytest.raises(ValueError, match="Received: variant='tiny'"):
         get_config("tiny")
-    config = get_config().apply_overrides(["train.learning_rate=0.001"])
-    assert config.train.learning_rate == 0.001
+    config = get_config().apply_overrides(["train.optimizer.learning_rate=0.001"])
+    assert config.train.optimizer.learning_rate == 0.001
     with pytest.raises(KeyError):
         get_config().override("train.lr", 0.1)
 

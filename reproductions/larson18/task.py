@@ -1,0 +1,86 @@
+"""Larson18 as a Task for the shared machinery: which config, model, data functions and read-out.
+
+Targets are bone ages in months; the loss turns them into the patient's-sex monthly class
+(cross-entropy on the selected half of the 2 x 240 head), and the metric `mae` reads the
+expected age off the probabilities, so training logs and checkpoints speak in months.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common.task import Task
+from reproductions.larson18 import config as larson_config
+from reproductions.larson18 import model as larson_model
+from reproductions.larson18 import preprocessing as larson_pp
+
+CITATION = ("Larson DB, Chen MC, Lungren MP, et al. Performance of a Deep-Learning Neural Network Model in "
+            "Assessing Skeletal Maturity on Pediatric Hand Radiographs. Radiology 2018;287(1):313-322.")
+
+
+def build_model(config):
+    return larson_model.build_larson18_model(config.data.crop_size, config.model.num_classes_per_sex)
+
+
+def to_model_io(config):
+    def io(batch):
+        inputs = {"image": batch["image"], "male": tf.cast(batch["male"], tf.float32)[:, None]}
+        return inputs, {"probs": batch["boneage_months"]}
+    return io
+
+
+def loss(config):
+    classes, smoothing = config.model.num_classes_per_sex, config.train.label_smoothing
+
+    def larson_class_crossentropy(months, probs):
+        target = ops.one_hot(ops.cast(ops.clip(ops.round(ops.reshape(months, (-1,))), 0, classes - 1), "int32"),
+                             classes)
+        if smoothing:
+            target = target * (1.0 - smoothing) + smoothing / classes
+        return keras.losses.categorical_crossentropy(target, ops.cast(probs, "float32"))
+    return {"probs": larson_class_crossentropy}
+
+
+def metrics(config):
+    def absolute_error_months(months, probs):
+        return ops.abs(larson_model.expected_age(probs) - ops.reshape(ops.cast(months, "float32"), (-1,)))
+    return {"probs": [keras.metrics.MeanMetricWrapper(absolute_error_months, name="mae")]}
+
+
+def predict(model, inputs, config):
+    """Both read-outs of the paper, the primary one first; test-time crops are averaged."""
+    image, male = np.asarray(inputs["image"]), np.asarray(inputs["male"], np.float32)
+    crops = image.shape[1] if image.ndim == 5 else 1
+    flat = image.reshape((-1,) + image.shape[-3:])
+    probs = np.asarray(model.predict_on_batch({"image": flat, "male": np.repeat(male, crops, axis=0)})["probs"])
+    probs = np.asarray(larson_model.average_crop_probs(probs.reshape(len(male), crops, -1), axis=1))
+    read = {"expected": np.asarray(larson_model.expected_age(probs)),
+            "argmax": np.asarray(larson_model.argmax_age(probs)).astype(np.float64)}
+    primary = config.eval.primary_estimate
+    return {primary: read[primary], **{k: v for k, v in read.items() if k != primary}}
+
+
+def test_preprocess(config):
+    if config.eval.test_time_crops == "center":
+        return larson_pp.make_example_preprocess(config, training=False)
+    return larson_pp.make_example_test_time_crops(config)
+
+
+TASK = Task(
+    paper="larson18",
+    citation=CITATION,
+    get_config=larson_config.get_config,
+    build_model=build_model,
+    preprocess=lambda config, training: larson_pp.make_example_preprocess(config, training=training),
+    augment=larson_pp.make_example_augment,
+    test_preprocess=test_preprocess,
+    to_model_io=to_model_io,
+    loss=loss,
+    metrics=metrics,
+    predict=predict,
+    backbone_name=larson_model.BACKBONE_NAME,
+    weights_hint="keras.applications ResNet50 ImageNet weights without top "
+                 "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5)",
+    needs_sex=True,
+    variants=tuple(v for v in larson_config.VARIANTS if v),
+)
