@@ -127,7 +127,7 @@ def get_config(variant: str = "") -> Config:
     if variant in ("scratch", "small", "thumbs"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
-        config.train.optimizer = Config({
+        config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
             "name": "adamw",  # scratch: reconstructed deviation; Adam moves a randomly initialised ResNet-50 within a CPU budget where SGD at 0.01 did not (measured: README)
             "learning_rate": 1e-3,  # scratch: Adam's usual rate
             "weight_decay": 4e-5,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1, as in the paper setting (decoupled)

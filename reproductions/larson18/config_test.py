@@ -30,17 +30,28 @@ def test_paper_setting():
     assert set(config.eval.estimates) == {"expected", "argmax"}
 
 
-def test_small_variant_changes_only_sizes_and_length():
-    full, small = _flatten(get_config().to_dict()), _flatten(get_config("small").to_dict())
-    assert full.keys() == small.keys()
-    changed = {k for k in full if full[k] != small[k]}
-    assert changed == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
-                       "train.batch_size", "train.schedule.warmup_epochs"}
-    assert [c["clip_limit"] for c in small["data.clahe"]] == [1.0, 3.0, 5.0]  # the method stays
-    assert small["data.crop_size"] < small["data.image_size"] <= 96
+def _changed(a, b):
+    a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
+    assert a.keys() - {"train.optimizer.momentum"} == b.keys() - {"train.optimizer.momentum"}
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
-@pytest.mark.parametrize("variant", ["", "small"])
+def test_scratch_variant_changes_only_the_optimizer():
+    assert _changed("", "scratch") == {"model.pretrained", "train.optimizer.name", "train.optimizer.momentum",
+                                       "train.optimizer.learning_rate"}
+
+
+def test_small_and_thumbs_variants_change_only_sizes_and_length():
+    assert _changed("scratch", "small") == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
+                                            "train.batch_size", "train.schedule.warmup_epochs"}
+    assert _changed("scratch", "thumbs") == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
+                                             "train.schedule.warmup_epochs"}
+    small = get_config("small")
+    assert [c["clip_limit"] for c in small.data.clahe] == [1.0, 3.0, 5.0]  # the method stays
+    assert small.data.crop_size < small.data.image_size <= 96
+
+
+@pytest.mark.parametrize("variant", ["", "small", "thumbs"])
 def test_clahe_channels_stay_distinct_at_the_load_size(variant):
     from reproductions.larson18.preprocessing import opencv_clip_counts
 
@@ -82,4 +93,4 @@ def test_every_value_has_a_source_comment():
     for n in value_lines:
         comment = lines[n - 1].split("#", 1)[1]
         assert any(tag in comment for tag in ("taken from", "reconstructed", "Larson18",
-                                              "small:", "same source", "the reproduction")), comment
+                                              "small:", "scratch:", "thumbs:", "kit choice", "same source", "the reproduction")), comment
