@@ -1,5 +1,6 @@
 """Fixtures shared by the tests beside the modules and in tests/."""
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -8,6 +9,9 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs started by tests (and the tables they regenerate) go to a scratch folder, never into the
+# committed results/; subprocesses inherit it.
+os.environ.setdefault("BONEAGE_RESULTS_DIR", tempfile.mkdtemp(prefix="boneage-results-"))
 ROOT = Path(__file__).resolve().parent
 SHARED_DATA = Path(os.environ.get("BONEAGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

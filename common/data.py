@@ -59,11 +59,10 @@ class DataHandle:
         return f"{self.name} ({', '.join(f'{k} {v}' for k, v in sorted(self.splits.items()))})"
 
 
-def _remove_stale_incomplete(data_dir: Path, name: str):
-    """An interrupted build leaves TFDS 'incomplete.*' folders; they hold nothing a reader uses."""
-    base = data_dir / name
-    if base.is_dir():
-        for stale in base.rglob("*incomplete*"):
+def _remove_stale_incomplete(config_dir: Path):
+    """An interrupted build leaves a TFDS 'incomplete.*' folder beside the version folder."""
+    if config_dir.is_dir():
+        for stale in config_dir.glob("incomplete.*"):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
 
@@ -72,7 +71,7 @@ def build(builder: tfds.core.DatasetBuilder, manual_dir=None, log=print) -> Data
     """Builds (if not yet built) and opens a dataset. Atomic: a rerun after a kill just works."""
     data_dir = Path(builder.data_dir_root)
     if not Path(builder.data_dir, "dataset_info.json").exists():
-        _remove_stale_incomplete(data_dir, builder.name)
+        _remove_stale_incomplete(Path(builder.data_dir).parent)
         log(f"Building dataset {builder.name}/{builder.builder_config.name} into {builder.data_dir} ...")
         config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
         builder.download_and_prepare(download_config=config)
@@ -91,12 +90,27 @@ def open_dataset(version_dir) -> DataHandle:
 
 
 def _latest_version_dir(config_dir: Path) -> Path | None:
-    versions = sorted(p for p in config_dir.glob("*.*.*") if (p / "dataset_info.json").exists())
+    versions = sorted((p for p in config_dir.glob("*.*.*") if (p / "dataset_info.json").exists()),
+                      key=lambda p: tuple(int(x) if x.isdigit() else 0 for x in p.name.split(".")))
     return versions[-1] if versions else None
 
 
+def _check_same_source(handle: DataHandle, source: Path):
+    """A built folder dataset is reused only for the same folder and the same labels file."""
+    built = handle.metadata.get("source", {})
+    labels = source / "labels.csv"
+    now = {"images_dir": None, "labels_sha256": hashlib.sha256(labels.read_bytes()).hexdigest() if labels.exists() else None}
+    if built.get("labels_sha256") and now["labels_sha256"] and built["labels_sha256"] != now["labels_sha256"]:
+        raise DataError(f"{handle.name} was built from a different labels.csv than {labels} has now "
+                        f"(built from {built.get('labels_csv')}). Delete {handle.version_dir} to rebuild it, or "
+                        f"rename the folder.")
+    if built.get("labels_csv") and labels.exists() and Path(built["labels_csv"]) != labels.resolve():
+        raise DataError(f"{handle.name} was built from {built['labels_csv']}, not {labels.resolve()}: two folders "
+                        f"share the name {source.resolve().name!r}. Rename one, or delete {handle.version_dir}.")
+
+
 def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, skip_bad: bool = False,
-            log=print) -> DataHandle:
+            log=print, rsna_labels: dict | None = None) -> DataHandle:
     """Turns a `--data` value into an opened dataset, building it first when needed."""
     data_dir = Path(data_dir or default_data_dir())
     if not spec:
@@ -124,14 +138,17 @@ def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, s
                 return open_dataset(built)
             raise DataError(f"No RSNA download given: pass --data rsna:PATH or set ${RSNA_ENV}. "
                             + Rsna.MANUAL_DOWNLOAD_INSTRUCTIONS)
-        builder = Rsna(config=rsna_config(max_side, skip_bad=skip_bad), data_dir=data_dir)
+        labels = {f"{split}_labels": str(path) for split, path in (rsna_labels or {}).items() if path}
+        builder = Rsna(config=rsna_config(max_side, skip_bad=skip_bad, **labels), data_dir=data_dir)
         return build(builder, manual_dir=Path(source).expanduser(), log=log)
     if kind == "folder" and arg:
         source = Path(arg).expanduser()
         if not source.is_dir():
             raise DataError(f"--data folder:{arg}: no such directory")
         builder = Folder(config=folder_config(source.resolve().name, max_side, skip_bad=skip_bad), data_dir=data_dir)
-        return build(builder, manual_dir=source, log=log)
+        handle = build(builder, manual_dir=source, log=log)
+        _check_same_source(handle, source)
+        return handle
     if kind.startswith("folder/"):
         built = _latest_version_dir(data_dir / "folder" / kind.partition("/")[2])
         if built:

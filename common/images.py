@@ -24,7 +24,7 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom
-    from pydicom.pixels import apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
     try:
         ds = pydicom.dcmread(path)
         pixels = ds.pixel_array
@@ -35,8 +35,8 @@ def _read_dicom(path: Path) -> np.ndarray:
     elif pixels.ndim != 2:
         raise ImageError(f"{path}: DICOM pixel data has shape {pixels.shape}; expected one 2-D frame")
     try:
-        pixels = apply_voi_lut(pixels, ds)  # the window the modality intended for display
-    except Exception:
+        pixels = apply_voi_lut(apply_modality_lut(pixels, ds), ds)  # rescale, then the display window
+    except Exception:  # files without the tags keep their stored values
         pass
     pixels = _to_uint8(pixels)
     if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":

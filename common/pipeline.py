@@ -18,7 +18,8 @@ ENCODED_KEYS = ("image", "mask")
 def read_split(handle, split: str, shuffle_files: bool = False, seed: int = 0) -> tf.data.Dataset:
     """Parsed examples of one split with images still PNG-encoded (decoding is our next stage)."""
     if split not in handle.splits:
-        raise ValueError(f"Dataset {handle.name} has no split {split!r}; it has {sorted(handle.splits)}")
+        from common.datasets.base import DataError
+        raise DataError(f"Dataset {handle.name} has no split {split!r}; it has {sorted(handle.splits)}")
     features = handle.builder.info.features
     decoders = {k: tfds.decode.SkipDecoding() for k in ENCODED_KEYS if k in features}
     read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=4 if shuffle_files else 1)
@@ -55,7 +56,8 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
         cache: bool or str. Cache after preprocessing, in memory (True) or in a file prefix.
         limit: int or None. Use only the first `limit` examples (smoke runs).
     """
-    ds = read_split(handle, split, shuffle_files=training, seed=seed)
+    # With --limit, read in stored order so that "the first N" is the same N every epoch.
+    ds = read_split(handle, split, shuffle_files=training and not limit, seed=seed)
     if limit:
         ds = ds.take(limit)
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)

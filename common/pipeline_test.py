@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from common import pipeline, preprocessing
+from common.datasets import DataError
 
 
 def preprocess(e):
@@ -58,7 +59,7 @@ def test_keypoints_and_masks_travel_with_the_image(tiny_phantoms):
 
 
 def test_unknown_split_is_an_error(tiny_phantoms):
-    with pytest.raises(ValueError, match="no split 'holdout'"):
+    with pytest.raises(DataError, match="no split 'holdout'"):
         pipeline.read_split(tiny_phantoms, "holdout")
 
 

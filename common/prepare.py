@@ -22,9 +22,14 @@ def main(argv=None):
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="cap on the long side, px")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out bad rows/images and write a skipped.csv report instead of failing")
+    for split in ("train", "validation", "test"):
+        parser.add_argument(f"--{split}-labels", default=None, metavar="FILE",
+                            help=f"rsna: the {split} label file (CSV/XLSX), if the search by file name finds another")
     args = parser.parse_args(argv)
     try:
-        handle = data.resolve(args.data, data_dir=args.data_dir, max_side=args.max_side, skip_bad=args.skip_bad)
+        labels = {s: getattr(args, f"{s}_labels") for s in ("train", "validation", "test")}
+        handle = data.resolve(args.data, data_dir=args.data_dir, max_side=args.max_side, skip_bad=args.skip_bad,
+                              rsna_labels=labels)
     except (DataError, LabelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

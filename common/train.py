@@ -11,7 +11,9 @@ Run directory (default results/<paper>/<data>_<variant>_<size>px; --out to choos
     checkpoints/ backup/ tensorboard/   (weights and logs: never committed)
 """
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +23,11 @@ import pandas as pd
 
 from common import io, provenance
 from common.config import Config
+from common.datasets.base import DataError
 
-RESULTS_DIR = provenance.REPO_ROOT / "results"
+# BONEAGE_RESULTS_DIR moves run directories and the generated table elsewhere (the tests use it,
+# so that running them never rewrites the committed results).
+RESULTS_DIR = Path(os.environ.get("BONEAGE_RESULTS_DIR", provenance.REPO_ROOT / "results"))
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -73,14 +78,19 @@ def default_run_dir(task, data_name: str, config) -> Path:
 
 # ----------------------------------------------------------------------------- helpers
 def _strategy():
-    """MirroredStrategy over several GPUs (TensorFlow backend); the default strategy otherwise."""
+    """The distribution strategy (TensorFlow backend).
+
+    TF_CONFIG set (one per machine): MultiWorkerMirroredStrategy across the workers it names;
+    several local GPUs: MirroredStrategy; otherwise the default (one device).
+    """
     import keras
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
+        if os.environ.get("TF_CONFIG"):
+            return tf.distribute.MultiWorkerMirroredStrategy()
         if len(tf.config.list_physical_devices("GPU")) > 1:
             return tf.distribute.MirroredStrategy()
         return tf.distribute.get_strategy()
-    import contextlib
 
     class _Null:
         def scope(self):
@@ -117,7 +127,7 @@ def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
 
 
 def read_history(run_dir) -> pd.DataFrame:
-    """Per-epoch metrics; an epoch logged twice (killed between log and backup) keeps its last row."""
+    """Per-epoch metrics; an epoch logged twice (killed after its log row, before its backup) keeps its last row."""
     path = Path(run_dir) / "metrics.csv"
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["epoch"])
@@ -165,6 +175,9 @@ def build_and_load(task, config, weights=None, log=print):
     elif task.backbone_name:
         log(f"Training {task.backbone_name} from scratch (--weights none). The paper started from "
             f"ImageNet weights: pass --weights PATH ({task.weights_hint}) to match it.")
+        if config.get("model", {}).get("pretrained") == "imagenet":
+            log("WARNING: this config is the paper's fine-tuning setting (it assumes ImageNet weights); from "
+                "random weights it learns slowly. Use --variant scratch (or --small) to train from scratch.")
     return model
 
 
@@ -176,6 +189,7 @@ def train(task, args, log=print):
     config = make_config(task, args)
     precision = resolve_precision(args.precision)
     _set_policy(precision)
+    strategy = _strategy()  # before any TensorFlow op: multi-worker collectives are configured at start-up
     keras.utils.set_random_seed(config.seed)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
@@ -188,13 +202,17 @@ def train(task, args, log=print):
         changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.to_dict().get(k))
         log(f"Note: the config differs from the one this run directory was started with (sections {changed}); "
             "resuming with the new one. Use --out for a separate run.")
+    for split in ("train", "validation"):
+        if split not in handle.splits:
+            raise DataError(f"{handle.name} has no {split} split (it has {sorted(handle.splits)}); training needs "
+                            "both: model selection reads the validation MAE.")
     io.atomic_write_json(run_dir / "config.json", config.to_dict())
     datasets = build_datasets(task, config, handle, ["train", "validation"], limit=args.limit)
     steps = int(datasets["train"].cardinality())
     if steps <= 0:
         raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
 
-    with _strategy().scope():
+    with strategy.scope():
         model = build_and_load(task, config, args.weights, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
@@ -202,14 +220,16 @@ def train(task, args, log=print):
     best_so_far = float(history["val_mae"].min()) if "val_mae" in history and len(history) else None
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     callbacks = [
-        # BackupAndRestore first: after a kill (SIGKILL included) the rerun restores weights,
-        # optimizer state and the epoch counter from the last finished epoch.
+        # The log row first, then the backup: a kill between the two logs an epoch that is trained
+        # again on resume (read_history keeps its last row) instead of losing its row.
+        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+        # After a kill (SIGKILL included) the rerun restores weights, optimizer state and the epoch
+        # counter from the last finished epoch.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.weights.h5"), save_weights_only=True,
                                         save_best_only=True, monitor="val_mae", mode="min",
                                         initial_value_threshold=best_so_far),
-        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
     if config.train.get("schedule", {}).get("name") == "plateau":
@@ -229,6 +249,7 @@ def train(task, args, log=print):
         "config": config.to_dict(),
     })
     record.setdefault("started", provenance.now())
+    record.pop("evaluations", None)  # the weights are about to change: old evaluations no longer describe them
     _save_record(run_dir, record)
     start = time.time()
     status = "failed"
@@ -271,13 +292,23 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     """Evaluates the best checkpoint of a run on one split; writes metrics, predictions and plots."""
     from common import data as data_lib
     from common import evaluation, pipeline
+    if run_dir is None and args.out:
+        run_dir = Path(args.out)
+    stored = _record(run_dir) if run_dir else {}
     if config is None:
         config = make_config(task, args)
+        if run_dir and (Path(run_dir) / "config.json").exists():
+            # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
+            config = Config(json.loads((Path(run_dir) / "config.json").read_text()))
         _set_policy(resolve_precision(args.precision))
     if handle is None:
-        handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
-    run_dir = Path(run_dir or args.out or default_run_dir(task, handle.name, config))
+        spec = args.data or stored.get("dataset", {}).get("name")
+        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
+    run_dir = Path(run_dir or default_run_dir(task, handle.name, config))
     record = _record(run_dir)
+    if args.split not in handle.splits:
+        raise DataError(f"{handle.name} has no {args.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
+                        "pass --split.")
     if model is None:
         model = task.build_model(config)
     weights = run_dir / "checkpoints" / "best.weights.h5"
@@ -309,7 +340,8 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
     record.setdefault("evaluations", {})[split] = {
         "images": len(ids), "weights": weights.name, "estimates": summaries, "primary_estimate": next(iter(estimates)),
-        "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split),
+        "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split),
+        "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
         "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
     if record.get("status") == "trained":
         record["status"] = "evaluated"
@@ -331,8 +363,9 @@ def read_sex(args, files) -> dict:
             raise SystemExit(f"error: --sex {args.sex!r} is not a known sex; use M or F")
         return {f: value for f in files}
     if args.sex_csv:
+        from common.labels import HEADER_ALIASES, _normalise_header
         table = pd.read_csv(args.sex_csv, dtype=str)
-        cols = {c.lower(): c for c in table.columns}
+        cols = {HEADER_ALIASES.get(_normalise_header(c), _normalise_header(c)): c for c in table.columns}
         key = cols.get("id") or cols.get("file")
         sex = cols.get("sex") or cols.get("male")
         if not key or not sex:
@@ -355,7 +388,8 @@ def predict(task, args, log=print):
     files = []
     for item in args.files:
         p = Path(item)
-        files.extend(sorted(images.index_images(p).values()) if p.is_dir() else [p])
+        files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in images.IMAGE_SUFFIXES
+                            and not f.name.startswith(".")) if p.is_dir() else [p])
     if not files:
         raise SystemExit("error: no image files given")
     sexes = read_sex(args, files)
@@ -371,9 +405,13 @@ def predict(task, args, log=print):
         if not candidates:
             raise SystemExit(f"error: no trained {task.paper} model found; pass --out RUN_DIR or train first")
         run_dir = candidates[-1].parent.parent
+        trained_on = _record(run_dir).get("dataset", {}).get("name", "?")
+        log(f"Using the most recent {task.paper} run, {run_dir} (trained on {trained_on}); pass --out RUN_DIR to choose.")
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
     weights = run_dir / "checkpoints" / "best.weights.h5"
+    if not weights.exists():
+        weights = run_dir / "checkpoints" / "last.weights.h5"
     if not weights.exists():
         raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints")
     model = task.build_model(config)
@@ -431,7 +469,11 @@ def main(task, argv=None):
     try:
         if args.command == "train":
             run_dir, model, handle, config = train(task, args)
-            if not args.no_eval:
+            if args.no_eval:
+                pass
+            elif args.split not in handle.splits:
+                print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
+            else:
                 evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
                 from common import results
                 results.regenerate()

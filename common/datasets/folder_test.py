@@ -163,3 +163,13 @@ def test_pipeline_reads_built_folder_in_tf_data(make_folder, tmp_path):
         batch_size=2, training=False)
     x, y = next(iter(ds))
     assert x.shape == (2, 40, 30, 1) and x.dtype == tf.float32 and y.dtype == tf.float32
+
+
+def test_a_changed_labels_file_is_not_served_from_the_old_build(make_folder, tmp_path):
+    src = make_folder(ROWS)
+    build(src, tmp_path / "ds")
+    df = pd.read_csv(src / "labels.csv")
+    df.loc[0, "boneage"] = 99.0
+    df.to_csv(src / "labels.csv", index=False)
+    with pytest.raises(DataError, match="different labels.csv"):
+        build(src, tmp_path / "ds")

@@ -68,12 +68,13 @@ def find_label_files(root: Path) -> dict[str, Path]:
         if split == "test" and files and not with_ages:
             warnings.warn(f"Test label file(s) {[str(p) for p in files]} have no bone ages (the Kaggle "
                           "layout): the test split is left out. Put the ground-truth file (continuous "
-                          "six-reviewer reference) in the download folder or pass --test-labels.")
+                          "six-reviewer reference) in the download folder or pass it to `python -m common.prepare "
+                          "rsna:PATH --test-labels FILE`.")
             continue
         files = with_ages or files
         if len(files) > 1:
             raise DataError(f"Several {split} label files under {root}: {[str(p) for p in files]}; "
-                            f"keep one or pass --{split}-labels PATH.")
+                            f"keep one or pass `python -m common.prepare rsna:PATH --{split}-labels FILE`.")
         if files:
             found[split] = files[0]
     return found

@@ -150,5 +150,5 @@ def get_config(variant: str = "") -> Config:
         config.train.epochs = 14  # thumbs: about an hour on 2 CPU cores (measured: README)
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
-            channel["tile_grid"] = 3  # thumbs: 33-px tiles, near the paper's 32 px, keep the clip counts distinct (4, 12, 21)
+            channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
     return config

@@ -101,11 +101,13 @@ def test_sex_half_softmax_layer_config_round_trip():
     layer = SexHalfSoftmax(5, name="probs")
     clone = SexHalfSoftmax.from_config(layer.get_config())
     assert clone.num_classes_per_sex == 5 and clone.name == "probs"
-    logits = np.arange(10, dtype="float32")[None].repeat(2, 0)
+    logits = np.random.default_rng(0).normal(size=(1, 10)).astype("float32").repeat(2, 0)
     probs = keras.ops.convert_to_numpy(clone([logits, np.array([[0.0], [1.0]], "float32")]))
-    expected = keras.ops.convert_to_numpy(keras.ops.softmax(logits[0, :5]))
-    np.testing.assert_allclose(probs[0], expected, atol=1e-6)  # female: first half
-    np.testing.assert_allclose(probs[1], expected, atol=1e-6)  # male: second half, same shape of logits
+    female = keras.ops.convert_to_numpy(keras.ops.softmax(logits[0, :5]))
+    male = keras.ops.convert_to_numpy(keras.ops.softmax(logits[0, 5:]))
+    assert np.abs(female - male).max() > 0.05  # the halves differ, so picking the wrong one would fail
+    np.testing.assert_allclose(probs[0], female, atol=1e-6)  # female: first half
+    np.testing.assert_allclose(probs[1], male, atol=1e-6)  # male: second half
 
 
 # --- read-outs on hand-made distributions ----------------------------------------------------

@@ -33,8 +33,7 @@ def loss(config):
     classes, smoothing = config.model.num_classes_per_sex, config.train.label_smoothing
 
     def larson_class_crossentropy(months, probs):
-        target = ops.one_hot(ops.cast(ops.clip(ops.round(ops.reshape(months, (-1,))), 0, classes - 1), "int32"),
-                             classes)
+        target = ops.one_hot(larson_model.age_to_class(ops.reshape(months, (-1,)), classes), classes)
         if smoothing:
             target = target * (1.0 - smoothing) + smoothing / classes
         return keras.losses.categorical_crossentropy(target, ops.cast(probs, "float32"))
