@@ -38,7 +38,8 @@ def decode(example):
 
 def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int, training: bool,
                  augment=None, batch_augment=None, cache=False, shuffle_buffer: int = 2048,
-                 seed: int = 0, limit: int | None = None, drop_remainder: bool | None = None):
+                 seed: int = 0, limit: int | None = None, drop_remainder: bool | None = None,
+                 keys=None):
     """Builds the tf.data pipeline for one split.
 
     Args:
@@ -55,11 +56,17 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
             (e.g. Keras augmentation layers applied to batch["image"]).
         cache: bool or str. Cache after preprocessing, in memory (True) or in a file prefix.
         limit: int or None. Use only the first `limit` examples (smoke runs).
+        keys: iterable of str or None. Keep only these features (e.g. drop the phantoms' masks
+            before they are decoded, for a model that never looks at them); None keeps all.
     """
     # With --limit, read in stored order so that "the first N" is the same N every epoch.
     ds = read_split(handle, split, shuffle_files=training and not limit, seed=seed)
     if limit:
         ds = ds.take(limit)
+    if keys is not None:
+        keep = tuple(keys)
+        ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keep}, num_parallel_calls=AUTOTUNE,
+                    deterministic=not training)
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
     ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=not training)
     if cache:

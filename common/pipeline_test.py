@@ -74,3 +74,9 @@ def test_keras_augmentation_layers_run_inside_the_pipeline(tiny_phantoms):
     x, _ = next(iter(ds))
     assert x["image"].shape == (8, 48, 48, 1)
     assert np.isfinite(x["image"].numpy()).all()
+
+
+def test_keys_drop_features_before_decoding(tiny_phantoms):
+    ds = pipeline.make_dataset(tiny_phantoms, "test", preprocess=preprocess, to_model_io=lambda b: b,
+                               batch_size=4, training=False, keys=("image", "boneage_months", "male"))
+    assert set(next(iter(ds))) == {"image", "boneage_months", "male"}

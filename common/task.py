@@ -24,5 +24,6 @@ class Task:
     test_preprocess: Callable | None = None        # (config) -> fn(example) for evaluate/predict (e.g. test-time crops)
     backbone_name: str | None = None               # nested model that --weights loads into
     weights_hint: str = ""                         # the file --weights expects, for messages
+    example_keys: tuple | None = ("id", "image", "boneage_months", "male")  # features read; None = all
     needs_sex: bool = True                         # the model takes sex as an input
     variants: tuple = ("small",)                   # known config variants besides the paper's own

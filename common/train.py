@@ -161,7 +161,7 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
             batch_size=config.train.batch_size, training=training,
             augment=task.augment(config) if training else None,
             batch_augment=task.batch_augment(config) if training else None,
-            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)))
+            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=task.example_keys)
     return out
 
 
@@ -322,7 +322,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
     eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
                                     to_model_io=task.to_model_io(config), batch_size=config.train.batch_size,
-                                    training=False, limit=limit)
+                                    training=False, limit=limit, keys=task.example_keys)
     ids_ds = pipeline.read_split(handle, split).map(lambda e: e["id"])
     ids = [i.decode() for i in (ids_ds.take(limit) if limit else ids_ds).as_numpy_iterator()]
     log(f"Evaluating {weights.name} on {handle.name} {split} ({len(ids)} images) ...")

@@ -111,6 +111,10 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
         progress.close()
         self._finish_split(split, fingerprint, problems)
 
+    def _generate_examples(self, records):
+        """TFDS asks every builder for this; `_split_generators` calls `_generate_from_records` directly."""
+        yield from self._generate_from_records("train", records)
+
     def _finish_split(self, split, fingerprint, problems):
         if problems and not self.builder_config.skip_bad:
             raise DataError(f"{len(problems)} unreadable image(s) in split {split!r}; nothing was "

@@ -80,6 +80,3 @@ class Folder(BoneAgeBuilder):
         })
         return {s: self._generate_from_records(s, labels[labels["split"] == s])
                 for s in SPLITS if (labels["split"] == s).any()}
-
-    def _generate_examples(self, records: pd.DataFrame):  # required by TFDS; _split_generators uses the shared one
-        yield from self._generate_from_records("train", records)

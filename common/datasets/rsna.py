@@ -172,6 +172,3 @@ class Rsna(BoneAgeBuilder):
             print("rsna: split sizes differ from the challenge's (found, official): "
                   + ", ".join(f"{s} {a} vs {b}" for s, (a, b) in differs.items()))
         return {s: self._generate_from_records(s, t) for s, t in tables.items() if len(t)}
-
-    def _generate_examples(self, records):  # required by TFDS; _split_generators uses the shared one
-        yield from self._generate_from_records("train", records)
