@@ -136,7 +136,7 @@ def get_config(variant: str = "") -> Config:
         # CPU smoke run: shrink only what must shrink; keep every method the same.
         config.data.image_size = 72  # small: 72-px load size so ResNet-50 runs on a laptop CPU
         config.data.crop_size = 64  # small: the crop keeps 64/72 = 89% of the side, close to 224/256 = 87.5%
-        config.train.epochs = 6  # small: a few minutes on 2 CPU cores
+        config.train.epochs = 10  # small: ~5 minutes on 2 CPU cores; validation MAE fell below half the mean predictor's by epoch 7 (README)
         config.train.batch_size = 16  # small: fits two shared CPU cores
         config.train.schedule.warmup_epochs = 0  # small: no room for warm-up in a few epochs
         for channel in config.data.clahe:

@@ -13,15 +13,16 @@ import pytest
 
 from conftest import ROOT
 
-EPOCHS = 10  # measured: enough for the small variant to halve the mean predictor's error (README)
+from reproductions.larson18.config import get_config
+
+EPOCHS = get_config("small").train.epochs  # the quick start's own run, as a user gets it
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("larson18") / "run"
     env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    cmd = [sys.executable, "-m", "reproductions.larson18", "train", "--small", "--data", "phantoms",
-           "--epochs", str(EPOCHS), "--out", str(out)]
+    cmd = [sys.executable, "-m", "reproductions.larson18", "train", "--small", "--data", "phantoms", "--out", str(out)]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, env, result
