@@ -21,7 +21,8 @@ def git_commit() -> dict:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": "unknown (not a git checkout)", "dirty": None}
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "common", "reproductions")
+        # Dirty = uncommitted changes to code (generated READMEs and results do not count).
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "*.py", "pyproject.toml")
         return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown (git not available)", "dirty": None}
