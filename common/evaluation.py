@@ -381,6 +381,12 @@ def _by_sex(d):
     return (("female", d[~male]), ("male", d[male]))
 
 
+def _wrap(title, width=60):
+    """Long titles (paper, variant, data, split) wrap instead of running off a square figure."""
+    import textwrap
+    return "\n".join(textwrap.wrap(title, width)) if title else title
+
+
 def plot_predicted_vs_reference(df, path, title=""):
     """Predicted vs reference bone age, coloured by sex, with the identity line; MAEs in the legend."""
     d = _prepare(df)
@@ -412,7 +418,7 @@ def plot_predicted_vs_reference(df, path, title=""):
     overall = point_metrics(d["boneage_true"], d["boneage_pred"])["mae"] if n else float("nan")
     legend_title = f"All: n={n}, MAE {overall:.2f} months" if n else "no images"
     _legend(ax, loc="upper left", title=legend_title, title_fontsize=9)
-    ax.set_title(title or "Predicted vs reference bone age")
+    ax.set_title(_wrap(title) or "Predicted vs reference bone age", fontsize=10)
     return _save(fig, path)
 
 
@@ -445,7 +451,7 @@ def plot_bland_altman(df, path, title=""):
     ax.set_xlabel("Mean of predicted and reference bone age (months)")
     ax.set_ylabel("Predicted − reference (months)")
     _legend(ax, loc="upper right")
-    ax.set_title(title or "Bland–Altman agreement")
+    ax.set_title(_wrap(title) or "Bland–Altman agreement", fontsize=10)
     return _save(fig, path)
 
 
