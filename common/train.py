@@ -275,17 +275,26 @@ def train(task, args, log=print):
 
 
 # ----------------------------------------------------------------------------- evaluate
+def with_ids(to_model_io):
+    """to_model_io that also passes each example's id along, so evaluation reads the split once."""
+    def io(batch):
+        inputs, targets = to_model_io(batch)
+        return inputs, targets, batch["id"]
+    return io
+
+
 def predict_dataset(task, model, config, ds):
-    """Runs the model over a dataset of (inputs, targets); returns {estimate: months}, targets, sex."""
-    estimates, targets, males = {}, [], []
-    for inputs, y in ds:
+    """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids."""
+    estimates, targets, males, ids = {}, [], [], []
+    for inputs, y, batch_ids in ds:
+        ids.extend(i.decode() for i in np.asarray(batch_ids).reshape(-1))
         for name, months in task.predict(model, inputs, config).items():
             estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
         if isinstance(y, dict):  # one named output: its target
             (y,) = y.values()
         targets.append(np.asarray(y, np.float64).reshape(-1))
         males.append(np.asarray(inputs["male"]).reshape(-1))
-    return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males))
+    return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males), ids)
 
 
 def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log=print):
@@ -321,13 +330,13 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     limit = args.limit
     test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
     eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
-                                    to_model_io=task.to_model_io(config), batch_size=config.train.batch_size,
-                                    training=False, limit=limit, keys=task.example_keys)
-    ids_ds = pipeline.read_split(handle, split).map(lambda e: e["id"])
-    ids = [i.decode() for i in (ids_ds.take(limit) if limit else ids_ds).as_numpy_iterator()]
-    log(f"Evaluating {weights.name} on {handle.name} {split} ({len(ids)} images) ...")
+                                    to_model_io=with_ids(task.to_model_io(config)),
+                                    batch_size=config.train.batch_size, training=False, limit=limit,
+                                    keys=task.example_keys)
+    n_images = min(handle.splits[split], limit or handle.splits[split])
+    log(f"Evaluating {weights.name} on {handle.name} {split} ({n_images} images) ...")
     start = time.time()
-    estimates, targets, males = predict_dataset(task, model, config, eval_ds)
+    estimates, targets, males, ids = predict_dataset(task, model, config, eval_ds)
     history = read_history(run_dir)
     out_dir = run_dir / split
     summaries = {}
@@ -429,8 +438,8 @@ def predict(task, args, log=print):
     if records:
         test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
         ds = pipeline.from_arrays(records, preprocess=test_preprocess,
-                                  to_model_io=task.to_model_io(config), batch_size=config.train.batch_size)
-        estimates, _, _ = predict_dataset(task, model, config, ds)
+                                  to_model_io=with_ids(task.to_model_io(config)), batch_size=config.train.batch_size)
+        estimates, _, _, _ = predict_dataset(task, model, config, ds)
         for i, (f, _, male) in enumerate(records):
             row = {"file": f, "male": int(male) if sexes[Path(f)] is not None else ""}
             row.update({f"boneage_months_{k}" if j else "boneage_months": round(float(v[i]), 2)

@@ -149,3 +149,18 @@ def test_predict_needs_sex_and_skips_unreadable_files(tiny_task, tmp_path, share
     assert table.loc[table["file"] == str(image), "boneage_months"].notna().all()
     assert "cannot decode" in table.loc[table["file"] == str(broken), "error"].iloc[0]
     assert "skipped" in ok.stderr
+
+
+def test_a_full_disk_is_a_clear_error(monkeypatch, capsys):
+    import errno
+
+    from common import train
+    from common.task import Task
+
+    def get_config(variant=""):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    task = Task(paper="tiny", citation="", get_config=get_config, build_model=None, preprocess=None,
+                to_model_io=None, loss=None, metrics=None, predict=None)
+    assert train.main(task, ["train", "--data", "phantoms"]) == 2
+    err = capsys.readouterr().err
+    assert "disk is full" in err and "rerun the same command to resume" in err
