@@ -1,0 +1,152 @@
+"""Training-step throughput and peak memory per model, float32 vs mixed precision, in one run.
+
+    python benchmarks/train_step.py                       # CPU: every model at CPU and paper size
+    KERAS_BACKEND=jax python benchmarks/train_step.py     # a GPU machine without TensorFlow
+
+Each row runs in its own subprocess (so peak memory belongs to that row alone): it builds the
+model, compiles it with the paper's loss, runs warm-up steps, then times `--steps` steps of
+`model.train_on_batch` on random inputs of the model's shapes (no input pipeline: this is the
+step's own speed). Peak memory is the process's peak RSS on CPU, the device's peak bytes in use
+on a GPU. Where TensorFlow is present, the same run measures the shared input pipeline for the
+model's preprocessing and reports pipeline images/s ÷ train-step images/s (it must stay
+above 1 for the GPU to be kept fed). Writes results/benchmarks/train_step_<device>.md.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def larson18(size):
+    import numpy as np
+    from keras import ops
+
+    from reproductions.larson18.model import build_larson18_model
+    model = build_larson18_model(size)
+    inputs = {"image": np.random.rand(1, size, size, 3).astype("float32") * 255,
+              "male": np.ones((1, 1), "float32")}
+
+    def loss(months, probs):  # the paper's loss: cross-entropy on the month class of the sex half
+        target = ops.one_hot(ops.cast(ops.reshape(months, (-1,)), "int32"), 240)
+        return -ops.sum(target * ops.log(ops.cast(probs["probs"] if isinstance(probs, dict) else probs,
+                                                   "float32") + 1e-7), axis=-1)
+    targets = {"probs": np.array([120.0], "float32")}
+    return model, inputs, {"probs": loss}, targets
+
+
+# model -> (builder, CPU size, paper size)
+MODELS = {"larson18": (larson18, 64, 224)}
+
+
+def one_row(model_name, size, policy, batch, steps):
+    import keras
+    import numpy as np
+    keras.mixed_precision.set_dtype_policy(policy)
+    build, _, _ = MODELS[model_name]
+    start = time.perf_counter()
+    model, inputs, loss, targets = build(size)
+    model.compile(optimizer="adam", loss=loss)
+    x = {k: np.repeat(v, batch, axis=0) for k, v in inputs.items()}
+    y = {k: np.repeat(v, batch, axis=0) for k, v in targets.items()}
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    elapsed = time.perf_counter() - start
+    peak_mb = None
+    if keras.backend.backend() == "jax":
+        import jax
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            peak_mb = device.memory_stats().get("peak_bytes_in_use", 0) / 2**20
+    if peak_mb is None:
+        import resource
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"images_per_s": batch * steps / elapsed, "peak_mb": peak_mb, "build_and_warmup_s": build_s}
+
+
+def pipeline_rate(model_name, size):
+    """Images/s of the shared pipeline with the model's own preprocessing (needs TensorFlow)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return None
+    from common import data, pipeline
+    from reproductions.larson18 import task as larson_task
+    shared = ROOT.parent / "shared" / "data" / "rsna-thumbs100"
+    handle = data.resolve(f"folder:{shared}" if shared.exists() else "phantoms", log=lambda *_: None)
+    cfg = larson_task.TASK.get_config("")
+    cfg.data.crop_size, cfg.data.image_size = size, round(size * 256 / 224)
+    ds = pipeline.make_dataset(handle, "train", preprocess=larson_task.TASK.preprocess(cfg, True),
+                               augment=larson_task.TASK.augment(cfg), to_model_io=larson_task.TASK.to_model_io(cfg),
+                               batch_size=32, training=True, limit=1024)
+    start = time.perf_counter()
+    n = sum(int(x["image"].shape[0]) for x, _ in ds)
+    return n / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="*", default=list(MODELS))
+    p.add_argument("--policies", nargs="*", default=["float32", "mixed_float16", "mixed_bfloat16"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--paper-size-only", action="store_true")
+    p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # internal: one measurement, JSON out
+    args = p.parse_args(argv)
+    if args.row:
+        model_name, size, policy = args.row.split(",")
+        print("ROW " + json.dumps(one_row(model_name, int(size), policy, args.batch_size, args.steps)))
+        return 0
+
+    from common import io, provenance
+    import keras
+    rows = []
+    for model_name in args.models:
+        _, cpu_size, paper_size = MODELS[model_name]
+        for size in ([paper_size] if args.paper_size_only else [cpu_size, paper_size]):
+            feed = pipeline_rate(model_name, size)
+            for policy in args.policies:
+                cmd = [sys.executable, __file__, "--row", f"{model_name},{size},{policy}",
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+                out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                line = next((l for l in out.stdout.splitlines() if l.startswith("ROW ")), None)
+                if line is None:
+                    rows.append((model_name, size, policy, None, None, None, out.stderr.strip().splitlines()[-1:]))
+                    continue
+                r = json.loads(line[4:])
+                rows.append((model_name, size, policy, r["images_per_s"], r["peak_mb"], feed, None))
+                print(rows[-1], flush=True)
+    hw = provenance.hardware()
+    lines = [f"# Training step: throughput and peak memory ({hw['device']})", "",
+             "Generated by `benchmarks/train_step.py`; random inputs of each model's shapes, "
+             f"batch {args.batch_size}, {args.steps} timed steps after 2 warm-up steps; one subprocess per row.", "",
+             f"- device: {hw['device']}; CPU: {hw['cpu']} ({hw['cpu_cores']} cores); Keras backend: {keras.backend.backend()}",
+             f"- commit: `{provenance.git_commit()['commit'][:10]}`; versions: {provenance.library_versions()}; {provenance.now()}",
+             "", "| model | input px | dtype policy | train images/s | × float32 | peak memory (MiB) | pipeline images/s ÷ train images/s |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    base = {(m, s): r for m, s, pol, r, *_ in rows if pol == "float32" and r}
+    for m, s, pol, r, mem, feed, err in rows:
+        if r is None:
+            lines.append(f"| {m} | {s} | {pol} | failed: {err} | | | |")
+            continue
+        speed = f"{r / base[(m, s)]:.2f}" if (m, s) in base else "—"
+        ratio = f"{feed / r:.1f}" if feed else "— (no TensorFlow here)"
+        lines.append(f"| {m} | {s} | {pol} | {r:.1f} | {speed} | {mem:,.0f} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    tag = "gpu" if hw["gpus"] else "cpu"
+    io.atomic_write_text(ROOT / "results" / "benchmarks" / f"train_step_{tag}.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
