@@ -64,10 +64,16 @@ def clahe(image: tf.Tensor, clip_limit: float, tile_grid: int = 8) -> tf.Tensor:
 def clahe_channels(image: tf.Tensor, settings) -> tf.Tensor:
     """Stacks one CLAHE-enhanced copy per (clip_limit, tile_grid) in `settings` as channels.
 
-    A clip limit of 0 (or None) keeps the original plane.
+    A clip limit of 0 (or None) keeps the original plane. One numpy_function call makes every
+    channel: each call out of the graph costs a hand-off, and this runs per example.
     """
-    planes = [image if not clip else clahe(image, clip, grid) for clip, grid in settings]
-    return tf.concat(planes, axis=-1)
+    settings = [(clip, grid) for clip, grid in settings]
+
+    def planes(x):
+        return np.concatenate([x if not clip else clahe_array(x, clip, grid) for clip, grid in settings], axis=-1)
+    out = tf.numpy_function(planes, [image], tf.uint8, stateful=False)
+    out.set_shape(image.shape[:-1].concatenate([len(settings)]))
+    return out
 
 
 def center_crop(example, size: int):
