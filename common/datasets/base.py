@@ -82,6 +82,12 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release of the boneage-repro schema."}
+    INFO = {}            # description / homepage / citation of the subclass
+    EXTRA_FEATURES = {}  # features beyond the shared schema
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=base_features(self.EXTRA_FEATURES),
+                                              metadata=tfds.core.MetadataDict(), **self.INFO)
 
     def _metadata(self):
         return self.info.metadata

@@ -45,12 +45,7 @@ class Folder(BoneAgeBuilder):
         "Pass the directory that holds the images (directly or in images/) and labels.csv "
         "(columns id, boneage, male [, split]).")
 
-    def _info(self):
-        return self.dataset_info_from_configs(
-            features=base_features(),
-            metadata=tfds.core.MetadataDict(),
-            description="Radiographs from a folder with a labels CSV (boneage-repro schema).",
-        )
+    INFO = {"description": "Radiographs from a folder with a labels CSV (boneage-repro schema)."}
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config

@@ -36,14 +36,9 @@ class Phantoms(BoneAgeBuilder):
                        description="600 / 150 / 150 phantoms at 128 px for CPU smoke runs"),
     ]
 
-    def _info(self):
-        extra = {"mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-                 "keypoints": tfds.features.Tensor(shape=(len(phantoms.KEYPOINT_NAMES), 2), dtype=np.float32)}
-        return self.dataset_info_from_configs(
-            features=base_features(extra),
-            metadata=tfds.core.MetadataDict(),
-            description="Synthetic hand phantoms whose anatomy follows bone age and sex.",
-        )
+    INFO = {"description": "Synthetic hand phantoms whose anatomy follows bone age and sex."}
+    EXTRA_FEATURES = {"mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+                      "keypoints": tfds.features.Tensor(shape=(len(phantoms.KEYPOINT_NAMES), 2), dtype=np.float32)}
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config

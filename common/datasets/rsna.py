@@ -88,15 +88,12 @@ class Rsna(BoneAgeBuilder):
         "kmader/rsna-bone-age; research use under the RSNA terms) and pass its folder with "
         "--data rsna:PATH or BONEAGE_RSNA_DIR=PATH. The kit never downloads it.")
 
-    def _info(self):
-        return self.dataset_info_from_configs(
-            features=base_features(),
-            metadata=tfds.core.MetadataDict(),
-            homepage="https://www.rsna.org/rsnai/ai-image-challenge/rsna-pediatric-bone-age-challenge-2017",
-            citation="Halabi SS, et al. The RSNA Pediatric Bone Age Machine Learning Challenge. "
-                     "Radiology 2019;290(2):498-503.",
-            description="RSNA Pediatric Bone Age Challenge 2017 in the boneage-repro schema.",
-        )
+    INFO = {
+        "homepage": "https://www.rsna.org/rsnai/ai-image-challenge/rsna-pediatric-bone-age-challenge-2017",
+        "citation": "Halabi SS, et al. The RSNA Pediatric Bone Age Machine Learning Challenge. "
+                    "Radiology 2019;290(2):498-503.",
+        "description": "RSNA Pediatric Bone Age Challenge 2017 in the boneage-repro schema.",
+    }
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
