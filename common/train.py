@@ -235,6 +235,8 @@ def train(task, args, log=print):
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=s.factor, patience=s.patience,
+                                                           cooldown=s.get("cooldown", 0),
+                                                           min_delta=s.get("min_delta", 1e-4),
                                                            min_lr=s.get("min_lr", 0.0), verbose=1))
     n = handle.splits
     record.update({

@@ -1,0 +1,126 @@
+r"""RSNA 2017 challenge winner (team "16 Bit"): InceptionV3 + a sex input, regression of months.
+
+Challenge report: Halabi SS, Prevedello LM, Kalpathy-Cramer J, et al. "The RSNA Pediatric Bone
+Age Machine Learning Challenge." Radiology 2019;290(2):498-503. doi:10.1148/radiol.2018180736.
+The winner (16 Bit: A. Bilbily, M. Cicero) reached a mean absolute difference of 4.26 months
+against the six-reviewer reference on the challenge's 200-image test set.
+
+The winners' code is not public. The challenge report describes the entry in a paragraph
+(InceptionV3 on 500 x 500 images, sex through a 32-unit dense layer, concatenated, two
+1000-unit dense layers, one regression output; rotation, shift, zoom and flip augmentation).
+Values the report does not state are taken from the public reimplementation
+lukaszbinden/pediatric-bone-age-prediction, `src/baseline/RSNA16BitNet.py@18bb889c` (named
+"RSNA16BitNet" after the winners), or are reconstructed with a reason. Every deviation is in
+README.md, "Deviations and reconstructed values". The report itself could not be re-read while
+this was written: "challenge report" below means the issue's summary of it (#5) and the
+reimplementation's comments, not a page we quoted.
+
+Commands (run from the repository root):
+
+    python -m reproductions.rsna17_winner train --small --data phantoms/small   # CPU smoke run, ~2 min
+    python -m reproductions.rsna17_winner train --data folder:../shared/data/rsna-thumbs100 --variant thumbs
+    python -m reproductions.rsna17_winner train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_nosex
+    python -m reproductions.rsna17_winner train --data rsna --weights inception_v3_notop.h5   # the paper setting (GPU)
+    python -m reproductions.rsna17_winner evaluate --out RUN_DIR
+    python -m reproductions.rsna17_winner predict FILE --sex F
+
+Expected cost (estimate from benchmarks/train_step.py, not a finished run): InceptionV3 at
+500 px is ~2.8x the FLOPs of 299 px; the paper setting is GPU work (hours on one H100).
+On the 2-core CPU the thumbs variant (100 px) trains at ~75 images/s: 14 epochs in ~25 min.
+"""
+from common.config import Config
+
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex")
+
+
+def get_config(variant: str = "") -> Config:
+    """The rsna17_winner config.
+
+    Variants (each changes only what it names):
+        "scratch": random initial weights (no ImageNet file offline); nothing else changes:
+            the reimplementation trains from scratch with the same Adam setting.
+        "nosex": the paper setting without the sex input (the "importance of sex" ablation).
+        "small": "scratch" shrunk for a CPU smoke run on phantoms.
+        "thumbs": "scratch" at the size of the real 100-px thumbnails (../shared/data/rsna-thumbs100),
+            under the project's CPU budget rule (README.md, "Budget rule").
+        "thumbs_nosex": "thumbs" without the sex input.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown rsna17_winner config variant; expected one of {VARIANTS}. "
+                         f"Received: variant={variant!r}")
+
+    config = Config({
+        "name": "rsna17_winner",  # the reproduction's package name
+        "seed": 0,  # reconstructed: any fixed seed; the winners' seed is not published
+
+        # --- data -----------------------------------------------------------------------------
+        "data": {
+            "image_size": 500,  # challenge report: 500 x 500 input; also RSNA16BitNet.py@18bb889c (LoadData2Mem img_size=500)
+            # The reimplementation squashes the radiograph to the square (scipy imresize), aspect not kept.
+            "resize_mode": "warp",  # taken from RSNA16BitNet.py@18bb889c (imresize to (500, 500)); "pad" (letterbox) is available
+            # Grey replicated to 3 channels so ImageNet weights load; the reimplementation used 1 channel from scratch.
+            "channels": 3,  # reconstructed: keras InceptionV3 ImageNet weights need 3 input channels; the winners fine-tuned ImageNet weights (challenge report)
+            # Inception scaling, [0, 255] -> [-1, 1].
+            "scale": "inception",  # reconstructed: keras.applications.inception_v3.preprocess_input range, which the ImageNet weights expect; RSNA16BitNet.py@18bb889c uses x/255 - 0.5 (same centre, half the range) from scratch
+            "cache": True,  # kit choice (no effect on results): keep the resized uint8 images in memory after the first epoch
+        },
+
+        # --- model ----------------------------------------------------------------------------
+        "model": {
+            "backbone": "inception_v3",  # challenge report: InceptionV3; RSNA16BitNet.py@18bb889c (InceptionV3 include_top=False)
+            "feature_layer": "mixed10",  # taken from RSNA16BitNet.py@18bb889c (get_layer('mixed10'), the last block)
+            "pool_size": 2,  # taken from RSNA16BitNet.py@18bb889c (AveragePooling2D((2, 2)) then Flatten): 14 x 14 -> 7 x 7 at 500 px
+            "pretrained": "imagenet",  # challenge report: ImageNet-pretrained InceptionV3 (the reimplementation uses weights=None)
+            "sex_input": True,  # challenge report: sex enters through a dense layer, concatenated with the image features
+            "sex_units": 32,  # challenge report: Dense(32); the gender branch is commented out in RSNA16BitNet.py@18bb889c with Dense(32, relu)
+            "sex_activation": "relu",  # taken from RSNA16BitNet.py@18bb889c (commented-out Dense(32, activation='relu'))
+            "dense_units": [1000, 1000],  # challenge report: two 1000-unit dense layers; RSNA16BitNet.py@18bb889c (Dense(1000, relu) x 2)
+            "dense_activation": "relu",  # taken from RSNA16BitNet.py@18bb889c
+            # The output unit predicts z = (months - mean) / std; a fixed affine layer returns months.
+            "target_mean_months": 127.32,  # reconstructed: mean of the 12,611 RSNA training labels (computed from boneage-training-dataset.csv); the reimplementation regresses raw months
+            "target_std_months": 41.18,  # reconstructed: their standard deviation (same file); see README deviation 4
+        },
+
+        # --- train ----------------------------------------------------------------------------
+        "train": {
+            "loss": "mean_absolute_error",  # challenge report: MAE loss; RSNA16BitNet.py@18bb889c (loss='mean_absolute_error')
+            "optimizer": {
+                "name": "adam",  # challenge report: Adam; RSNA16BitNet.py@18bb889c (Adam)
+                "learning_rate": 1e-3,  # taken from RSNA16BitNet.py@18bb889c (Adam(lr=1e-3))
+            },
+            "schedule": {
+                "name": "plateau",  # challenge report: ReduceLROnPlateau; RSNA16BitNet.py@18bb889c
+                "factor": 0.8,  # taken from RSNA16BitNet.py@18bb889c (factor=0.8)
+                "patience": 10,  # taken from RSNA16BitNet.py@18bb889c (patience=10)
+                "cooldown": 5,  # taken from RSNA16BitNet.py@18bb889c (cooldown=5)
+                "min_delta": 1e-4,  # taken from RSNA16BitNet.py@18bb889c (epsilon=0.0001, Keras 2's name for min_delta)
+                "min_lr": 1e-4,  # taken from RSNA16BitNet.py@18bb889c (min_lr=0.0001)
+            },
+            "epochs": 50,  # reconstructed: not published; the reimplementation's 15 epochs of 6 steps is a demo. 50 epochs with plateau decay
+            "batch_size": 16,  # taken from RSNA16BitNet.py@18bb889c (datagen.flow batch_size=16)
+            "augmentation": {
+                "rotation_degrees": 20,  # taken from RSNA16BitNet.py@18bb889c (rotation_range=20); challenge report: rotation
+                "shift_fraction": 0.2,  # taken from RSNA16BitNet.py@18bb889c (width/height_shift_range=0.2); challenge report: shift
+                "zoom_fraction": 0.2,  # taken from RSNA16BitNet.py@18bb889c (zoom_range=0.2); challenge report: zoom
+                "horizontal_flip": True,  # taken from RSNA16BitNet.py@18bb889c (horizontal_flip=True); challenge report: flip
+                "fill_mode": "nearest",  # taken from RSNA16BitNet.py@18bb889c (ImageDataGenerator's default fill_mode)
+            },
+        },
+
+        # --- eval -----------------------------------------------------------------------------
+        "eval": {
+            "primary_estimate": "regression",  # the reproduction's name for the single regression output (no test-time augmentation is described)
+        },
+    })
+
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex"):
+        config.model.pretrained = "none"  # scratch: no ImageNet file offline (--weights none); the reimplementation also trains from scratch
+    if variant in ("nosex", "thumbs_nosex"):
+        config.model.sex_input = False  # nosex: the ablation's one change; the image branch is untouched
+    if variant == "small":
+        config.data.image_size = 96  # small: CPU smoke size; InceptionV3 needs >= 75 px (mixed10 is 2 x 2 at 96 px)
+        config.train.epochs = 12  # small: calibrated in smoke_test.py on phantoms/small (val MAE < half the mean predictor's)
+    if variant in ("thumbs", "thumbs_nosex"):
+        config.data.image_size = 100  # thumbs: the thumbnails' own size (mixed10 is 1 x 1; the 2 x 2 'same' pool is then the identity)
+        config.train.epochs = 14  # thumbs: the budget rule (14 epochs or 45 min of 2-core CPU, whichever is fewer): 14 epochs take ~25 min
+    return config

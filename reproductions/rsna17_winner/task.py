@@ -1,0 +1,125 @@
+"""rsna17_winner as a Task for the shared machinery: config, model, per-example functions, read-out.
+
+The data path through common.pipeline.make_dataset:
+
+    decode -> resize to s x s (uint8, cached) -> shuffle -> batch
+      -> [training: rotation, shift, zoom, horizontal flip (Keras layers, batched)]
+      -> scale to [-1, 1], grey to 3 channels -> {"image", "male"}, {"months"}
+
+Resizing happens before the cache, so the cache holds small uint8 images; the augmentation
+happens after it, so every epoch draws new transforms.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import preprocessing as common_pp
+from common.task import Task
+from reproductions.rsna17_winner import config as winner_config
+from reproductions.rsna17_winner import model as winner_model
+
+CITATION = ("RSNA Pediatric Bone Age Challenge 2017, first place (16 Bit: Bilbily A, Cicero M), as described in "
+            "Halabi SS, Prevedello LM, Kalpathy-Cramer J, et al. The RSNA Pediatric Bone Age Machine Learning "
+            "Challenge. Radiology 2019;290(2):498-503.")
+
+
+def build_model(config):
+    m = config.model
+    return winner_model.build_rsna17_winner_model(
+        config.data.image_size, sex_input=m.sex_input, sex_units=m.sex_units, dense_units=tuple(m.dense_units),
+        pool_size=m.pool_size, channels=config.data.channels, target_mean_months=m.target_mean_months,
+        target_std_months=m.target_std_months, sex_activation=m.sex_activation, dense_activation=m.dense_activation)
+
+
+def preprocess(config, training):
+    """Per example, deterministic: grey uint8 [H, W, 1] -> uint8 [s, s, 1] (cached)."""
+    size, mode = config.data.image_size, config.data.resize_mode
+    if mode not in ("warp", "pad"):
+        raise ValueError(f"data.resize_mode must be 'warp' or 'pad'. Received: {mode!r}")
+
+    def fn(example):
+        out = {k: v for k, v in example.items() if k not in ("mask", "keypoints")}
+        if mode == "pad":
+            return common_pp.letterbox(out, size)
+        image = tf.image.resize(tf.cast(example["image"], tf.float32), (size, size), antialias=True)
+        out["image"] = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        out["image"].set_shape([size, size, 1])
+        return out
+    return fn
+
+
+def batch_augment(config):
+    """Rotation, shift, zoom and horizontal flip of the batch (Keras preprocessing layers, seeded)."""
+    a = config.train.augmentation
+    layers = [keras.layers.RandomRotation(a.rotation_degrees / 360.0, fill_mode=a.fill_mode, seed=config.seed),
+              keras.layers.RandomTranslation(a.shift_fraction, a.shift_fraction, fill_mode=a.fill_mode,
+                                             seed=config.seed + 1),
+              keras.layers.RandomZoom(a.zoom_fraction, fill_mode=a.fill_mode, seed=config.seed + 2)]
+    if a.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=config.seed + 3))
+    augmentation = keras.Sequential(layers, name="winner_augmentation")
+
+    def fn(batch):
+        out = dict(batch)
+        out["image"] = augmentation(tf.cast(batch["image"], tf.float32), training=True)
+        return out
+    return fn
+
+
+def scale_image(image, scale: str, channels: int):
+    """0-255 grey [..., 1] -> the network's range, repeated to `channels`."""
+    image = tf.cast(image, tf.float32)
+    if scale == "inception":
+        image = image / 127.5 - 1.0
+    elif scale == "half_centred":
+        image = image / 255.0 - 0.5
+    else:
+        raise ValueError(f"data.scale must be 'inception' or 'half_centred'. Received: {scale!r}")
+    return tf.repeat(image, channels, axis=-1) if channels > 1 else image
+
+
+def to_model_io(config):
+    def io(batch):
+        inputs = {"image": scale_image(batch["image"], config.data.scale, config.data.channels)}
+        if config.model.sex_input:
+            inputs["male"] = tf.cast(batch["male"], tf.float32)[:, None]
+        return inputs, {"months": tf.cast(batch["boneage_months"], tf.float32)[:, None]}
+    return io
+
+
+def loss(config):
+    if config.train.loss != "mean_absolute_error":
+        raise ValueError(f"train.loss must be 'mean_absolute_error'. Received: {config.train.loss!r}")
+    return {"months": keras.losses.MeanAbsoluteError()}
+
+
+def metrics(config):
+    return {"months": [keras.metrics.MeanAbsoluteError(name="mae")]}
+
+
+def predict(model, inputs, config):
+    """The one regression read-out (the report describes no test-time augmentation)."""
+    feed = {"image": np.asarray(inputs["image"])}
+    if config.model.sex_input:
+        feed["male"] = np.asarray(inputs["male"], np.float32)
+    months = np.asarray(model.predict_on_batch(feed)["months"], np.float64).reshape(-1)
+    return {config.eval.primary_estimate: months}
+
+
+TASK = Task(
+    paper="rsna17_winner",
+    citation=CITATION,
+    get_config=winner_config.get_config,
+    build_model=build_model,
+    preprocess=preprocess,
+    batch_augment=batch_augment,
+    to_model_io=to_model_io,
+    loss=loss,
+    metrics=metrics,
+    predict=predict,
+    backbone_name=winner_model.BACKBONE_NAME,
+    weights_hint="keras.applications InceptionV3 ImageNet weights without top "
+                 "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)",
+    needs_sex=True,
+    variants=tuple(v for v in winner_config.VARIANTS if v),
+)
