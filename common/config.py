@@ -57,3 +57,54 @@ class Config(dict):
                 value = raw
             self.override(key.strip(), value)
         return self
+
+
+# --- checks used by each reproduction's config tests ---------------------------------------
+
+def flatten(node, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_keys(a: Config, b: Config) -> set:
+    """The dotted keys whose values differ between two configs (a key in only one counts)."""
+    a, b = flatten(a.to_dict()), flatten(b.to_dict())
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def values_without_source(get_config, tags) -> list:
+    """Lines of `get_config`'s source that set a value without a trailing comment naming its source.
+
+    A value line is a literal in a dict (not a nested dict), a dict inside a list, or an
+    attribute assignment (`config.x.y = ...`, how variants change values). Its comment must
+    contain one of `tags` ("taken from", "reconstructed", a variant's "small:" ...). Returns the
+    offending lines, stripped; empty when every value says where it comes from.
+    """
+    import inspect
+    source = inspect.getsource(get_config)
+    lines = source.splitlines()
+    value_lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Dict):
+            for value in node.values:
+                nested = isinstance(value, ast.Dict) or (
+                    isinstance(value, ast.List) and any(isinstance(e, ast.Dict) for e in value.elts))
+                if not nested:
+                    value_lines.add(value.lineno)
+        if isinstance(node, ast.List):
+            value_lines.update(e.lineno for e in node.elts if isinstance(e, ast.Dict))
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+            value_lines.add(node.lineno)
+    bad = []
+    for n in sorted(value_lines):
+        line = lines[n - 1]
+        comment = line.split("#", 1)[1] if "#" in line else ""
+        if not any(tag in comment for tag in tags):
+            bad.append(line.strip())
+    return bad

@@ -91,14 +91,29 @@ def render(runs, papers_numbers, link_prefix="") -> str:
     return text.replace("](results/", f"]({link_prefix}") if link_prefix else text
 
 
-def readme(runs, papers_numbers) -> str:
+GPU_NOTE = (
+    "**On the full RSNA data with a GPU.** Put the RSNA download in one folder, then for each paper run "
+    "`python -m reproductions.<paper> train --data rsna:/path/to/rsna --weights <ImageNet notop file>` (the paper's "
+    "own config: full resolution, mixed precision by default on a GPU) and finally `python -m reproductions compare`. "
+    "Every run then lands in one experiment (the `rsna` data, its fingerprint and the challenge's 200-image test "
+    "split with its six-reviewer reference), so the papers share one table and their differences get paired "
+    "bootstraps. GPU-hours per paper: [benchmarks](benchmarks/).")
+
+
+def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000) -> str:
+    from common import compare
+    cells = {p: paper_cell(n) for p, n in papers_numbers.items()}
     return "\n".join([
         HEADER, "", "# Results", "",
-        "Each row is one run of this code, evaluated on the split named in the row; MAE is in months with a "
-        "bootstrap 95% interval over images. Rows on different data, splits or image sizes are different "
-        "experiments: compare only rows whose data fingerprint, split and image size agree. The paper's "
-        "number is the paper's own, on its own test set, and is marked as such.", "",
-        "Regenerate: `python -m common.results` (the `train` and `evaluate` commands also do it).", "",
+        "Regenerate: `python -m reproductions compare` (tables and plots; `train` and `evaluate` redo the tables).", "",
+        GPU_NOTE, "",
+        "## Side by side, one experiment at a time", "",
+        "An experiment is one dataset (by content fingerprint: the same images, labels and stored resolution) and "
+        "one test split: only runs of the same experiment share a table, and only they are compared pairwise. "
+        "MAE, RMSE, bias and the share within 12 months are over the test images with bootstrap 95% intervals; "
+        "the paper's number is the paper's own, on its own test set, and is marked as such.", "",
+        compare.sections(runs, cells, results_dir or RESULTS_DIR, ablations, n_boot), "",
+        "## Every run", "",
         render(runs, papers_numbers, link_prefix=""), ""]).replace("](results/", "](")
 
 
@@ -113,12 +128,14 @@ def update_block(path: Path, block: str):
     return True
 
 
-def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log=print):
+def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log=print, ablations=None):
     runs = [r for r in load_runs(results_dir) if r.get("evaluations")]
     papers = sorted({r.get("paper") for r in runs} | {p.name for p in Path(reproductions_dir).iterdir()
                                                        if (p / "paper_numbers.json").exists()})
     numbers = {p: load_paper_numbers(p, reproductions_dir) for p in papers}
-    io.atomic_write_text(Path(results_dir) / "README.md", readme(runs, numbers))
+    if ablations is None:
+        from reproductions.ablations import ABLATIONS as ablations
+    io.atomic_write_text(Path(results_dir) / "README.md", readme(runs, numbers, results_dir, ablations))
     if (Path(reproductions_dir).resolve() == REPRODUCTIONS_DIR.resolve()
             and Path(results_dir).resolve() != (REPO_ROOT / "results").resolve()):
         papers = []  # results kept elsewhere (tests, scratch runs) never rewrite the reproductions' READMEs

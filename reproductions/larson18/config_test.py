@@ -1,21 +1,10 @@
 """Tests for the Larson18 config: values, the small variant, and the source comments."""
-import ast
-import inspect
-
 import pytest
 
+from common.config import flatten as _flatten
+from common.config import values_without_source
 from reproductions.larson18 import config as config_module
 from reproductions.larson18.config import get_config
-
-
-def _flatten(node, prefix=""):
-    out = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def test_paper_setting():
@@ -73,24 +62,7 @@ def test_unknown_variant_and_override():
 
 def test_every_value_has_a_source_comment():
     """Each literal value line in get_config names its source in a trailing comment."""
-    source = inspect.getsource(config_module.get_config)
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    value_lines = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for value in node.values:
-                nested = isinstance(value, ast.Dict) or (
-                    isinstance(value, ast.List) and any(isinstance(e, ast.Dict) for e in value.elts))
-                if not nested:
-                    value_lines.add(value.lineno)
-        if isinstance(node, ast.List):
-            value_lines.update(e.lineno for e in node.elts if isinstance(e, ast.Dict))
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
-            value_lines.add(node.lineno)
-    missing = [lines[n - 1].strip() for n in sorted(value_lines) if "#" not in lines[n - 1]]
+    missing = values_without_source(config_module.get_config, (
+        "taken from", "reconstructed", "Larson18", "small:", "scratch:", "thumbs:", "kit choice", "same source",
+        "the reproduction"))
     assert not missing, f"values without a source comment: {missing}"
-    for n in value_lines:
-        comment = lines[n - 1].split("#", 1)[1]
-        assert any(tag in comment for tag in ("taken from", "reconstructed", "Larson18",
-                                              "small:", "scratch:", "thumbs:", "kit choice", "same source", "the reproduction")), comment

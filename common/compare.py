@@ -1,0 +1,243 @@
+"""Side-by-side comparison of every paper and variant on the same data and split.
+
+    python -m reproductions compare            # tables in results/README.md + plots in results/comparison/
+
+An *experiment* is a (dataset, content fingerprint, split) triple. The fingerprint hashes the
+ids, labels and pixels (common/datasets/base.py), so two runs share an experiment only when
+they saw the very same images at the same stored resolution and were tested on the same
+images; each method's own working input size is a column, because choosing it is part of the
+method. Runs of different experiments never share a table, and two runs are compared pairwise
+only when their test ids are identical.
+
+For each experiment: one table (MAE, RMSE, bias, within 12 months, each with its bootstrap 95%
+interval, beside each paper's own number, marked as the paper's); a paired bootstrap of the MAE
+difference for every pair of runs (the verdict "real" only when the 95% interval excludes 0);
+the ablations of reproductions/ablations.py; and plots across methods (MAE by age band,
+Bland-Altman grid, predicted vs reference grid).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import evaluation, io
+
+
+class ExperimentMismatch(ValueError):
+    """Two runs from different experiments were put side by side."""
+
+
+def experiment_key(run: dict, split: str) -> tuple:
+    ev = run["evaluations"][split]
+    ds = run.get("dataset", {})
+    return (ev.get("dataset", ds.get("name", "?")), ev.get("dataset_fingerprint", ds.get("fingerprint", "?")), split)
+
+
+def experiments(runs) -> dict:
+    """{(dataset, fingerprint, split): [(run, split), ...]} over every evaluated run."""
+    groups: dict = {}
+    for run in runs:
+        for split in sorted(run.get("evaluations", {})):
+            groups.setdefault(experiment_key(run, split), []).append((run, split))
+    return groups
+
+
+def label(run: dict) -> str:
+    return f"{run.get('paper', '?')} / {run.get('variant', '?')}"
+
+
+def _primary(run, split):
+    ev = run["evaluations"][split]
+    return ev["estimates"][ev["primary_estimate"]], ev["primary_estimate"]
+
+
+def _ci(m, scale=1.0, digits=2, suffix=""):
+    f = lambda x: "—" if x is None or x != x else f"{scale * x:.{digits}f}{suffix}"
+    return f"{f(m['value'])} [{f(m['ci_low'])}, {f(m['ci_high'])}]"
+
+
+def comparison_table(members, paper_cells: dict) -> str:
+    """One markdown table for one experiment; refuses members of different experiments."""
+    keys = {experiment_key(run, split) for run, split in members}
+    if len(keys) > 1:
+        raise ExperimentMismatch(f"runs of different experiments (data, fingerprint, split) cannot share a table: "
+                                 f"{sorted(keys)}")
+    head = ("| method (paper / variant) | read-out | input px | MAE months [95% CI] | RMSE | bias | within 12 mo | n | "
+            "epochs | train time | hardware | paper's own number (marked, with citation) |\n" + "|---" * 12 + "|")
+    rows = []
+    ordered = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])
+    for run, split in ordered:
+        m, estimate = _primary(run, split)
+        ev = run["evaluations"][split]
+        rows.append("| " + " | ".join([
+            f"`{label(run)}`", estimate, str(run.get("image_size", "?")), "**" + _ci(m["mae"]) + "**",
+            _ci(m["rmse"]), _ci(m["bias"]), _ci(m["within_12"], 100, 1, "%"), str(ev.get("images", "?")),
+            f"{ev.get('epochs_trained', run.get('epochs_done', '?'))}/{run.get('epochs', '?')}",
+            f"{run.get('wall_time_s', float('nan')) / 60:.1f} min", run.get("hardware", {}).get("device", "?"),
+            paper_cells.get(run.get("paper"), "—")]) + " |")
+    return head + "\n" + "\n".join(rows)
+
+
+def read_predictions(results_dir, run, split) -> pd.DataFrame:
+    path = Path(results_dir) / run["_dir"] / split / "predictions.csv"
+    return pd.read_csv(path, dtype={"id": str})
+
+
+def paired(results_dir, a, b, n_boot=2000, seed=0) -> dict:
+    """Paired bootstrap of MAE(a) - MAE(b) on the same test images; refuses different image sets."""
+    (run_a, split_a), (run_b, split_b) = a, b
+    if experiment_key(run_a, split_a) != experiment_key(run_b, split_b):
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} were evaluated on different data or splits: "
+                                 f"{experiment_key(run_a, split_a)} vs {experiment_key(run_b, split_b)}")
+    pa, pb = read_predictions(results_dir, run_a, split_a), read_predictions(results_dir, run_b, split_b)
+    if set(pa["id"]) != set(pb["id"]) or len(pa) != len(pb):
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} have different test images "
+                                 f"({len(pa)} vs {len(pb)}); a paired comparison needs the same ones")
+    merged = pa.merge(pb, on="id", suffixes=("_a", "_b"))
+    if not np.allclose(merged["boneage_true_a"], merged["boneage_true_b"]):
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} disagree on the reference ages")
+    out = evaluation.paired_bootstrap_mae_difference(merged["boneage_true_a"], merged["boneage_pred_a"],
+                                                     merged["boneage_pred_b"], n_boot=n_boot, seed=seed)
+    out["verdict"] = verdict(out)
+    return out
+
+
+def verdict(result: dict) -> str:
+    if not result["ci_low"] == result["ci_low"]:
+        return "—"
+    if result["ci_low"] > 0:
+        return "B better (real)"
+    if result["ci_high"] < 0:
+        return "A better (real)"
+    return "no real difference"
+
+
+def _diff_row(a_label, b_label, r):
+    return (f"| `{a_label}` | `{b_label}` | {r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** "
+            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | {r['p_value']:.3f} | {r['verdict']} | {r['n']} |")
+
+
+DIFF_HEAD = ("| A | B | MAE A | MAE B | MAE A − B [95% CI] | p (two-sided) | verdict | n |\n" + "|---" * 8 + "|")
+
+
+def pairwise_table(results_dir, members, n_boot=2000) -> str:
+    rows = []
+    by_mae = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])  # A is the lower-MAE run of each pair
+    for a, b in itertools.combinations(by_mae, 2):
+        rows.append(_diff_row(label(a[0]), label(b[0]), paired(results_dir, a, b, n_boot)))
+    return DIFF_HEAD + "\n" + "\n".join(rows) if rows else "Only one run in this experiment: nothing to pair."
+
+
+def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
+    by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
+    head = "| question | factor | A | B | MAE A − B [95% CI] | verdict |\n" + "|---" * 6 + "|"
+    rows = []
+    for ab in ablations:
+        a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
+        names = [f"`{p} / {v}`" for p, v in (ab["a"], ab["b"])]
+        if a and b:
+            r = paired(results_dir, a, b, n_boot)
+            cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']} |")
+        else:
+            missing = [n for n, x in zip(names, (a, b)) if x is None]
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
+                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` |")
+    return head + "\n" + "\n".join(rows)
+
+
+def slug(key) -> str:
+    dataset, fingerprint, split = key
+    return re.sub(r"[^A-Za-z0-9]+", "-", f"{dataset}-{str(fingerprint)[:10]}-{split}").strip("-")
+
+
+def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True) -> str:
+    """The comparison part of results/README.md: one section per experiment, most runs first."""
+    groups = experiments(runs)
+    if not groups:
+        return "No evaluated runs yet."
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        dataset, fingerprint, split = key
+        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", "",
+                comparison_table(members, paper_cells), "",
+                "Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
+                pairwise_table(results_dir, members, n_boot), ""]
+        relevant = [ab for ab in ablations if any((r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"]))
+                                                  for r, _ in members)]
+        if relevant:
+            out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
+        plot_dir = Path(results_dir) / "comparison" / slug(key)
+        if plots_linked and plot_dir.exists():
+            pngs = sorted(p.name for p in plot_dir.glob("*.png"))
+            out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------- plots
+
+def plot_experiment(results_dir, key, members, out_dir):
+    """MAE by age band per method, a Bland-Altman grid and a predicted-vs-reference grid."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [(label(run), evaluation._prepare(read_predictions(results_dir, run, split))) for run, split in members]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{key[0]} ({key[2]} split)"
+
+    # MAE by age band, one bar per method.
+    bands = list(evaluation.AGE_BAND_LABELS)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(bands) + 1), 4))
+    width = 0.8 / len(frames)
+    for i, (name, d) in enumerate(frames):
+        band = evaluation.age_band_labels(d["boneage_true"])
+        err = np.abs(d["boneage_pred"] - d["boneage_true"]).to_numpy()
+        mae = [err[band == b].mean() if np.any(band == b) else np.nan for b in bands]
+        ax.bar(np.arange(len(bands)) + i * width - 0.4 + width / 2, mae, width, label=name)
+    ax.set_xticks(np.arange(len(bands)), [f"{b} y" for b in bands])
+    ax.set_ylabel("MAE (months)")
+    ax.set_title(f"MAE by reference age band — {title}")
+    ax.legend(fontsize=8)
+    io.atomic_savefig(fig, out_dir / "mae_by_age_band.png")
+    plt.close(fig)
+
+    cols = min(3, len(frames))
+    rows = int(np.ceil(len(frames) / cols))
+    for kind in ("bland_altman", "predicted_vs_reference"):
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+        for ax, (name, d) in zip(axes.ravel(), frames):
+            t, p = d["boneage_true"].to_numpy(), d["boneage_pred"].to_numpy()
+            if kind == "bland_altman":
+                mean, diff = (t + p) / 2, p - t
+                bias, sd = diff.mean(), diff.std(ddof=1) if len(diff) > 1 else 0.0
+                ax.scatter(mean, diff, s=4, alpha=0.4)
+                for y, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
+                    ax.axhline(y, color="k", linestyle=style, linewidth=0.8)
+                ax.set_xlabel("mean of predicted and reference (months)")
+                ax.set_ylabel("predicted − reference (months)")
+            else:
+                ax.scatter(t, p, s=4, alpha=0.4)
+                ax.plot([0, 240], [0, 240], "k--", linewidth=0.8)
+                ax.set_xlim(0, 240), ax.set_ylim(0, 240)
+                ax.set_xlabel("reference (months)")
+                ax.set_ylabel("predicted (months)")
+            ax.set_title(f"{name}\nMAE {np.abs(p - t).mean():.1f} mo, n={len(t)}", fontsize=9)
+        for ax in axes.ravel()[len(frames):]:
+            ax.axis("off")
+        fig.suptitle(title)
+        fig.tight_layout()
+        io.atomic_savefig(fig, out_dir / f"{kind}_grid.png")
+        plt.close(fig)
+
+
+def plot_all(runs, results_dir, log=print):
+    for key, members in experiments(runs).items():
+        out = Path(results_dir) / "comparison" / slug(key)
+        plot_experiment(results_dir, key, members, out)
+        log(f"Plots for {key[0]} {key[2]} ({len(members)} runs) -> {out}")

@@ -1,0 +1,115 @@
+"""The comparison: golden table from fake run records, experiments kept apart, paired differences."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import compare, results
+
+
+def metric(v, lo, hi):
+    return {"value": v, "ci_low": lo, "ci_high": hi}
+
+
+def fake_run(root, paper, variant, preds, fingerprint="f" * 16, split="test", truth=None, size=100):
+    """A run directory with run.json and <split>/predictions.csv; metrics from the predictions."""
+    name = f"{variant}_{fingerprint[:4]}_{split}"
+    run = root / paper / name
+    (run / split).mkdir(parents=True)
+    truth = np.array([100.0, 120.0, 60.0, 200.0] if truth is None else truth)
+    preds = np.asarray(preds, float)
+    ids = [str(1000 + i) for i in range(len(truth))]
+    pd.DataFrame({"id": ids, "boneage_true": truth, "boneage_pred": preds, "male": [0, 1] * (len(truth) // 2),
+                  "abs_error": np.abs(preds - truth)}).to_csv(run / split / "predictions.csv", index=False)
+    mae = float(np.abs(preds - truth).mean())
+    overall = {"mae": metric(mae, mae - 1, mae + 1), "rmse": metric(mae + 1, mae, mae + 2),
+               "bias": metric(0.5, -1.0, 2.0), "within_12": metric(0.5, 0.25, 0.75)}
+    record = {"paper": paper, "variant": variant, "image_size": size, "epochs": 14, "epochs_done": 14,
+              "wall_time_s": 600, "hardware": {"device": "CPU (2 cores)"}, "precision": "float32",
+              "dataset": {"name": "folder/rsna-thumbs100", "fingerprint": fingerprint},
+              "evaluations": {split: {"images": len(truth), "primary_estimate": "regression",
+                                      "estimates": {"regression": overall}, "commit": "0" * 40}}}
+    (run / "run.json").write_text(json.dumps(record))
+    return run
+
+
+def loaded(root):
+    return [r for r in results.load_runs(root) if r.get("evaluations")]
+
+
+def test_golden_table(tmp_path):
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    runs = loaded(tmp_path)
+    (key, members), = compare.experiments(runs).items()
+    assert key == ("folder/rsna-thumbs100", "f" * 16, "test")
+    table = compare.comparison_table(members, {"larson18": "**paper:** MAD 6 months (Larson)"})
+    assert table.splitlines() == [
+        "| method (paper / variant) | read-out | input px | MAE months [95% CI] | RMSE | bias | within 12 mo | n | "
+        "epochs | train time | hardware | paper's own number (marked, with citation) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| `rsna17_winner / thumbs` | regression | 100 | **2.50 [1.50, 3.50]** | 3.50 [2.50, 4.50] | 0.50 [-1.00, 2.00] "
+        "| 50.0% [25.0%, 75.0%] | 4 | 14/14 | 10.0 min | CPU (2 cores) | — |",
+        "| `larson18 / thumbs` | regression | 100 | **10.00 [9.00, 11.00]** | 11.00 [10.00, 12.00] | 0.50 [-1.00, 2.00] "
+        "| 50.0% [25.0%, 75.0%] | 4 | 14/14 | 10.0 min | CPU (2 cores) | **paper:** MAD 6 months (Larson) |"]
+
+
+def test_runs_of_different_splits_or_data_never_share_a_table(tmp_path):
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200], split="validation")
+    fake_run(tmp_path, "rsna17_winner", "other", [110, 120, 60, 200], fingerprint="e" * 16)
+    runs = loaded(tmp_path)
+    groups = compare.experiments(runs)
+    assert len(groups) == 3 and all(len(m) == 1 for m in groups.values())
+    everything = [m for members in groups.values() for m in members]
+    with pytest.raises(compare.ExperimentMismatch, match="different experiments"):
+        compare.comparison_table(everything, {})
+    with pytest.raises(compare.ExperimentMismatch, match="different data or splits"):
+        compare.paired(tmp_path, everything[0], everything[1])
+
+
+def test_paired_difference_is_zero_for_identical_predictions_and_signed_otherwise(tmp_path):
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    fake_run(tmp_path, "larson18", "copy", [100, 100, 80, 200])
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [100, 120, 60, 200])
+    members = {r["variant"] + r["paper"]: (r, "test") for r in loaded(tmp_path)}
+    same = compare.paired(tmp_path, members["thumbslarson18"], members["copylarson18"])
+    assert (same["difference"], same["ci_low"], same["ci_high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    assert same["verdict"] == "no real difference"
+    better = compare.paired(tmp_path, members["thumbsrsna17_winner"], members["thumbslarson18"])
+    assert better["difference"] == pytest.approx(0.0 - 10.0)
+
+
+def test_paired_refuses_different_test_images(tmp_path):
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [100, 120], truth=[100.0, 120.0])
+    a, b = [(r, "test") for r in loaded(tmp_path)]
+    with pytest.raises(compare.ExperimentMismatch, match="different test images"):
+        compare.paired(tmp_path, a, b)
+
+
+def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
+    fake_run(tmp_path, "rsna17_winner", "thumbs_nosex", [120, 130, 70, 210])
+    members = [(r, "test") for r in loaded(tmp_path)]
+    ablations = [{"question": "sex?", "factor": "sex_input", "a": ("rsna17_winner", "thumbs"),
+                  "b": ("rsna17_winner", "thumbs_nosex"), "commands": ["x"]},
+                 {"question": "patches?", "factor": "patches", "a": ("rsna17_second", "thumbs"),
+                  "b": ("rsna17_second", "thumbs_whole"), "commands": ["run a", "run b"]}]
+    text = compare.ablation_table(tmp_path, members, ablations)
+    assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
+    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` |" in text
+
+
+def test_compare_command_writes_the_readme_and_plots(tmp_path):
+    from reproductions.__main__ import main
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "## Side by side, one experiment at a time" in text and "On the full RSNA data with a GPU" in text
+    assert "| `rsna17_winner / thumbs` | `larson18 / thumbs` |" in text  # the paired row
+    plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
+    assert plots == ["bland_altman_grid.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
+    assert "(comparison/folder-rsna-thumbs100-ffffffffff-test/mae_by_age_band.png)" in text

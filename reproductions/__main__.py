@@ -1,0 +1,26 @@
+"""`python -m reproductions compare`: regenerate results/README.md and the comparison plots from run records.
+
+The papers themselves run as `python -m reproductions.<paper> train|evaluate|predict`.
+"""
+import argparse
+import sys
+
+from common import compare, results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m reproductions", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("compare", help="tables (results/README.md) and plots (results/comparison/) from run records")
+    p.add_argument("--results", default=str(results.RESULTS_DIR), help="results folder (default: results/)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
+    if not args.no_plots:
+        compare.plot_all(runs, args.results)
+    results.regenerate(args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
