@@ -25,7 +25,7 @@ def test_the_no_sex_ablation_changes_only_the_sex_input():
 
 
 def test_cpu_variants_change_only_initialisation_size_and_length():
-    assert changed_keys(get_config(), get_config("scratch")) == {"model.pretrained"}
+    assert changed_keys(get_config(), get_config("scratch")) == {"model.pretrained", "train.optimizer.learning_rate"}
     assert changed_keys(get_config("scratch"), get_config("thumbs")) == {"data.image_size", "train.epochs"}
     assert changed_keys(get_config("scratch"), get_config("small")) == {"data.image_size", "train.epochs"}
     assert get_config("thumbs").data.image_size == 100  # the thumbnails' own size
