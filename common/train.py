@@ -278,24 +278,28 @@ def train(task, args, log=print):
 
 # ----------------------------------------------------------------------------- evaluate
 def with_ids(to_model_io):
-    """to_model_io that also passes each example's id along, so evaluation reads the split once."""
+    """to_model_io that also passes each example's id and sex along, so evaluation reads the split once.
+
+    The sex travels beside the model inputs, not in them: a model without a sex input (an
+    ablation) is still evaluated by sex.
+    """
     def io(batch):
         inputs, targets = to_model_io(batch)
-        return inputs, targets, batch["id"]
+        return inputs, targets, {"id": batch["id"], "male": batch["male"]}
     return io
 
 
 def predict_dataset(task, model, config, ds):
     """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids."""
     estimates, targets, males, ids = {}, [], [], []
-    for inputs, y, batch_ids in ds:
-        ids.extend(i.decode() for i in np.asarray(batch_ids).reshape(-1))
+    for inputs, y, meta in ds:
+        ids.extend(i.decode() for i in np.asarray(meta["id"]).reshape(-1))
         for name, months in task.predict(model, inputs, config).items():
             estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
         if isinstance(y, dict):  # one named output: its target
             (y,) = y.values()
         targets.append(np.asarray(y, np.float64).reshape(-1))
-        males.append(np.asarray(inputs["male"]).reshape(-1))
+        males.append(np.asarray(meta["male"]).reshape(-1))
     return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males), ids)
 
 

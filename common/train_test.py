@@ -164,3 +164,27 @@ def test_a_full_disk_is_a_clear_error(monkeypatch, capsys):
     assert train.main(task, ["train", "--data", "phantoms"]) == 2
     err = capsys.readouterr().err
     assert "disk is full" in err and "rerun the same command to resume" in err
+
+
+def test_evaluation_reads_the_sex_beside_the_inputs_of_a_model_without_sex_input():
+    """An ablation model has no "male" input; evaluation still gets each image's sex (by-sex metrics)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from common import train as train_lib
+
+    class NoSexTask:
+        @staticmethod
+        def predict(model, inputs, config):
+            assert "male" not in inputs
+            return {"regression": np.asarray(inputs["image"]).reshape(-1) * 0 + 100.0}
+
+    def to_model_io(batch):
+        return {"image": batch["image"]}, {"months": batch["boneage_months"]}
+
+    batch = {"id": tf.constant(["a", "b"]), "image": tf.zeros((2, 1)), "male": tf.constant([1, 0], tf.int64),
+             "boneage_months": tf.constant([90.0, 110.0])}
+    ds = tf.data.Dataset.from_tensors(batch).map(train_lib.with_ids(to_model_io))
+    estimates, targets, males, ids = train_lib.predict_dataset(NoSexTask, None, None, ds)
+    assert ids == ["a", "b"] and males.tolist() == [1, 0] and targets.tolist() == [90.0, 110.0]
+    assert estimates["regression"].tolist() == [100.0, 100.0]
