@@ -1,12 +1,16 @@
-"""rsna17_winner end to end on phantoms: train -> evaluate -> predict a real radiograph.
+"""rsna17_winner end to end on phantoms: a short CPU run learns -> evaluate -> predict a real radiograph.
 
-One short run (2 epochs, 96 images per split, the `small` variant at 75 px) is shared by the
-tests of this module: it checks that every stage runs and writes what it should, and that the
-sex input reaches the prediction. It does NOT check that the network learns: from random
-weights on CPU-sized phantoms, InceptionV3 did not reach half the mean predictor's MAE within
-a CI-sized budget (measured, 2 CPU cores, phantoms/small: Adam 1e-3, 12 epochs at 96 px: best
-val MAE 31.6 vs ~57, with validation swinging to 150 between epochs while the batch-norm
-averages lag; Adam 1e-4: training MAE 54 -> 50 in 2 epochs). See README.md, deviation 8.
+One run is shared by the tests of this module: the `small` variant (96 px, Adam 1e-4 from random
+weights) on the default phantoms (2,000 training images, so each epoch has 125 steps and the
+batch-norm moving averages settle), with the geometric augmentation switched off by `--set`: the
+test asks whether the network and the pipeline learn the age within a CI budget; the
+augmentation itself is tested in task_test.py.
+
+Calibration (2 CPU cores, shared with other jobs): this exact run reached val MAE 57.5, 73.0,
+60.1, 42.3, 25.4, 25.3 over its 6 epochs against the mean predictor's ~57, i.e. 0.44x at the
+last two epochs. On phantoms/small (37 steps per epoch) validation lagged far behind training
+(val 31.6 at best after 12 epochs with Adam 1e-3; swings to 150) because the moving variances
+start at 1 and too few steps wash them out.
 """
 import json
 import os
@@ -19,25 +23,38 @@ import pytest
 
 from conftest import ROOT
 
-EPOCHS = 2
-LIMIT = 96
+EPOCHS = 6
+NO_GEOMETRY = ["--set", "train.augmentation.rotation_degrees=0", "--set", "train.augmentation.shift_fraction=0",
+               "--set", "train.augmentation.zoom_fraction=0"]
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("rsna17_winner") / "run"
     env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    cmd = [sys.executable, "-m", "reproductions.rsna17_winner", "train", "--small", "--data", "phantoms/small",
-           "--epochs", str(EPOCHS), "--image-size", "75", "--limit", str(LIMIT), "--out", str(out)]
+    cmd = [sys.executable, "-m", "reproductions.rsna17_winner", "train", "--small", "--data", "phantoms",
+           "--epochs", str(EPOCHS), "--out", str(out), *NO_GEOMETRY]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, env
 
 
-def test_training_ran_every_epoch(trained_run):
+def mean_predictor_mae(data_dir):
+    """MAE on validation of always predicting the training labels' mean."""
+    from common import data, pipeline
+    handle = data.resolve("phantoms", data_dir=data_dir, log=lambda *_: None)
+
+    def labels(split):
+        return np.array([float(e["boneage_months"]) for e in pipeline.read_split(handle, split)])
+    return float(np.abs(labels("validation") - labels("train").mean()).mean())
+
+
+def test_a_short_cpu_run_learns(trained_run, data_dir):
     out, _ = trained_run
     history = pd.read_csv(out / "metrics.csv")
-    assert len(history) == EPOCHS and np.isfinite(history["val_mae"]).all()
+    baseline = mean_predictor_mae(data_dir)
+    assert len(history) == EPOCHS
+    assert history["val_mae"].min() <= 0.5 * baseline, (history["val_mae"].tolist(), baseline)
 
 
 def test_evaluation_writes_its_files_and_record(trained_run):
@@ -46,7 +63,7 @@ def test_evaluation_writes_its_files_and_record(trained_run):
         assert (out / "test" / name).stat().st_size > 0, name
     record = json.loads((out / "run.json").read_text())
     ev = record["evaluations"]["test"]
-    assert ev["images"] == LIMIT and ev["primary_estimate"] == "regression"
+    assert ev["images"] == 400 and ev["primary_estimate"] == "regression"
     assert record["config"]["model"]["sex_input"] is True
 
 
