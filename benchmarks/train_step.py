@@ -40,8 +40,20 @@ def larson18(size):
     return model, inputs, {"probs": loss}, targets
 
 
-# model -> (builder, CPU size, paper size)
-MODELS = {"larson18": (larson18, 64, 224)}
+def rsna17_second(size):
+    """One sex's patch regressor; `size` is the patch side (32: thumbs variant, 128: paper)."""
+    import keras
+    import numpy as np
+
+    from reproductions.rsna17_second.model import build_patch_model
+    patch_model = build_patch_model(size, 117.88, 37.91)
+    model = keras.Model(patch_model.inputs, {"months": patch_model.outputs[0]})  # named output, as one_row expects
+    inputs = {"image": np.random.rand(1, size, size, 1).astype("float32") * 255, "male": np.zeros((1, 1), "float32")}
+    return model, inputs, {"months": "mae"}, {"months": np.array([[120.0]], "float32")}
+
+
+# model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch
+MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128)}
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -83,6 +95,17 @@ def pipeline_rate(model_name, size):
     from reproductions.larson18 import task as larson_task
     shared = ROOT.parent / "shared" / "data" / "rsna-thumbs100"
     handle = data.resolve(f"folder:{shared}" if shared.exists() else "phantoms", log=lambda *_: None)
+    if model_name == "rsna17_second":  # patches/s: hand crop + CLAHE once per radiograph, 49 patches after it
+        from reproductions.rsna17_second import task as second_task
+        cfg = second_task.TASK.get_config("thumbs" if size == 32 else "")
+        cfg.model.sex = "female"
+        t = second_task.TASK
+        ds = pipeline.make_dataset(handle, "train", preprocess=t.preprocess(cfg, True), to_model_io=t.to_model_io(cfg),
+                                   batch_size=64, training=True, limit=1024, keys=t.example_keys,
+                                   filter=t.example_filter(cfg), expand=t.expand(cfg, True))
+        start = time.perf_counter()
+        n = sum(int(x["image"].shape[0]) for x, _ in ds)
+        return n / (time.perf_counter() - start)
     cfg = larson_task.TASK.get_config("")
     cfg.data.crop_size, cfg.data.image_size = size, round(size * 256 / 224)
     ds = pipeline.make_dataset(handle, "train", preprocess=larson_task.TASK.preprocess(cfg, True),

@@ -1,13 +1,15 @@
 """The one input pipeline: every reproduction reads its data through `make_dataset`.
 
-    TFRecord shards -> parse -> decode -> paper's preprocess (per example, deterministic)
-      -> [cache] -> [shuffle] -> [augment (per example, seeded)] -> batch
-      -> [batch_augment (Keras layers)] -> to_model_io -> prefetch(AUTOTUNE)
+    TFRecord shards -> parse -> [filter] -> decode -> paper's preprocess (per example, deterministic)
+      -> [cache] -> [expand: one example -> N rows, unbatch] -> [shuffle] -> [augment (per example,
+      seeded)] -> batch -> [batch_augment (Keras layers)] -> to_model_io -> prefetch(AUTOTUNE)
 
-A reproduction passes only functions: what to do to one example, which random changes to
-make in training, and how a batch becomes (model inputs, targets). The reader, the order of
-the stages and their parallelism live here once.
+A reproduction passes only functions: which examples to keep, what to do to one example,
+whether one example becomes several (patches), which random changes to make in training, and
+how a batch becomes (model inputs, targets). The reader, the order of the stages and their
+parallelism live here once.
 """
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -36,10 +38,45 @@ def decode(example):
     return out
 
 
+def count_examples(handle, split: str, *, filter=None, limit: int | None = None) -> int:
+    """Examples of a split that `make_dataset` reads (the first `limit`, those `filter` keeps).
+
+    Without a filter this is the split's stored size; with one it is a pass over the records
+    that parses them but decodes no image (seconds for thousands of radiographs).
+    """
+    n = handle.splits[split] if split in handle.splits else 0
+    if limit:
+        n = min(n, limit)
+    if filter is None:
+        return n
+    ds = read_split(handle, split)
+    if limit:
+        ds = ds.take(limit)
+    return int(ds.filter(filter).reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def _leading_dim(element_spec) -> int:
+    """The static leading dimension shared by every tensor of an expanded example."""
+    dims = {name: spec.shape[0] if spec.shape.rank else None for name, spec in element_spec.items()}
+    if len(set(dims.values())) != 1 or None in dims.values():
+        raise ValueError("expand must return an example whose tensors all have the same static leading "
+                         f"dimension N. Received leading dimensions: {dims}")
+    return int(next(iter(dims.values())))
+
+
+def sample_rows(example, k: int, seed):
+    """Keeps `k` of the N rows of an expanded example, chosen at random by a stateless seed."""
+    n = _leading_dim({name: tf.TensorSpec.from_tensor(v) for name, v in example.items()})
+    if not 0 < k <= n:
+        raise ValueError(f"Cannot keep {k} of {n} rows per example; expected 0 < k <= {n}.")
+    keep = tf.argsort(tf.random.stateless_uniform([n], seed=seed))[:k]
+    return {name: tf.gather(value, keep) for name, value in example.items()}
+
+
 def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int, training: bool,
                  augment=None, batch_augment=None, cache=False, shuffle_buffer: int = 2048,
                  seed: int = 0, limit: int | None = None, drop_remainder: bool | None = None,
-                 keys=None):
+                 keys=None, filter=None, expand=None, expand_sample: int | None = None):
     """Builds the tf.data pipeline for one split.
 
     Args:
@@ -58,11 +95,30 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
         limit: int or None. Use only the first `limit` examples (smoke runs).
         keys: iterable of str or None. Keep only these features (e.g. drop the phantoms' masks
             before they are decoded, for a model that never looks at them); None keeps all.
+        filter: callable(example) -> scalar bool tensor, or None. Keeps only the examples it
+            accepts (e.g. one sex, for a sex-specific model). It sees the parsed example before
+            decoding (the image is still PNG bytes), so a dropped radiograph is never decoded.
+            Applied after `limit`: "the first N" are the first N of the split, then filtered.
+        expand: callable(example) -> example, or None. Turns one preprocessed example into N
+            rows: every tensor it returns has the same static leading dimension N (e.g. the 49
+            patches of a radiograph, with its label and id repeated). It runs after the cache,
+            so the cache holds one example, not N, and each image is decoded and preprocessed
+            once per epoch at most; then `unbatch` makes the rows separate examples. In
+            training the examples are shuffled before expanding and the rows again after
+            (`shuffle_buffer` each: the rows of one radiograph would otherwise arrive together).
+        expand_sample: int or None. Training only: keep `expand_sample` of the N rows of each
+            expanded example, a fresh random choice for every example and epoch (stateless
+            seeds), to shorten epochs.
+
+    The dataset's cardinality (batches per epoch) is known whenever the stored split sizes
+    determine it; with a `filter` it is counted once (`count_examples`) and asserted.
     """
     # With --limit, read in stored order so that "the first N" is the same N every epoch.
     ds = read_split(handle, split, shuffle_files=training and not limit, seed=seed)
     if limit:
         ds = ds.take(limit)
+    if filter is not None:
+        ds = ds.filter(filter)
     if keys is not None:
         keep = tuple(keys)
         ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keep}, num_parallel_calls=AUTOTUNE,
@@ -71,13 +127,32 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
     ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=not training)
     if cache:
         ds = ds.cache("" if cache is True else cache)
+    rows_per_example = 1
+    if expand is not None:
+        if training:
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(expand, num_parallel_calls=AUTOTUNE, deterministic=not training)
+        rows_per_example = _leading_dim(ds.element_spec)
+        if training and expand_sample:
+            if not 0 < expand_sample <= rows_per_example:
+                raise ValueError(f"expand_sample must be in 1..{rows_per_example} (the rows expand makes). "
+                                 f"Received: expand_sample={expand_sample}")
+            seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: sample_rows(e, expand_sample, s),
+                                                      num_parallel_calls=AUTOTUNE, deterministic=False)
+            rows_per_example = expand_sample
+        ds = ds.unbatch()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if augment is not None:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
             ds = tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=AUTOTUNE, deterministic=False)
-    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder,
-                  num_parallel_calls=AUTOTUNE, deterministic=not training)
+    drop = training if drop_remainder is None else drop_remainder
+    ds = ds.batch(batch_size, drop_remainder=drop, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    if filter is not None or expand is not None:
+        # filter and unbatch hide the size from tf.data; Keras needs it for epochs and schedules.
+        rows = count_examples(handle, split, filter=filter, limit=limit) * rows_per_example
+        ds = ds.apply(tf.data.experimental.assert_cardinality(rows // batch_size if drop else -(-rows // batch_size)))
     if training and batch_augment is not None:
         ds = ds.map(batch_augment, num_parallel_calls=AUTOTUNE, deterministic=False)
     ds = ds.map(to_model_io, num_parallel_calls=AUTOTUNE, deterministic=not training)

@@ -80,3 +80,63 @@ def test_keys_drop_features_before_decoding(tiny_phantoms):
     ds = pipeline.make_dataset(tiny_phantoms, "test", preprocess=preprocess, to_model_io=lambda b: b,
                                batch_size=4, training=False, keys=("image", "boneage_months", "male"))
     assert set(next(iter(ds))) == {"image", "boneage_months", "male"}
+
+
+def _males(tiny_phantoms, split):
+    return [int(e["male"]) for e in pipeline.read_split(tiny_phantoms, split)]
+
+
+def test_filter_keeps_only_the_examples_it_accepts_and_knows_the_size(tiny_phantoms):
+    def boys(e):
+        return tf.equal(e["male"], 1)
+    n_boys = sum(_males(tiny_phantoms, "validation"))
+    assert 0 < n_boys < 16
+    assert pipeline.count_examples(tiny_phantoms, "validation", filter=boys) == n_boys
+    assert pipeline.count_examples(tiny_phantoms, "validation", filter=boys, limit=4) == sum(
+        _males(tiny_phantoms, "validation")[:4])
+    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=preprocess, to_model_io=lambda b: b,
+                               batch_size=3, training=False, filter=boys)
+    batches = list(ds)
+    assert int(ds.cardinality()) == len(batches) == -(-n_boys // 3)
+    assert all(int(m) == 1 for b in batches for m in b["male"].numpy())
+
+
+def _expand3(e):
+    """One example -> 3 rows: the image and two shifted copies, labels repeated, a row index."""
+    images = tf.stack([e["image"], tf.roll(e["image"], 1, axis=0), tf.roll(e["image"], 2, axis=0)])
+    rows = {k: tf.repeat(v[tf.newaxis], 3, axis=0) for k, v in e.items() if k != "image"}
+    return dict(rows, image=images, row=tf.range(3))
+
+
+def test_expand_makes_n_rows_per_example_after_the_cache(tiny_phantoms):
+    kwargs = dict(preprocess=preprocess, to_model_io=lambda b: b, keys=("id", "image", "boneage_months", "male"))
+    ds = pipeline.make_dataset(tiny_phantoms, "validation", batch_size=5, training=False, cache=True,
+                               expand=_expand3, **kwargs)
+    rows = [(i, r) for b in ds for i, r in zip(b["id"].numpy(), b["row"].numpy())]
+    assert int(ds.cardinality()) == -(-16 * 3 // 5)
+    assert len(rows) == 48 and [r for _, r in rows] == [0, 1, 2] * 16  # stored order, rows together
+    assert all(rows[3 * k][0] == rows[3 * k + 2][0] for k in range(16))
+    train = pipeline.make_dataset(tiny_phantoms, "train", batch_size=8, training=True, expand=_expand3, **kwargs)
+    assert int(train.cardinality()) == 48 * 3 // 8 == len(list(train))
+
+
+def test_expand_sample_keeps_a_fresh_random_subset_each_epoch(tiny_phantoms):
+    ds = pipeline.make_dataset(tiny_phantoms, "train", preprocess=preprocess, to_model_io=lambda b: b,
+                               batch_size=48, training=True, expand=_expand3, expand_sample=1, seed=0)
+    assert int(ds.cardinality()) == 1
+    epochs = [next(iter(ds)) for _ in range(2)]
+    for b in epochs:
+        assert sorted(b["id"].numpy()) == sorted(set(b["id"].numpy()))  # one row per example
+    picks = [dict(zip(b["id"].numpy(), b["row"].numpy())) for b in epochs]
+    assert picks[0] != picks[1]
+    with pytest.raises(ValueError, match="expand_sample must be in 1..3"):
+        pipeline.make_dataset(tiny_phantoms, "train", preprocess=preprocess, to_model_io=lambda b: b,
+                              batch_size=4, training=True, expand=_expand3, expand_sample=4)
+
+
+def test_expand_must_give_every_tensor_the_same_leading_dimension(tiny_phantoms):
+    def bad(e):
+        return {"image": tf.stack([e["image"]] * 2), "male": e["male"]}
+    with pytest.raises(ValueError, match="same static leading dimension"):
+        pipeline.make_dataset(tiny_phantoms, "test", preprocess=preprocess, to_model_io=lambda b: b,
+                              batch_size=4, training=False, expand=bad)

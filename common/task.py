@@ -3,6 +3,10 @@
 Like keras-hub's task classes, a Task mostly names other things: the paper's config module,
 its model builder, and the per-example functions that the one input pipeline calls. Training,
 evaluation, prediction, provenance and results are all in `common/`.
+
+Every field after `predict` has a default that leaves the shared behaviour as it was, so a
+paper names only what it changes (e.g. rsna17_second: a sex filter, 49 patches per radiograph,
+one model per sex in sub-runs, a fusion fitted on the validation split).
 """
 import dataclasses
 from typing import Callable
@@ -17,7 +21,7 @@ class Task:
     preprocess: Callable           # (config, training: bool) -> fn(example) -> example
     to_model_io: Callable          # (config) -> fn(batch) -> (inputs, targets)
     loss: Callable                 # (config) -> Keras loss
-    metrics: Callable              # (config) -> list of Keras metrics; one must be named "mae" (months)
+    metrics: Callable              # (config) -> list of Keras metrics; one must be named `monitor` ("mae", months, by default)
     predict: Callable              # (model, inputs, config) -> {estimate name: months [B]}; first = primary
     augment: Callable = lambda config: None        # (config) -> fn(example, seed) -> example, or None
     batch_augment: Callable = lambda config: None  # (config) -> fn(batch) -> batch, or None
@@ -26,4 +30,15 @@ class Task:
     weights_hint: str = ""                         # the file --weights expects, for messages
     example_keys: tuple | None = ("id", "image", "boneage_months", "male")  # features read; None = all
     needs_sex: bool = True                         # the model takes sex as an input
+    monitor: str = "mae"                           # validation metric (logged as val_<monitor>) that picks checkpoints/best
+    monitor_mode: str = "min"                      # "min" or "max" for `monitor`
     variants: tuple = ("small",)                   # known config variants besides the paper's own
+    # --- examples: which, and how many per radiograph (common.pipeline.make_dataset) ---------------
+    example_filter: Callable = lambda config: None        # (config) -> predicate(example) -> bool tensor, or None: the examples this config trains and evaluates on (e.g. one sex)
+    expand: Callable = lambda config, training: None      # (config, training) -> fn(example) -> example with leading dim N, or None: one cached example -> N training rows (e.g. patches)
+    expand_sample: Callable = lambda config: None         # (config) -> int or None: in training, a fresh random N' of the N rows per example and epoch
+    # --- runs: how a trained run is trained, loaded and calibrated (common.train) ------------------
+    add_flags: Callable | None = None      # (command, argparse parser) -> None: the paper's own command-line flags
+    run_train: Callable | None = None      # (task, args, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
+    load_trained: Callable | None = None   # (task, config, run_dir, model, log) -> (model, description); default: build_model + checkpoints/best (else last)
+    calibrate: Callable | None = None      # (task, model, config, handle, run_dir, log) -> None: fits on the validation split what evaluate needs (e.g. fusion weights)

@@ -161,7 +161,9 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
             batch_size=config.train.batch_size, training=training,
             augment=task.augment(config) if training else None,
             batch_augment=task.batch_augment(config) if training else None,
-            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=task.example_keys)
+            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=task.example_keys,
+            filter=task.example_filter(config), expand=task.expand(config, training),
+            expand_sample=task.expand_sample(config) if training else None)
     return out
 
 
@@ -217,7 +219,10 @@ def train(task, args, log=print):
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
     history = read_history(run_dir)
-    best_so_far = float(history["val_mae"].min()) if "val_mae" in history and len(history) else None
+    monitor, mode = f"val_{task.monitor}", task.monitor_mode  # the metric that picks checkpoints/best
+    best_so_far = None
+    if monitor in history and len(history):
+        best_so_far = float(history[monitor].min() if mode == "min" else history[monitor].max())
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     callbacks = [
         # The log row first, then the backup: a kill between the two logs an epoch that is trained
@@ -228,7 +233,7 @@ def train(task, args, log=print):
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.weights.h5"), save_weights_only=True,
-                                        save_best_only=True, monitor="val_mae", mode="min",
+                                        save_best_only=True, monitor=monitor, mode=mode,
                                         initial_value_threshold=best_so_far),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
@@ -267,12 +272,13 @@ def train(task, args, log=print):
         record.update({"status": status, "epochs_done": int(history["epoch"].max()) if len(history) else 0,
                        "wall_time_s": round(record.get("wall_time_s", 0) + time.time() - start, 1),
                        "ended": provenance.now()})
-        if "val_mae" in history and len(history):
-            best = history.loc[history["val_mae"].idxmin()]
-            record["best_epoch"], record["best_val_mae"] = int(best["epoch"]), float(best["val_mae"])
+        if monitor in history and len(history):
+            best = history.loc[history[monitor].idxmin() if mode == "min" else history[monitor].idxmax()]
+            record["best_epoch"], record[f"best_{monitor}"] = int(best["epoch"]), float(best[monitor])
         _save_record(run_dir, record)
-    log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best val MAE "
-        f"{record.get('best_val_mae', float('nan')):.2f} months (epoch {record.get('best_epoch')}).")
+    units = " months" if task.monitor == "mae" else ""
+    log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best {monitor} "
+        f"{record.get(f'best_{monitor}', float('nan')):.4g}{units} (epoch {record.get('best_epoch')}).")
     return run_dir, model, handle, config
 
 
@@ -303,6 +309,23 @@ def predict_dataset(task, model, config, ds):
     return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males), ids)
 
 
+def load_trained(task, config, run_dir, model=None, log=print):
+    """The trained model of a run: `model` (or a new one) with checkpoints/best (else last) loaded.
+
+    Returns (model, what was loaded, for the run record). A task whose run is not one set of
+    weights (rsna17_second: one model per sex in sub-runs) passes its own `Task.load_trained`.
+    """
+    weights = Path(run_dir) / "checkpoints" / "best.weights.h5"
+    if not weights.exists():
+        weights = Path(run_dir) / "checkpoints" / "last.weights.h5"
+    if not weights.exists():
+        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
+    if model is None:
+        model = task.build_model(config)
+    model.load_weights(weights)
+    return model, weights.name
+
+
 def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log=print):
     """Evaluates the best checkpoint of a run on one split; writes metrics, predictions and plots."""
     from common import data as data_lib
@@ -324,23 +347,19 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     if args.split not in handle.splits:
         raise DataError(f"{handle.name} has no {args.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
                         "pass --split.")
-    if model is None:
-        model = task.build_model(config)
-    weights = run_dir / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = run_dir / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
-        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
-    model.load_weights(weights)
+    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=model, log=log)
+    if task.calibrate:
+        task.calibrate(task, model, config, handle, run_dir, log)
     split = args.split
     limit = args.limit
     test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
+    example_filter = task.example_filter(config)
     eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
                                     to_model_io=with_ids(task.to_model_io(config)),
                                     batch_size=config.train.batch_size, training=False, limit=limit,
-                                    keys=task.example_keys)
-    n_images = min(handle.splits[split], limit or handle.splits[split])
-    log(f"Evaluating {weights.name} on {handle.name} {split} ({n_images} images) ...")
+                                    keys=task.example_keys, filter=example_filter)
+    n_images = pipeline.count_examples(handle, split, filter=example_filter, limit=limit)
+    log(f"Evaluating {weights} on {handle.name} {split} ({n_images} images) ...")
     start = time.time()
     estimates, targets, males, ids = predict_dataset(task, model, config, eval_ds)
     history = read_history(run_dir)
@@ -354,7 +373,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
                                     seed=config.seed)
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
     record.setdefault("evaluations", {})[split] = {
-        "images": len(ids), "weights": weights.name, "estimates": summaries, "primary_estimate": next(iter(estimates)),
+        "images": len(ids), "weights": weights, "estimates": summaries, "primary_estimate": next(iter(estimates)),
         "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split),
         "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
         "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
@@ -415,22 +434,20 @@ def predict(task, args, log=print):
                              f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
     run_dir = Path(args.out) if args.out else None
     if run_dir is None:
-        candidates = sorted((RESULTS_DIR / task.paper).glob("*/checkpoints/best.weights.h5"),
-                            key=lambda p: p.stat().st_mtime)
+        # A run directory with best weights, or one whose record says it finished training (a run
+        # made of sub-runs, e.g. one model per sex, keeps its weights one level down).
+        markers = list((RESULTS_DIR / task.paper).glob("*/checkpoints/best.weights.h5"))
+        markers += [r for r in (RESULTS_DIR / task.paper).glob("*/run.json")
+                    if json.loads(r.read_text()).get("status") in ("trained", "evaluated")]
+        candidates = sorted(markers, key=lambda p: p.stat().st_mtime)
         if not candidates:
             raise SystemExit(f"error: no trained {task.paper} model found; pass --out RUN_DIR or train first")
-        run_dir = candidates[-1].parent.parent
+        run_dir = candidates[-1].parent if candidates[-1].name == "run.json" else candidates[-1].parent.parent
         trained_on = _record(run_dir).get("dataset", {}).get("name", "?")
         log(f"Using the most recent {task.paper} run, {run_dir} (trained on {trained_on}); pass --out RUN_DIR to choose.")
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
-    weights = run_dir / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = run_dir / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
-        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints")
-    model = task.build_model(config)
-    model.load_weights(weights)
+    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=None, log=log)
 
     records, failures = [], []
     for f in files:
@@ -456,7 +473,7 @@ def predict(task, args, log=print):
     out_csv = Path(args.output_csv or "predictions.csv")
     io.atomic_to_csv(table, out_csv)
     print(table.to_string(index=False))
-    log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights}")
+    log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} in {run_dir}")
     return table
 
 
@@ -476,6 +493,9 @@ def main(task, argv=None):
     p_pred.add_argument("--sex", default=None, help="M or F, for every file")
     p_pred.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")
     p_pred.add_argument("--output-csv", default=None, help="where to write the predictions (default predictions.csv)")
+    if task.add_flags:
+        for command, p in (("train", p_train), ("evaluate", p_eval), ("predict", p_pred)):
+            task.add_flags(command, p)
     args = parser.parse_args(argv)
 
     from common.datasets.base import DataError
@@ -483,7 +503,7 @@ def main(task, argv=None):
     from common.weights import WeightsError
     try:
         if args.command == "train":
-            run_dir, model, handle, config = train(task, args)
+            run_dir, model, handle, config = (task.run_train or train)(task, args)
             if args.no_eval:
                 pass
             elif args.split not in handle.splits:

@@ -1,0 +1,50 @@
+"""The rsna17_second config: the paper setting, the variants, the grid geometry, the source comments."""
+import pytest
+
+from common.config import changed_keys, values_without_source
+
+from reproductions.rsna17_second import config as config_module
+from reproductions.rsna17_second.config import VARIANTS, get_config
+from reproductions.rsna17_second.preprocessing import patch_stride
+
+
+def test_paper_setting():
+    config = get_config()
+    data = config.data
+    assert (data.image_size, data.patch_size, data.patch_grid) == (512, 128, 7)
+    assert patch_stride(data.image_size, data.patch_size, data.patch_grid) == 64
+    assert config.model.backbone == "resnet50" and config.model.sex == "both"
+    assert set(config.model.target_norm) == {"female", "male"}
+    assert config.train.patches_per_image == 49  # every patch is a training example
+    assert config.eval.primary_fusion == config.eval.fusions[0] == "mean"
+    assert set(config.eval.fusions) == {"mean", "median", "learned"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_grid_fits_every_variant_exactly(variant):
+    data = get_config(variant).data
+    stride = patch_stride(data.image_size, data.patch_size, data.patch_grid)
+    assert 6 * stride + data.patch_size == data.image_size
+    assert data.patch_size >= 32  # ResNet-50's smallest input
+
+
+def test_variants_change_only_sizes_and_length():
+    paper, thumbs, small = (get_config(v) for v in ("", "thumbs", "small"))
+    assert changed_keys(paper, thumbs) == {
+        "data.image_size", "data.patch_size", "train.patches_per_image", "train.epochs"}
+    assert changed_keys(thumbs, small) == {
+        "data.image_size", "train.patches_per_image", "train.batch_size", "train.epochs", "model.bn_momentum"}
+
+
+def test_unknown_variant_and_override():
+    with pytest.raises(ValueError, match="Received: variant='tiny'"):
+        get_config("tiny")
+    assert get_config().apply_overrides(["model.sex=female"]).model.sex == "female"
+    with pytest.raises(KeyError):
+        get_config().override("model.gender", "female")
+
+
+def test_every_value_has_a_source_comment():
+    missing = values_without_source(config_module.get_config, (
+        "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "the reproduction's"))
+    assert not missing, f"values without a source comment: {missing}"

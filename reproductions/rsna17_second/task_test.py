@@ -1,0 +1,104 @@
+"""The rsna17_second Task: the sex filter, the fusion read-outs, sub-runs per sex (without a ResNet)."""
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from common import pipeline
+from common import train as common_train
+from reproductions.rsna17_second import task as second_task
+from reproductions.rsna17_second.config import get_config
+from reproductions.rsna17_second.task import TASK
+
+
+def _config(sex="both", variant="small"):
+    config = get_config(variant)
+    config.model.sex = sex
+    return config
+
+
+def test_the_filter_keeps_the_models_sex():
+    assert second_task.example_filter(_config("both")) is None
+    examples = [{"male": tf.constant(m, tf.int64)} for m in (0, 1, 1, 0)]
+    assert [bool(second_task.example_filter(_config("male"))(e)) for e in examples] == [False, True, True, False]
+    assert [bool(second_task.example_filter(_config("female"))(e)) for e in examples] == [True, False, False, True]
+    with pytest.raises(ValueError, match="Received: sex='boys'"):
+        second_task.example_filter(_config("boys"))
+
+
+def test_build_model_needs_one_sex():
+    with pytest.raises(ValueError, match="must be one of"):
+        second_task.build_model(_config("both"))
+
+
+def test_fusions_come_primary_first_and_learned_only_with_weights():
+    config = _config()
+    patches = np.tile(np.arange(49, dtype=float), (3, 1))
+    male = np.array([0, 1, 0])
+    out = second_task.fuse_all(patches, male, config, {})
+    assert list(out) == ["mean", "median"]  # no fitted weights yet: no learned estimate
+    np.testing.assert_allclose(out["mean"], 24.0)
+    one_hot = {"female": np.eye(49)[3], "male": np.eye(49)[40]}
+    out = second_task.fuse_all(patches, male, config, one_hot)
+    assert list(out) == ["mean", "median", "learned"]
+    np.testing.assert_allclose(out["learned"], [3.0, 40.0, 3.0])  # each radiograph uses its sex's weights
+    config.eval.primary_fusion = "learned"
+    assert list(second_task.fuse_all(patches, male, config, one_hot))[0] == "learned"
+
+
+def test_training_learns_from_a_random_subset_only_when_asked():
+    assert second_task.expand_sample(get_config()) is None  # the paper: all 49 patches
+    assert second_task.expand_sample(get_config("thumbs")) == get_config("thumbs").train.patches_per_image
+
+
+def test_unknown_sex_flag_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        common_train.main(TASK, ["train", "--sex", "girls"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'girls'" in capsys.readouterr().err
+
+
+def test_both_trains_one_sub_run_per_sex_and_skips_finished_ones(tiny_phantoms, tmp_path, monkeypatch):
+    """run_train's bookkeeping with common.train.train replaced by a stub that writes a sub-run."""
+    trained = []
+
+    def fake_train(task, args, log=print):
+        config = common_train.make_config(task, args)
+        out = tmp_path / "run" / config.model.sex
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": [0, 1], "loss": [50.0, 40.0], "mae": [50.0, 40.0], "val_loss": [45.0, 30.0],
+                      "val_mae": [45.0, 30.0]}).to_csv(out / "metrics.csv", index=False)
+        (out / "run.json").write_text(json.dumps({
+            "paper": task.paper, "variant": config.variant, "status": "trained", "epochs_done": config.train.epochs,
+            "epochs": config.train.epochs, "wall_time_s": 60.0, "image_size": config.data.image_size,
+            "best_val_mae": 30.0, "best_epoch": 2, "config": config.to_dict(), "started": "a", "ended": "b",
+            "dataset": {"name": "phantoms/tiny"}}))
+        trained.append(config.model.sex)
+
+    monkeypatch.setattr(common_train, "train", fake_train)
+    monkeypatch.setattr(common_train, "RESULTS_DIR", tmp_path)
+    data_dir = tiny_phantoms.version_dir.parents[2]
+    args = argparse.Namespace(data="phantoms/tiny", data_dir=str(data_dir), variant="", small=True, epochs=2,
+                              batch_size=None, image_size=None, weights=None, precision="float32",
+                              out=str(tmp_path / "run"), seed=None, limit=None, set=[], sex="both")
+    run_dir, _, handle, config = second_task.run_train(TASK, args, log=lambda *_: None)
+    assert trained == ["female", "male"] and config.model.sex == "both"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "trained" and record["wall_time_s"] == 120.0 and set(record["sub_runs"]) == {
+        "female", "male"}
+    boys = sum(int(e["male"]) for e in pipeline.read_split(handle, "train"))
+    assert record["sub_runs"]["male"]["train_images"] == boys
+    assert record["sub_runs"]["female"]["train_images"] == handle.splits["train"] - boys
+    history = common_train.read_history(run_dir)  # what evaluate plots: both sexes' curves side by side
+    assert {"female_mae", "val_female_mae", "male_mae", "val_male_mae"} <= set(history.columns)
+    assert json.loads((run_dir / "config.json").read_text())["model"]["sex"] == "both"
+
+    logs = []
+    second_task.run_train(TASK, args, log=logs.append)  # the same command again: both are finished
+    assert trained == ["female", "male"] and sum("skipping" in line for line in logs) == 2
+    args.epochs = 3  # a longer run resumes them
+    second_task.run_train(TASK, args, log=lambda *_: None)
+    assert trained == ["female", "male", "female", "male"]
