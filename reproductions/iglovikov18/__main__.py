@@ -1,0 +1,167 @@
+"""`python -m reproductions.iglovikov18 COMMAND --stage STAGE ...`: the chain, one stage at a time.
+
+    train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
+             [--init-from RUN_DIR]   (segment/keypoints: start from a trained run of the stage)
+    evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
+    register --segment-run DIR --keypoints-run DIR --data SPEC [--small|--variant thumbs]
+             (writes the dataset's registered canvases as a folder dataset for the age stages)
+    refine-masks --segment-run DIR --data SPEC   (the U-Net's masks that agree with the bootstrap -> pseudo_masks.npz)
+    predict  FILES --sex M|F | --sex-csv FILE [--segment-run DIR --keypoints-run DIR --age-runs DIR ...]
+             (the whole chain on raw radiographs; the most recent runs when not given)
+    figures  --segment-run DIR --keypoints-run DIR   (README figures on ../shared/data/rsna-sample)
+    table    (regenerates the region-importance table from the run records)
+
+The age stages use common.train as it is (train, evaluate, the results table); segmentation and
+key points train through common.train.train and are evaluated here (Dice / IoU, pixels).
+"""
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from reproductions.iglovikov18 import config as ig_config
+
+STAGE_CHOICES = ig_config.STAGES + ("ensemble",)
+
+
+def _stage_parser():
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--stage", choices=STAGE_CHOICES, default=None)
+    p.add_argument("--region", choices=ig_config.REGIONS, default="hand")
+    p.add_argument("--small", action="store_true")
+    p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs")
+    return p
+
+
+def _base_variant(known):
+    base = "small" if known.small else known.variant
+    if base not in ig_config.BASES:
+        raise SystemExit(f"error: unknown base variant {base!r}; known: {[b for b in ig_config.BASES if b]} "
+                         "(stage and region come from --stage and --region)")
+    return base
+
+
+def _age_needs_registration(rest, log=print):
+    """Real radiographs must be registered by a trained chain before the age stages can use them."""
+    from common import data as data_lib
+    from reproductions.iglovikov18 import stages
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", default=None)
+    p.add_argument("--data-dir", default=None)
+    args, _ = p.parse_known_args(rest)
+    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    if not handle.has_keypoints and not stages.is_registered(handle):
+        raise SystemExit(
+            f"error: {handle.name} has neither key points nor registered canvases. The age networks see the "
+            "registered hand: train the segment and keypoints stages, then run `python -m reproductions.iglovikov18 "
+            "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
+
+
+def _with_init(task, init_from, stage_names, log=print):
+    """The task whose model starts from a trained run's best weights (same stage and sizes)."""
+    if not init_from:
+        return task
+    from reproductions.iglovikov18 import chain
+    _, weights = chain.check_run(init_from, stage_names)
+
+    def build_model(config):
+        model = task.build_model(config)
+        model.load_weights(weights)
+        log(f"Starting from the weights of {init_from} ({weights.name})")
+        return model
+    return dataclasses.replace(task, build_model=build_model)
+
+
+def _shared_parser(task, command):
+    from common import train as common_train
+    p = argparse.ArgumentParser(prog=f"python -m reproductions.iglovikov18 {command}")
+    common_train.add_shared_flags(p, task)
+    p.add_argument("--split", default="test")
+    p.add_argument("--no-eval", action="store_true")
+    p.add_argument("--init-from", default=None)
+    return p
+
+
+def _train_or_evaluate_stage(command, stage, base, rest):
+    """Segmentation or key points: common.train.train, then the stage's own evaluation."""
+    import json
+
+    from common import data as data_lib
+    from common import train as common_train
+    from common.config import Config
+    from reproductions.iglovikov18 import stages
+    from reproductions.iglovikov18.task import TASKS
+    task = TASKS[stage]
+    args = _shared_parser(task, command).parse_args(rest + ["--variant", ig_config.variant_name(base, stage)])
+    evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
+    if command == "train":
+        if args.init_from:
+            args.set = list(args.set) + [f"{stage}.init_from={args.init_from}"]
+        run_dir, _, handle, config = common_train.train(_with_init(task, args.init_from, (stage,)), args)
+        if not args.no_eval and args.split in handle.splits:
+            evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
+        return 0
+    config = common_train.make_config(task, args)
+    handle = data_lib.resolve(args.data, data_dir=args.data_dir)
+    run_dir = Path(args.out) if args.out else common_train.default_run_dir(task, handle.name, config)
+    if (run_dir / "config.json").exists():
+        config = Config(json.loads((run_dir / "config.json").read_text()))
+    evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    from common.datasets.base import DataError
+    from common.labels import LabelError
+    from reproductions.iglovikov18.chain import RunError
+    try:
+        if command in ("train", "evaluate"):
+            known, rest = _stage_parser().parse_known_args(rest)
+            if known.stage is None:
+                raise SystemExit(f"error: {command} needs --stage ({', '.join(STAGE_CHOICES)})")
+            base = _base_variant(known)
+            if known.stage == "ensemble":
+                if command == "train":
+                    raise SystemExit("error: the ensemble has nothing to train: `evaluate --stage ensemble`")
+                from reproductions.iglovikov18 import ensemble
+                return ensemble.main(base, rest)
+            if known.stage in ig_config.AGE_STAGES:
+                from common import train as common_train
+                from reproductions.iglovikov18 import regions
+                from reproductions.iglovikov18.task import AGE_TASK
+                _age_needs_registration(rest)
+                variant = ig_config.variant_name(base, known.stage, known.region)
+                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant])
+                regions.regenerate()
+                return status
+            return _train_or_evaluate_stage(command, known.stage, base, rest)
+        if command == "register":
+            from reproductions.iglovikov18 import commands
+            return commands.register(rest)
+        if command == "refine-masks":
+            from reproductions.iglovikov18 import commands
+            return commands.refine_masks(rest)
+        if command == "predict":
+            from reproductions.iglovikov18 import commands
+            return commands.predict(rest)
+        if command == "figures":
+            from reproductions.iglovikov18 import figures
+            return figures.main(rest)
+        if command == "table":
+            from reproductions.iglovikov18 import regions
+            regions.regenerate()
+            return 0
+        raise SystemExit(f"error: unknown command {command!r}; expected train, evaluate, register, refine-masks, "
+                         "predict, figures or table")
+    except (DataError, LabelError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

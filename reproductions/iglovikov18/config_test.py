@@ -1,0 +1,111 @@
+"""Tests for the Iglovikov18 config: the paper's values, the variants, and the source comments."""
+import ast
+import inspect
+
+import pytest
+
+from reproductions.iglovikov18 import config as config_module
+from reproductions.iglovikov18 import preprocessing as pp
+from reproductions.iglovikov18.config import AGE_STAGES, BASES, REGIONS, STAGES, get_config, parse_variant, variant_name
+
+
+def _flatten(node, prefix=""):
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_age_networks_paper_setting():
+    config = get_config("regress-hand")
+    m = config.model
+    assert m.filters == [32, 64, 128, 128, 256, 384] and m.dense_units == 2048 and m.dropout == 0.3
+    assert (m.pool_size, m.pool_padding, m.head) == (3, "valid", "regression")
+    assert config.train.loss == "l1" and (m.age_offset, m.age_scale) == (120.0, 120.0)
+    assert config.train.optimizer.learning_rate == 2e-5 and config.train.batch_size == 8
+    assert get_config("classify-carpal").train.loss == "crossentropy"
+    assert get_config("classify-carpal").model.num_classes == 240
+    # The recipe's network input: the 2000 x 1500 crop of the 2080 x 1600 canvas at scale 0.25.
+    assert pp.canvas_hw(config) == (520, 400)
+    assert pp.region_box(config, "hand")[2:] == (500, 375)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_every_region_fits_the_canvas_and_the_network(base):
+    from reproductions.iglovikov18.task import build_age_model
+    for region in REGIONS:
+        config = get_config(variant_name(base, "regress", region))
+        y0, x0, h, w = pp.region_box(config, region)
+        assert h > 0 and w > 0
+        if base:  # building the paper-size networks costs seconds; the checks above cover them
+            assert build_age_model(config).input["image"].shape[1:3] == (h, w)
+
+
+def test_variant_names_round_trip_and_bad_ones_are_refused():
+    for base in BASES:
+        for stage in STAGES:
+            for region in (REGIONS if stage in AGE_STAGES else (None,)):
+                assert parse_variant(variant_name(base, stage, region)) == (base, stage, region)
+    for bad in ("", "small", "regress", "small-regress-wrist", "segment-hand", "tiny-segment", "regress-hand-x"):
+        with pytest.raises(ValueError, match="Received|variant"):
+            parse_variant(bad)
+    with pytest.raises(ValueError, match="region"):
+        variant_name("", "regress")
+
+
+def _changed(a, b):
+    a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
+    assert a.keys() == b.keys()
+    return {k for k in a if a[k] != b[k]}
+
+
+def test_small_and_thumbs_change_only_sizes_lengths_and_the_scratch_rate():
+    sizes = {"data.image_size", "model.pool_padding", "model.filters", "model.dense_units", "train.batch_size",
+             "train.epochs", "train.optimizer.learning_rate", "train.optimizer.beta_1", "train.schedule.name"}
+    assert _changed("regress-hand", "small-regress-hand") == sizes
+    assert _changed("regress-hand", "thumbs-regress-hand") == sizes
+    assert _changed("segment", "small-segment") == {"data.image_size", "model.depth", "model.base_filters",
+                                                     "train.batch_size", "train.epochs"}
+    assert _changed("keypoints", "thumbs-keypoints") <= {"data.image_size", "model.pool_padding", "model.filters",
+                                                         "model.dense_units", "train.batch_size", "train.epochs"}
+    small = get_config("small-classify-metacarpal")
+    assert small.model.sex_handling == get_config("classify-metacarpal").model.sex_handling  # the method stays
+
+
+def test_override_and_unknown_key():
+    config = get_config("small-regress-hand").apply_overrides(["train.optimizer.learning_rate=0.01"])
+    assert config.train.optimizer.learning_rate == 0.01
+    with pytest.raises(KeyError):
+        get_config("small-regress-hand").override("train.lr", 0.1)
+
+
+TAGS = ("taken from", "reconstructed", "Iglovikov18", "small:", "thumbs:", "kit choice", "the reproduction",
+        "same line", "same file", "same measurement")
+
+
+def test_every_value_has_a_source_comment():
+    """Each literal value in the config builders names its source in a trailing comment."""
+    for fn in (config_module.get_config, config_module._age_config, config_module._segment_config,
+               config_module._keypoints_config):
+        source = inspect.getsource(fn)
+        lines = source.splitlines()
+        value_lines = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values):
+                    if isinstance(value, ast.Dict):
+                        continue
+                    if isinstance(value, ast.List) and value.elts and isinstance(value.elts[0], ast.List):
+                        value_lines.update(e.end_lineno for e in value.elts)
+                    else:
+                        value_lines.add(value.end_lineno)
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+                value_lines.add(node.end_lineno)
+        missing = [lines[n - 1].strip() for n in sorted(value_lines) if "#" not in lines[n - 1]]
+        assert not missing, f"{fn.__name__}: values without a source comment: {missing}"
+        for n in value_lines:
+            comment = lines[n - 1].split("#", 1)[1]
+            assert any(tag in comment for tag in TAGS), comment

@@ -1,0 +1,113 @@
+"""`evaluate --stage ensemble`: the mean of the age networks' predictions, evaluated and recorded.
+
+The members are age runs (regress / classify, any region) evaluated on the same split of the
+same dataset; each contributes its primary estimate per image (`<run>/<split>/predictions.csv`)
+and the ensemble is their plain mean. Without `--runs`, the members are the runs of the six
+networks (3 regions x 2 heads) of this base variant on this dataset, found by their default
+run-directory names. The result is written like any run (run.json with an "evaluations" entry,
+`<split>/` with metrics and plots), as variant "<base>-ensemble", so common.results and the
+region table pick it up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from common import evaluation, io, provenance
+from common import results as common_results
+from reproductions.iglovikov18 import config as ig_config
+
+
+def default_members(results_dir, data_slug, base, image_size):
+    """Run directories of the six age networks of a base variant on a dataset that exist."""
+    root = Path(results_dir) / "iglovikov18"
+    out = []
+    for region in ig_config.REGIONS:
+        for stage in ig_config.AGE_STAGES:
+            run = root / f"{data_slug}_{ig_config.variant_name(base, stage, region)}_{image_size}px"
+            if (run / "run.json").exists():
+                out.append(run)
+    return out
+
+
+def ensemble_predictions(members, split):
+    """(DataFrame id, boneage_true, male, boneage_pred = mean of the members, one column per member)."""
+    frames = []
+    for run in members:
+        path = Path(run) / split / "predictions.csv"
+        if not path.exists():
+            raise SystemExit(f"error: {run} has no {split} predictions; evaluate it first "
+                             f"(python -m reproductions.iglovikov18 evaluate --stage ... --out {run}).")
+        df = pd.read_csv(path, dtype={"id": str})[["id", "boneage_true", "boneage_pred", "male"]]
+        frames.append(df.rename(columns={"boneage_pred": Path(run).name}).set_index("id"))
+    ids = set(frames[0].index)
+    for f, run in zip(frames[1:], members[1:]):
+        if set(f.index) != ids:
+            raise SystemExit(f"error: {run} was evaluated on other images than {members[0]}; the ensemble needs "
+                             "the same split of the same dataset.")
+    table = frames[0][["boneage_true", "male"]].copy()
+    for f in frames:
+        table[f.columns[1]] = f[f.columns[1]]
+    names = [Path(r).name for r in members]
+    table["boneage_pred"] = table[names].mean(axis=1)
+    return table.reset_index(), names
+
+
+def main(base, argv, log=print):
+    p = argparse.ArgumentParser(prog="python -m reproductions.iglovikov18 evaluate --stage ensemble")
+    p.add_argument("--runs", nargs="+", default=None, help="age run directories (default: the six of this variant)")
+    p.add_argument("--data", default=None, help="dataset the members were evaluated on (for the default members)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", default=None, help="run directory of the ensemble")
+    args = p.parse_args(argv)
+    results_dir = Path(common_results.RESULTS_DIR)
+    if args.runs:
+        members = [Path(r) for r in args.runs]
+        data_name = json.loads((members[0] / "run.json").read_text()).get("dataset", {}).get("name", "?")
+    else:
+        from common import data as data_lib
+        handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+        data_name = handle.name
+        size = args.image_size or ig_config.get_config(ig_config.variant_name(base, "regress", "hand")).data.image_size
+        members = default_members(results_dir, data_name.replace("/", "-"), base, size)
+    if len(members) < 2:
+        raise SystemExit(f"error: an ensemble needs at least two evaluated age runs; found {[str(m) for m in members]}. "
+                         "Train them first, or pass --runs.")
+    start = time.time()
+    table, names = ensemble_predictions(members, args.split)
+    records = [json.loads((Path(m) / "run.json").read_text()) for m in members]
+    size = records[0].get("image_size")
+    out = Path(args.out) if args.out else results_dir / "iglovikov18" / (
+        f"{data_name.replace('/', '-')}_{ig_config.variant_name(base, 'regress', 'hand').replace('regress-hand', 'ensemble')}_{size}px")
+    variant = f"{base}-ensemble" if base else "ensemble"
+    evaluation.write_evaluation(out / args.split, table[["id", "boneage_true", "boneage_pred", "male"]],
+                                title=f"iglovikov18 ensemble of {len(members)} on {data_name} {args.split}")
+    io.atomic_to_csv(table, out / args.split / "member_predictions.csv")
+    overall = json.loads((out / args.split / "metrics.json").read_text())["overall"]
+    ev0 = records[0].get("evaluations", {}).get(args.split, {})
+    record = {
+        "paper": "iglovikov18", "citation": records[0].get("citation"), "variant": variant, "status": "evaluated",
+        "members": [str(m) for m in members], "dataset": records[0].get("dataset"), "image_size": size,
+        "epochs": max(r.get("epochs", 0) for r in records), "epochs_done": max(r.get("epochs_done", 0) for r in records),
+        "precision": records[0].get("precision"), "hardware": provenance.hardware(), "seed": records[0].get("seed"),
+        "wall_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1), **provenance.git_commit(),
+        "evaluations": {args.split: {
+            "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
+            "dataset": ev0.get("dataset", data_name), "dataset_fingerprint": ev0.get("dataset_fingerprint"),
+            "split_fingerprint": ev0.get("split_fingerprint"), "epochs_trained": max(r.get("epochs_done", 0) for r in records),
+            "image_size": size, "members": names, "wall_time_s": round(time.time() - start, 1), "when": provenance.now(),
+            **provenance.git_commit()}},
+    }
+    io.atomic_write_json(out / "run.json", record)
+    log(f"{args.split}: ensemble of {len(members)} MAE {overall['mae']['value']:.2f} months "
+        f"[{overall['mae']['ci_low']:.2f}, {overall['mae']['ci_high']:.2f}] on {len(table)} images -> {out}")
+    common_results.regenerate()
+    from reproductions.iglovikov18 import regions
+    regions.regenerate()
+    return 0
