@@ -52,8 +52,53 @@ def rsna17_second(size):
     return model, inputs, {"months": "mae"}, {"months": np.array([[120.0]], "float32")}
 
 
-# model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch
-MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128)}
+def _named(model, image_scale=255.0):
+    """The model with one named output, random inputs of its input shapes and an MSE target:
+    the step's cost is the network's (the paper's own loss adds a negligible reduction)."""
+    import keras
+    import numpy as np
+    out = model.outputs[0]
+    wrapped = keras.Model(model.input, {"out": out})
+    inputs = {t.name: np.random.rand(1, *t.shape[1:]).astype("float32") * (image_scale if t.name == "image" else 1.0)
+              for t in model.inputs}
+    return wrapped, inputs, {"out": "mse"}, {"out": np.zeros((1, *out.shape[1:]), "float32")}
+
+
+def rsna17_winner(size):
+    """InceptionV3 to mixed10 + the sex branch + the 1000-1000-1 head (100: thumbs, 500: paper)."""
+    from reproductions.rsna17_winner.model import build_rsna17_winner_model
+    return _named(build_rsna17_winner_model(size))
+
+
+def _iglovikov18(stage, size, paper_size):
+    """One iglovikov18 network as its paper config builds it (`size` = data.image_size: the canvas
+    height for the age networks), or the `thumbs` variant's smaller network at the CPU size."""
+    from reproductions.iglovikov18.config import get_config
+    from reproductions.iglovikov18.task import TASKS
+    config = get_config(stage if size == paper_size else f"thumbs-{stage}")
+    config.data.image_size = size
+    return _named(TASKS[stage.split("-")[0]].build_model(config), image_scale=1.0)
+
+
+def iglovikov18_segment(size):
+    return _iglovikov18("segment", size, MODELS["iglovikov18_segment"][2])
+
+
+def iglovikov18_keypoints(size):
+    return _iglovikov18("keypoints", size, MODELS["iglovikov18_keypoints"][2])
+
+
+def iglovikov18_regress_hand(size):
+    return _iglovikov18("regress-hand", size, MODELS["iglovikov18_regress_hand"][2])
+
+
+# model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
+# iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
+MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128),
+          "rsna17_winner": (rsna17_winner, 100, 500),
+          "iglovikov18_segment": (iglovikov18_segment, 96, 256),
+          "iglovikov18_keypoints": (iglovikov18_keypoints, 64, 256),
+          "iglovikov18_regress_hand": (iglovikov18_regress_hand, 83, 520)}
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -90,9 +135,11 @@ def pipeline_rate(model_name, size):
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        return None
+        return False
     from common import data, pipeline
     from reproductions.larson18 import task as larson_task
+    if model_name not in ("larson18", "rsna17_second", "rsna17_winner"):
+        return None  # iglovikov18 reads registered canvases written once by `register` (no per-epoch pipeline cost measured here)
     shared = ROOT.parent / "shared" / "data" / "rsna-thumbs100"
     handle = data.resolve(f"folder:{shared}" if shared.exists() else "phantoms", log=lambda *_: None)
     if model_name == "rsna17_second":  # patches/s: hand crop + CLAHE once per radiograph, 49 patches after it
@@ -103,6 +150,17 @@ def pipeline_rate(model_name, size):
         ds = pipeline.make_dataset(handle, "train", preprocess=t.preprocess(cfg, True), to_model_io=t.to_model_io(cfg),
                                    batch_size=64, training=True, limit=1024, keys=t.example_keys,
                                    filter=t.example_filter(cfg), expand=t.expand(cfg, True))
+        start = time.perf_counter()
+        n = sum(int(x["image"].shape[0]) for x, _ in ds)
+        return n / (time.perf_counter() - start)
+    if model_name == "rsna17_winner":  # warp/pad to size, cached uint8, Keras-layer augmentation on the batch
+        from reproductions.rsna17_winner import task as winner_task
+        t = winner_task.TASK
+        cfg = t.get_config("thumbs")
+        cfg.data.image_size = size
+        ds = pipeline.make_dataset(handle, "train", preprocess=t.preprocess(cfg, True), to_model_io=t.to_model_io(cfg),
+                                   batch_augment=t.batch_augment(cfg), batch_size=16, training=True, limit=1024,
+                                   keys=t.example_keys)
         start = time.perf_counter()
         n = sum(int(x["image"].shape[0]) for x, _ in ds)
         return n / (time.perf_counter() - start)
@@ -162,7 +220,7 @@ def main(argv=None):
             lines.append(f"| {m} | {s} | {pol} | failed: {err} | | | |")
             continue
         speed = f"{r / base[(m, s)]:.2f}" if (m, s) in base else "—"
-        ratio = f"{feed / r:.1f}" if feed else "— (no TensorFlow here)"
+        ratio = f"{feed / r:.1f}" if feed else ("— (no TensorFlow here)" if feed is False else "— (not measured)")
         lines.append(f"| {m} | {s} | {pol} | {r:.1f} | {speed} | {mem:,.0f} | {ratio} |")
     text = "\n".join(lines) + "\n"
     tag = "gpu" if hw["gpus"] else "cpu"

@@ -32,8 +32,12 @@ class ExperimentMismatch(ValueError):
 
 
 def experiment_key(run: dict, split: str) -> tuple:
+    """(dataset, fingerprint, split) of one evaluation; a dataset a paper derived image by image from
+    another (same ids, labels, splits; e.g. registered canvases) counts as its source."""
     ev = run["evaluations"][split]
     ds = run.get("dataset", {})
+    if ev.get("source_dataset"):
+        return (ev["source_dataset"], ev["source_fingerprint"], split)
     return (ev.get("dataset", ds.get("name", "?")), ev.get("dataset_fingerprint", ds.get("fingerprint", "?")), split)
 
 

@@ -69,6 +69,20 @@ def test_runs_of_different_splits_or_data_never_share_a_table(tmp_path):
         compare.paired(tmp_path, everything[0], everything[1])
 
 
+def test_a_dataset_derived_from_the_thumbnails_joins_their_experiment(tmp_path):
+    """Registered canvases (same ids, labels, split) pair with runs on the thumbnails they came from."""
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    derived = fake_run(tmp_path, "iglovikov18", "thumbs-ensemble", [100, 120, 60, 190], fingerprint="d" * 16)
+    record = json.loads((derived / "run.json").read_text())
+    record["evaluations"]["test"].update(source_dataset="folder/rsna-thumbs100", source_fingerprint="f" * 16)
+    (derived / "run.json").write_text(json.dumps(record))
+    fake_run(tmp_path, "rsna17_winner", "other", [110, 120, 60, 200], fingerprint="e" * 16)
+    groups = compare.experiments(loaded(tmp_path))
+    assert sorted(len(m) for m in groups.values()) == [1, 2]
+    members = groups[("folder/rsna-thumbs100", "f" * 16, "test")]
+    assert compare.paired(tmp_path, *members)["n"] == 4
+
+
 def test_paired_difference_is_zero_for_identical_predictions_and_signed_otherwise(tmp_path):
     fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
     fake_run(tmp_path, "larson18", "copy", [100, 100, 80, 200])

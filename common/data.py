@@ -33,6 +33,11 @@ def default_data_dir() -> Path:
 
 
 @dataclasses.dataclass
+# Beside the labels CSV of a folder dataset that a paper's offline preprocessing wrote from another
+# dataset (iglovikov18's registered canvases): {"source_dataset", "source_fingerprint", ...}.
+DERIVED_MARKER = "DERIVED_FROM.json"
+
+
 class DataHandle:
     """An opened, fully built dataset."""
     name: str                    # e.g. "phantoms/default", "folder/rsna-thumbs100"
@@ -54,6 +59,20 @@ class DataHandle:
         if split is not None:
             return prints[split]
         return hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()
+
+    def derived_from(self) -> dict:
+        """{"source_dataset", "source_fingerprint"} when this dataset was written from another one
+        image by image, keeping ids, labels and splits (DERIVED_MARKER), else {}.
+
+        Its runs then belong to the source's experiment: the same radiographs, split and labels,
+        with the paper's own preprocessing (segmentation, registration) done once ahead of training.
+        """
+        labels = self.metadata.get("source", {}).get("labels_csv")
+        marker = Path(labels).parent / DERIVED_MARKER if labels else None
+        if marker is None or not marker.exists():
+            return {}
+        info = json.loads(marker.read_text())
+        return {"source_dataset": info["source_dataset"], "source_fingerprint": info["source_fingerprint"]}
 
     def describe(self) -> str:
         return f"{self.name} ({', '.join(f'{k} {v}' for k, v in sorted(self.splits.items()))})"

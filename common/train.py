@@ -374,7 +374,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
     record.setdefault("evaluations", {})[split] = {
         "images": len(ids), "weights": weights, "estimates": summaries, "primary_estimate": next(iter(estimates)),
-        "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split),
+        "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split), **handle.derived_from(),
         "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
         "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
     if record.get("status") == "trained":

@@ -100,7 +100,8 @@ def main(base, argv, log=print):
         "evaluations": {args.split: {
             "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
             "dataset": ev0.get("dataset", data_name), "dataset_fingerprint": ev0.get("dataset_fingerprint"),
-            "split_fingerprint": ev0.get("split_fingerprint"), "epochs_trained": max(r.get("epochs_done", 0) for r in records),
+            "split_fingerprint": ev0.get("split_fingerprint"),
+            **{k: ev0[k] for k in ("source_dataset", "source_fingerprint") if k in ev0}, "epochs_trained": max(r.get("epochs_done", 0) for r in records),
             "image_size": size, "members": names, "wall_time_s": round(time.time() - start, 1), "when": provenance.now(),
             **provenance.git_commit()}},
     }

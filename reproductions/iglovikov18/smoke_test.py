@@ -187,6 +187,8 @@ def test_register_writes_a_folder_dataset_the_age_stage_reads(segment_run, keypo
           "--keypoints-run", str(keypoints_run), "--out", str(out), "--limit", "6"])
     handle = data.resolve(f"folder:{out}", data_dir=data_dir, log=lambda *_: None)
     assert stages.is_registered(handle) and handle.splits == {"train": 6, "validation": 6, "test": 6}
+    source = data.resolve(STAGE_DATA, data_dir=data_dir, log=lambda *_: None)
+    assert handle.derived_from() == {"source_dataset": source.name, "source_fingerprint": source.fingerprint()}
     config = ig_config.get_config("small-regress-carpal")
     example = next(iter(pipeline.read_split(handle, "train").map(pipeline.decode)))
     assert example["image"].shape[:2] == (166, 128)   # stored at twice the small canvas (83 x 64)

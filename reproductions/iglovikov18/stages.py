@@ -4,7 +4,7 @@
   split (the run record keeps them under "stage_evaluations": they are not months, so the common
   results table leaves them out).
 * `register_dataset`: runs a trained segment + key-point chain over every split of a dataset and
-  writes the canvases as a folder dataset (images/, labels.csv with the split, REGISTERED.json),
+  writes the canvases as a folder dataset (images/, labels.csv with the split, DERIVED_FROM.json naming the source dataset),
   which the age stages then train on.
 
 The ensemble is in ensemble.py, the region table in regions.py, the figures in figures.py.
@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import data as data_lib
 from common import io, pipeline, provenance
 from reproductions.iglovikov18 import masks
 from reproductions.iglovikov18 import preprocessing as pp
 
-REGISTERED_MARKER = "REGISTERED.json"
+REGISTERED_MARKER = data_lib.DERIVED_MARKER  # common/data.py: runs on it join the source's experiment
 
 
 def _record(run_dir) -> dict:
