@@ -32,12 +32,12 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, Path.home() / ".boneage-repro" / "datasets"))
 
 
-@dataclasses.dataclass
 # Beside the labels CSV of a folder dataset that a paper's offline preprocessing wrote from another
 # dataset (iglovikov18's registered canvases): {"source_dataset", "source_fingerprint", ...}.
 DERIVED_MARKER = "DERIVED_FROM.json"
 
 
+@dataclasses.dataclass
 class DataHandle:
     """An opened, fully built dataset."""
     name: str                    # e.g. "phantoms/default", "folder/rsna-thumbs100"
