@@ -14,10 +14,10 @@ ABLATIONS = (
      "commands": [f"python -m reproductions.rsna17_winner train {THUMBS} --variant thumbs",
                   f"python -m reproductions.rsna17_winner train {THUMBS} --variant thumbs_nosex"]},
     {"question": "Does the sex input matter? (larson18)",
-     "factor": "sex-specific output halves (A) vs one shared 240-class head (B)",
+     "factor": "model.sex_handling: sex-specific output halves (A) vs one shared 240-class head, no sex input (B)",
      "a": ("larson18", "thumbs"), "b": ("larson18", "thumbs_nosex"),
-     "commands": ["larson18 has no thumbs_nosex variant yet (it needs a shared 240-class head); "
-                  "tracked in issue #8"]},
+     "commands": [f"python -m reproductions.larson18 train {THUMBS} --variant thumbs",
+                  f"python -m reproductions.larson18 train {THUMBS} --variant thumbs_nosex"]},
     {"question": "Regression or classification? (same backbone and input)",
      "factor": "iglovikov18 VGG-style network, whole hand: regression head (A) vs classification head (B)",
      "a": ("iglovikov18", "thumbs_regression_hand"), "b": ("iglovikov18", "thumbs_classification_hand"),

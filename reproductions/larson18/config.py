@@ -17,6 +17,7 @@ Commands (run from the repository root):
 
     python -m reproductions.larson18 train --data phantoms --small        # CPU smoke run, minutes
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_nosex
     python -m reproductions.larson18 evaluate --out DIR                   # ten-crop test-time eval
     python -m reproductions.larson18 predict FILE --sex M                 # argmax and expected age
 
@@ -34,7 +35,7 @@ and says where they stand. Our test set (RSNA's 200 images) carries a six-review
 """
 from common.config import Config
 
-VARIANTS = ("", "scratch", "small", "thumbs")
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex")
 
 
 def get_config(variant: str = "") -> Config:
@@ -46,6 +47,9 @@ def get_config(variant: str = "") -> Config:
             replaces it (a deviation, listed in the README).
         "small": "scratch" shrunk for a CPU smoke run on phantoms (72-px load, 64-px crops).
         "thumbs": "scratch" at the size of the real 100-px thumbnails (../shared/data/rsna-thumbs100).
+        "nosex": the paper setting with one 240-class head shared by both sexes and no sex input
+            (the sex-input ablation, issue #8).
+        "thumbs_nosex": "thumbs" with that shared head.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
@@ -81,6 +85,8 @@ def get_config(variant: str = "") -> Config:
             "backbone": "resnet50",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (Resnet50, num_blocks [3,4,6,3], bottleneck); the paper's title/abstract call it a deep-learning CNN
             "pretrained": "imagenet",  # reconstructed: the authors' network code is ry/tensorflow-resnet, whose purpose is loading He et al.'s ImageNet Caffe weights; the deployed checkpoint does not say how it was initialised
             "num_classes_per_sex": 240,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (NUM_AGES = 240; class k = k months)
+            # "split_head" (the paper): the patient's sex picks its 240-unit half; "shared_head": one
+            # 240-class head for both sexes and no sex input (the "nosex" ablation).
             "sex_handling": "split_head",  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1 (fc of NUM_AGES*2 units; female = first 240, male = last 240); see README for the softmax detail
         },
 
@@ -124,7 +130,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("scratch", "small", "thumbs"):
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
         config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
@@ -132,6 +138,8 @@ def get_config(variant: str = "") -> Config:
             "learning_rate": 1e-3,  # scratch: Adam's usual rate
             "weight_decay": 4e-5,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1, as in the paper setting (decoupled)
         })
+    if variant in ("nosex", "thumbs_nosex"):
+        config.model.sex_handling = "shared_head"  # nosex: the issue #8 ablation's one change: one 240-class head, no sex input; the image branch is untouched
     if variant == "small":
         # CPU smoke run: shrink only what must shrink; keep every method the same.
         config.data.image_size = 72  # small: 72-px load size so ResNet-50 runs on a laptop CPU
@@ -144,7 +152,7 @@ def get_config(variant: str = "") -> Config:
             # counts (clip * tile area / 256) stay distinct: 5, 15, 25 vs the paper's 4, 12, 20.
             # Tiles of 9 px (72 / 8) would round all three to 1: three identical channels.
             channel["tile_grid"] = 2  # small: see the three lines above
-    if variant == "thumbs":
+    if variant in ("thumbs", "thumbs_nosex"):
         config.data.image_size = 100  # thumbs: the thumbnails' own size (no resampling up or down)
         config.data.crop_size = 88  # thumbs: 88/100 = 88%, close to the paper's 224/256 = 87.5%
         config.train.epochs = 14  # thumbs: about an hour on 2 CPU cores (measured: README)

@@ -1,6 +1,7 @@
 """Tests for the Larson18 config: values, the small variant, and the source comments."""
 import pytest
 
+from common.config import changed_keys
 from common.config import flatten as _flatten
 from common.config import values_without_source
 from reproductions.larson18 import config as config_module
@@ -40,6 +41,15 @@ def test_small_and_thumbs_variants_change_only_sizes_and_length():
     assert small.data.crop_size < small.data.image_size <= 96
 
 
+@pytest.mark.parametrize("base", ["", "thumbs"])
+def test_nosex_variants_change_only_the_sex_handling(base):
+    """The sex-input ablation (issue #8) must differ from its base in that one key, or it is no ablation."""
+    nosex = get_config(f"{base}_nosex" if base else "nosex")
+    assert changed_keys(get_config(base), nosex) == {"model.sex_handling"}
+    assert get_config(base).model.sex_handling == "split_head"
+    assert nosex.model.sex_handling == "shared_head"
+
+
 @pytest.mark.parametrize("variant", ["", "small", "thumbs"])
 def test_clahe_channels_stay_distinct_at_the_load_size(variant):
     from reproductions.larson18.preprocessing import opencv_clip_counts
@@ -63,6 +73,6 @@ def test_unknown_variant_and_override():
 def test_every_value_has_a_source_comment():
     """Each literal value line in get_config names its source in a trailing comment."""
     missing = values_without_source(config_module.get_config, (
-        "taken from", "reconstructed", "Larson18", "small:", "scratch:", "thumbs:", "kit choice", "same source",
-        "the reproduction"))
+        "taken from", "reconstructed", "Larson18", "small:", "scratch:", "thumbs:", "nosex:", "kit choice",
+        "same source", "the reproduction"))
     assert not missing, f"values without a source comment: {missing}"

@@ -8,6 +8,11 @@ model computes, so the forward output matches theirs. In training it makes each 
 from its own sex only (the other half gets zero gradient); whether the authors trained a
 480-way softmax (which would also push the wrong sex's logits down) is not published.
 
+The sex-input ablation (config `model.sex_handling = "shared_head"`, variants "nosex" and
+"thumbs_nosex", issue #8) replaces the two halves with one 240-unit layer and a plain softmax
+shared by both sexes; the model then has the image as its only input, so any difference from
+the paper setting is what knowing the sex adds.
+
 Months: class k stands for a bone age of k months (k = 0..239). The authors read the age off
 as `argmax_k p_k` and as `sum_k k * p_k` (boneage/predict_image.py@16e14a40); the RSNA
 training labels are whole months, so class k is exactly label k and no half-month offset is
@@ -25,6 +30,7 @@ from keras import ops
 
 NUM_CLASSES_PER_SEX = 240  # boneage/resnet.py@46de7fd1: NUM_AGES = 240
 BACKBONE_NAME = "resnet50"  # the nested backbone model; common code loads ImageNet weights into it
+SEX_HANDLINGS = ("split_head", "shared_head")  # the paper's sex halves; the ablation's one head, no sex input
 
 
 @keras.saving.register_keras_serializable(package="larson18")
@@ -65,7 +71,7 @@ class SexHalfSoftmax(keras.layers.Layer):
 
 
 def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES_PER_SEX,
-                         weights: str | None = None) -> keras.Model:
+                         weights: str | None = None, sex_handling: str = "split_head") -> keras.Model:
     """Builds the Larson18 network.
 
     Args:
@@ -74,12 +80,15 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
         weights: None (random init; the usual case: common code loads ImageNet weights into
             `model.get_layer("resnet50")`), or anything keras.applications.ResNet50 accepts
             ("imagenet" or a weights file), passed through to the backbone.
+        sex_handling: "split_head" (the paper: 2 x C logits, the patient's sex picks its half)
+            or "shared_head" (the ablation: C logits for both sexes, no "male" input).
 
     Returns:
         A keras.Model with inputs `{"image": [batch, s, s, 3] float32, "male": [batch, 1]
-        float32}` and output `{"probs": [batch, num_classes_per_sex] float32}`, the bone-age
-        probabilities of the patient's sex. The backbone is the nested model "resnet50"; the
-        2 x C logits layer is "age_logits" (float32 even under mixed precision).
+        float32}` (no "male" with "shared_head") and output `{"probs": [batch,
+        num_classes_per_sex] float32}`, the bone-age probabilities (of the patient's sex). The
+        backbone is the nested model "resnet50"; the logits layer, 2 x C units (C when shared),
+        is "age_logits" (float32 even under mixed precision).
 
     Example:
 
@@ -96,13 +105,20 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
     if not isinstance(num_classes_per_sex, int) or num_classes_per_sex < 2:
         raise ValueError("num_classes_per_sex must be an int >= 2. "
                          f"Received: num_classes_per_sex={num_classes_per_sex!r}")
+    if sex_handling not in SEX_HANDLINGS:
+        raise ValueError(f"sex_handling must be one of {SEX_HANDLINGS}. Received: sex_handling={sex_handling!r}")
 
     image = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
-    male = keras.Input((1,), dtype="float32", name="male")
     backbone = keras.applications.ResNet50(
         include_top=False, weights=weights, pooling="avg",
         input_shape=(image_size, image_size, 3), name=BACKBONE_NAME)
     features = backbone(image)
+    if sex_handling == "shared_head":
+        # The ablation: same backbone and month classes, but nothing tells the model the sex.
+        logits = keras.layers.Dense(num_classes_per_sex, dtype="float32", name="age_logits")(features)
+        probs = keras.layers.Softmax(dtype="float32", name="probs")(logits)
+        return keras.Model(inputs={"image": image}, outputs={"probs": probs}, name="larson18")
+    male = keras.Input((1,), dtype="float32", name="male")
     logits = keras.layers.Dense(2 * num_classes_per_sex, dtype="float32", name="age_logits")(features)
     probs = SexHalfSoftmax(num_classes_per_sex, name="probs")([logits, male])
     return keras.Model(inputs={"image": image, "male": male}, outputs={"probs": probs},

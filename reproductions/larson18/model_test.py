@@ -1,4 +1,4 @@
-"""Tests for the Larson18 model: shapes, the sex-split head, and the age read-outs."""
+"""Tests for the Larson18 model: shapes, the sex-split head, the shared head (nosex), and the age read-outs."""
 import keras
 import numpy as np
 import pytest
@@ -75,16 +75,19 @@ def test_each_half_learns_only_from_its_sex(model, male):
     assert np.any(own != 0.0)
 
 
-def test_head_stays_float32_under_mixed_precision():
+@pytest.mark.parametrize("sex_handling", ["split_head", "shared_head"])
+def test_head_stays_float32_under_mixed_precision(sex_handling):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        model = build_larson18_model(32)
+        model = build_larson18_model(32, sex_handling=sex_handling)
         assert model.get_layer("resnet50").compute_dtype == "float16"
         assert model.get_layer("age_logits").compute_dtype == "float32"
         assert model.get_layer("probs").compute_dtype == "float32"
-        out = model({"image": np.zeros((1, 32, 32, 3), "float32"),
-                     "male": np.ones((1, 1), "float32")}, training=False)
+        inputs = {"image": np.zeros((1, 32, 32, 3), "float32")}
+        if sex_handling == "split_head":
+            inputs["male"] = np.ones((1, 1), "float32")
+        out = model(inputs, training=False)
         assert keras.backend.standardize_dtype(out["probs"].dtype) == "float32"
     finally:
         keras.config.set_dtype_policy(previous)
@@ -95,6 +98,26 @@ def test_rejects_bad_arguments():
         build_larson18_model(16)
     with pytest.raises(ValueError, match="Received: num_classes_per_sex=1"):
         build_larson18_model(64, num_classes_per_sex=1)
+    with pytest.raises(ValueError, match="Received: sex_handling='ignore'"):
+        build_larson18_model(64, sex_handling="ignore")
+
+
+# --- the shared head: the sex-input ablation (issue #8) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def shared_model():
+    return build_larson18_model(32, sex_handling="shared_head")
+
+
+def test_shared_head_has_only_the_image_input_and_240_classes(shared_model):
+    assert [i.name for i in shared_model.inputs] == ["image"]  # nothing can carry the sex in
+    assert shared_model.get_layer("age_logits").kernel.shape == (2048, C)
+    assert [tuple(o.shape) for o in shared_model.outputs] == [(None, C)]
+    probs = keras.ops.convert_to_numpy(
+        shared_model({"image": np.random.default_rng(0).normal(0.0, 50.0, (2, 32, 32, 3)).astype("float32")},
+                     training=False)["probs"])
+    assert probs.shape == (2, C) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
 
 
 def test_sex_half_softmax_layer_config_round_trip():

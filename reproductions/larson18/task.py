@@ -3,6 +3,10 @@
 Targets are bone ages in months; the loss turns them into the patient's-sex monthly class
 (cross-entropy on the selected half of the 2 x 240 head), and the metric `mae` reads the
 expected age off the probabilities, so training logs and checkpoints speak in months.
+
+With `model.sex_handling = "shared_head"` (the "nosex" ablation) the same targets, loss and
+read-outs apply to the one shared 240-class head, and the sex is left out of the model's
+inputs: it still travels beside them (common.train.with_ids), so evaluation reports by sex.
 """
 import keras
 import numpy as np
@@ -19,12 +23,20 @@ CITATION = ("Larson DB, Chen MC, Lungren MP, et al. Performance of a Deep-Learni
 
 
 def build_model(config):
-    return larson_model.build_larson18_model(config.data.crop_size, config.model.num_classes_per_sex)
+    return larson_model.build_larson18_model(config.data.crop_size, config.model.num_classes_per_sex,
+                                             sex_handling=config.model.sex_handling)
+
+
+def _sex_input(config) -> bool:
+    """Whether the model takes the sex: only the split head; the shared head ("nosex") has no such input."""
+    return config.model.sex_handling == "split_head"
 
 
 def to_model_io(config):
     def io(batch):
-        inputs = {"image": batch["image"], "male": tf.cast(batch["male"], tf.float32)[:, None]}
+        inputs = {"image": batch["image"]}
+        if _sex_input(config):
+            inputs["male"] = tf.cast(batch["male"], tf.float32)[:, None]
         return inputs, {"probs": batch["boneage_months"]}
     return io
 
@@ -47,12 +59,17 @@ def metrics(config):
 
 
 def predict(model, inputs, config):
-    """Both read-outs of the paper, the primary one first; test-time crops are averaged."""
-    image, male = np.asarray(inputs["image"]), np.asarray(inputs["male"], np.float32)
+    """Both read-outs of the paper, the primary one first; test-time crops are averaged.
+
+    A given "male" is ignored by the shared head (it has no sex input).
+    """
+    image = np.asarray(inputs["image"])
     crops = image.shape[1] if image.ndim == 5 else 1
-    flat = image.reshape((-1,) + image.shape[-3:])
-    probs = np.asarray(model.predict_on_batch({"image": flat, "male": np.repeat(male, crops, axis=0)})["probs"])
-    probs = np.asarray(larson_model.average_crop_probs(probs.reshape(len(male), crops, -1), axis=1))
+    feed = {"image": image.reshape((-1,) + image.shape[-3:])}
+    if _sex_input(config):
+        feed["male"] = np.repeat(np.asarray(inputs["male"], np.float32), crops, axis=0)
+    probs = np.asarray(model.predict_on_batch(feed)["probs"])
+    probs = np.asarray(larson_model.average_crop_probs(probs.reshape(len(image), crops, -1), axis=1))
     read = {"expected": np.asarray(larson_model.expected_age(probs)),
             "argmax": np.asarray(larson_model.argmax_age(probs)).astype(np.float64)}
     primary = config.eval.primary_estimate
@@ -80,6 +97,7 @@ TASK = Task(
     backbone_name=larson_model.BACKBONE_NAME,
     weights_hint="keras.applications ResNet50 ImageNet weights without top "
                  "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5)",
+    # One Task serves every variant: `predict` asks for the sex even where the shared head ignores it.
     needs_sex=True,
     variants=tuple(v for v in larson_config.VARIANTS if v),
 )
