@@ -16,6 +16,7 @@ Commands (run from the repository root):
 
     python -m reproductions.rsna17_second train --small --data phantoms/small      # CPU smoke run, minutes
     python -m reproductions.rsna17_second train --variant thumbs --data folder:../shared/data/rsna-thumbs100
+    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_whole --sex both
     python -m reproductions.rsna17_second train --sex female ...    # one sex only (default: both)
     python -m reproductions.rsna17_second evaluate --out RUN_DIR    # mean / median / learned fusion
     python -m reproductions.rsna17_second predict FILE --sex F --out RUN_DIR
@@ -28,12 +29,21 @@ epoch and sex, ~1 h for both sexes' 20 epochs. The `thumbs` variant fits the pro
 budget: ~41 minutes of training on 2 cores for both sexes (~218 patches/s; README.md,
 "Thumbnail run: cost"). The `small` smoke run takes ~2.5 minutes per sex on 2 idle cores.
 
+Ablation "whole image vs 49 patches + fusion" (issue #8): the `whole` and `thumbs_whole`
+variants keep the same pipeline (hand crop, square pad, resize, CLAHE), the same ResNet-50 per
+sex and the same training recipe, but the network sees the whole preprocessed hand crop as one
+"patch" (a 1 x 1 grid, patch = image, one row per radiograph; every fusion is then the
+identity). `whole` (paper setting, 512 px) trains ~6,300 x 512^2 px per sex and epoch, about a
+third of the 49-patch run's 310,000 x 128^2 px: an estimated ~20 minutes on one H100 for both
+sexes' 20 epochs (scaled from the estimate above, not measured). `thumbs_whole` fits the CPU
+budget with 4 epochs (~38 minutes; the arithmetic is at its `train.epochs`).
+
 The paper's number (challenge report, abstract): the five best mean absolute distances on the
 200-image test set were 4.2, 4.4, 4.4, 4.5 and 4.5 months; the second place's is 4.4 months.
 """
 from common.config import Config
 
-VARIANTS = ("", "small", "thumbs")
+VARIANTS = ("", "small", "thumbs", "whole", "thumbs_whole")
 SEXES = ("female", "male")
 
 
@@ -47,6 +57,11 @@ def get_config(variant: str = "") -> Config:
         "small": "thumbs" shrunk for a CPU smoke run on the 128-px phantoms (phantoms/small):
             68-px crops (32-px patches, stride 6), 16 positions per radiograph and epoch, batch 32,
             batch-norm momentum 0.9, 4 epochs.
+        "whole": the paper setting with the whole 512-px hand crop as the one "patch" (1 x 1
+            grid, patch_size = image_size, one row per radiograph): the whole-image arm of the
+            ablation "whole image vs 49 patches + fusion" (issue #8).
+        "thumbs_whole": "thumbs" with the whole 128-px hand crop as the one patch, and 4 epochs
+            (the CPU budget at ResNet-50's ~15 images/s for 128-px inputs on 2 cores).
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown rsna17_second config variant; expected one of {VARIANTS}. "
@@ -124,7 +139,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("thumbs", "small"):
+    if variant in ("thumbs", "small", "thumbs_whole"):
         # The 100-px thumbnails under the CPU budget (14 epochs or 45 minutes, whichever is fewer).
         config.data.image_size = 128  # thumbs: the paper geometry (patch = side / 4, stride = side / 8) at ResNet-50's 32-px minimum input; the ~80-px hand crop of a thumbnail is upsampled ~1.6x (no new detail)
         config.data.patch_size = 32  # thumbs: ResNet-50's smallest input (keras.applications min_size 32); stride 16
@@ -137,4 +152,14 @@ def get_config(variant: str = "") -> Config:
         config.train.batch_size = 32  # small: twice the steps of batch 64 in the same time on 2 cores
         config.train.epochs = 4  # small: 548 steps; calibrated on phantoms/small (smoke_test.py)
         config.model.bn_momentum = 0.9  # small: in ~550 steps keras' 0.99 leaves the moving statistics behind the weights (validation MAE 37 vs 26 at step 250, measured: README)
+    if variant in ("whole", "thumbs_whole"):
+        # Ablation (issue #8): the same pipeline, network and recipe on the whole hand crop as one "patch".
+        config.data.patch_grid = 1  # whole: issue #8 ablation, a 1 x 1 grid: one "patch" per radiograph instead of 49
+        config.data.patch_size = config.data.image_size  # whole: issue #8 ablation, the one patch is the whole preprocessed hand crop (the ResNet-50's input is image_size px)
+        config.train.patches_per_image = 1  # whole: issue #8 ablation, one training row per radiograph (its whole image) every epoch
+    if variant == "thumbs_whole":
+        # 8,048 training radiographs (both sexes) at ~15 images/s (ResNet-50 train step at 128 px, float32, 2 cores;
+        # the project's measurement) = ~537 s per epoch, + 1,018 validation images at ~80 images/s (inference ~5.5x
+        # the train step, as measured at 32 px) = ~13 s: ~9.2 min per epoch for both sexes (README, "Ablation").
+        config.train.epochs = 4  # thumbs_whole: the CPU budget (14 epochs or 45 min on 2 cores, whichever fewer): 4 x 9.2 min + ~1.5 min start-up = ~38 min; 5 epochs would be ~47.5 min (estimate from measured speed: README)
     return config

@@ -24,8 +24,9 @@ def test_paper_setting():
 def test_the_grid_fits_every_variant_exactly(variant):
     data = get_config(variant).data
     stride = patch_stride(data.image_size, data.patch_size, data.patch_grid)
-    assert 6 * stride + data.patch_size == data.image_size
+    assert (data.patch_grid - 1) * stride + data.patch_size == data.image_size
     assert data.patch_size >= 32  # ResNet-50's smallest input
+    assert 1 <= get_config(variant).train.patches_per_image <= data.patch_grid ** 2
 
 
 def test_variants_change_only_sizes_and_length():
@@ -34,6 +35,20 @@ def test_variants_change_only_sizes_and_length():
         "data.image_size", "data.patch_size", "train.patches_per_image", "train.epochs"}
     assert changed_keys(thumbs, small) == {
         "data.image_size", "train.patches_per_image", "train.batch_size", "train.epochs", "model.bn_momentum"}
+
+
+def test_whole_variants_change_only_what_makes_one_patch_the_whole_image():
+    """Issue #8 ablation: the same pipeline, network and recipe; 1 x 1 grid, patch = image, 1 row."""
+    one_patch = {"data.patch_grid", "data.patch_size", "train.patches_per_image"}
+    paper, whole = get_config(), get_config("whole")
+    assert changed_keys(paper, whole) == one_patch
+    assert changed_keys(get_config("thumbs"), get_config("thumbs_whole")) == one_patch | {"train.epochs"}
+    for config in (whole, get_config("thumbs_whole")):
+        data = config.data
+        assert data.patch_grid == 1 and data.patch_size == data.image_size and config.train.patches_per_image == 1
+    assert whole.data.image_size == 512 and get_config("thumbs_whole").data.image_size == 128
+    assert whole.train.epochs == paper.train.epochs  # the paper recipe's 20
+    assert get_config("thumbs_whole").train.epochs == 4  # the CPU budget at ~15 images/s (config comment)
 
 
 def test_unknown_variant_and_override():
@@ -46,5 +61,5 @@ def test_unknown_variant_and_override():
 
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
-        "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "the reproduction's"))
+        "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "whole:", "the reproduction's"))
     assert not missing, f"values without a source comment: {missing}"

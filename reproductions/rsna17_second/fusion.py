@@ -11,7 +11,9 @@ are computed and reported side by side (config `eval.fusions`; the primary one f
   the constraint keeps it an average, so a radiograph whose patches all say c months is
   given c months, and the fit cannot extrapolate.
 
-Every fusion maps constant patch predictions to that constant (tested).
+Every fusion maps constant patch predictions to that constant (tested). With one patch per
+radiograph (the whole-image variants, a 1 x 1 grid) every fusion is the identity: the learned
+weight of the single position is 1.
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ def fit_simplex_weights(patch_months, months, iterations: int = 5000, tol: float
                          f"Received: {p.shape[0]} radiographs, {y.shape[0]} ages")
     if not (np.isfinite(p).all() and np.isfinite(y).all()):
         raise ValueError("patch predictions and ages must be finite")
+    if p.shape[1] == 1:  # one position (the whole-image variants): the simplex is the single point w = [1]
+        return np.ones(1)
     gram, rhs = p.T @ p / len(y), p.T @ y / len(y)
     lipschitz = 2.0 * float(np.linalg.eigvalsh(gram)[-1])
     w = np.full(p.shape[1], 1.0 / p.shape[1])
@@ -83,5 +87,7 @@ def fuse(patch_months, method: str, weights=None) -> np.ndarray:
         w = np.asarray(weights, np.float64).reshape(-1)
         if w.shape[0] != p.shape[1]:
             raise ValueError(f"Expected {p.shape[1]} fusion weights (one per patch). Received: {w.shape[0]}")
+        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError(f"Fusion weights must be finite, >= 0 and not all 0. Received: {w.tolist()}")
         return p @ (w / w.sum())
     raise ValueError(f"Unknown fusion; expected one of {FUSIONS}. Received: method={method!r}")

@@ -68,3 +68,22 @@ def test_bad_inputs_are_clear_errors():
         fusion.fuse(np.zeros(49), "mean")
     with pytest.raises(ValueError, match="one reference age per radiograph"):
         fusion.fit_simplex_weights(np.zeros((3, 49)), np.zeros(2))
+
+
+@pytest.mark.parametrize("method", fusion.FUSIONS)
+def test_one_patch_per_radiograph_fuses_to_that_prediction(method):
+    """The whole-image variants (1 x 1 grid): every fusion is the identity, the learned weight is [1]."""
+    predictions = np.array([[12.5], [101.0], [0.0], [228.0]])
+    weights = fusion.fit_simplex_weights(predictions, [20.0, 90.0, 5.0, 200.0]) if method == "learned" else None
+    if method == "learned":
+        np.testing.assert_array_equal(weights, [1.0])
+    np.testing.assert_allclose(fusion.fuse(predictions, method, weights), predictions[:, 0], atol=1e-12)
+
+
+def test_one_patch_fit_needs_no_division():
+    for predictions in (np.zeros((3, 1)), np.full((1, 1), 55.0)):  # all-zero: no Lipschitz constant
+        np.testing.assert_array_equal(fusion.fit_simplex_weights(predictions, np.zeros(len(predictions))), [1.0])
+    with pytest.raises(ValueError, match="not all 0"):
+        fusion.fuse(np.ones((2, 1)), "learned", [0.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        fusion.fuse(np.ones((2, 3)), "learned", [1.0, -0.5, 0.5])

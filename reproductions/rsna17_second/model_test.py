@@ -107,3 +107,11 @@ def test_head_stays_float32_under_mixed_precision():
         assert keras.backend.standardize_dtype(out.dtype) == "float32" and np.isfinite(np.asarray(out)).all()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_the_router_handles_one_patch_per_radiograph():
+    """The whole-image variants: [B, 1, S, S, 1] stacks give [B, 1] predictions."""
+    router = SexRouter({"female": _constant_model(100.0), "male": _constant_model(150.0)})
+    out = router.patch_predictions(np.zeros((3, 1, 8, 8, 1), "float32"), [1, 0, 1])
+    assert out.shape == (3, 1)
+    np.testing.assert_allclose(out[:, 0], [150.0, 100.0, 150.0], atol=1e-4)

@@ -18,7 +18,9 @@ threshold here is reconstructed: config.py names each one):
 4. **49 overlapping patches** (`extract_patches`): `patch_size` squares whose top-left corners
    lie on a regular 7 x 7 grid with stride (image_size - patch_size) / 6, so the first and last
    patches touch the borders: at 512 px, 128-px patches every 64 px (each overlaps its
-   neighbour by half). Row-major order: patch k sits at row k // 7, column k % 7.
+   neighbour by half). Row-major order: patch k sits at row k // 7, column k % 7. The "whole"
+   variants (ablation of issue #8) use a 1 x 1 grid with patch_size = image_size: the one
+   "patch" is the whole preprocessed hand crop, and everything below yields one row for it.
 
 Steps 1-3 are deterministic and cached as one uint8 image (`make_example_preprocess`); step 4
 runs after the cache (`make_example_expand`), so one radiograph is decoded and enhanced once
@@ -231,10 +233,19 @@ def crop_resize_clahe(image_hw1, *, size: int, hand_crop, clahe, example_id=None
 # --- 4. patches --------------------------------------------------------------------------------
 
 def patch_stride(image_size: int, patch_size: int, grid: int = 7) -> int:
-    """The grid's stride; the grid must fit exactly: image_size = (grid - 1) * stride + patch_size."""
-    if not (isinstance(grid, int) and grid >= 2 and 0 < patch_size <= image_size):
-        raise ValueError(f"Expected grid >= 2 and 0 < patch_size <= image_size. Received: grid={grid}, "
+    """The grid's stride; the grid must fit exactly: image_size = (grid - 1) * stride + patch_size.
+
+    A 1 x 1 grid is the whole image as one patch (the "whole" variants): patch_size must then
+    equal image_size, and the stride, which no second patch uses, is reported as patch_size.
+    """
+    if not (isinstance(grid, int) and grid >= 1 and 0 < patch_size <= image_size):
+        raise ValueError(f"Expected grid >= 1 and 0 < patch_size <= image_size. Received: grid={grid}, "
                          f"patch_size={patch_size}, image_size={image_size}")
+    if grid == 1:
+        if patch_size != image_size:
+            raise ValueError(f"A 1 x 1 grid is the whole image as one patch: patch_size must equal image_size. "
+                             f"Received: patch_size={patch_size}, image_size={image_size}")
+        return patch_size
     if (image_size - patch_size) % (grid - 1):
         raise ValueError(f"A {grid} x {grid} grid of {patch_size}-px patches does not fit a {image_size}-px image "
                          f"exactly: (image_size - patch_size) must be a multiple of {grid - 1}. Received: "
@@ -261,12 +272,15 @@ def extract_patches(image, patch_size: int, grid: int = 7) -> tf.Tensor:
     """The grid x grid overlapping patches of one square image: [S, S, C] -> [grid * grid, P, P, C].
 
     Same dtype as the input; patch k is image[y:y + P, x:x + P] with (y, x) = patch_origins()[k].
+    With grid 1 (and P = S) it is the image itself, [1, S, S, C].
     """
     image = tf.convert_to_tensor(image)
     if image.shape.rank != 3 or image.shape[0] is None or image.shape[0] != image.shape[1]:
         raise ValueError(f"Expected one square image [S, S, C] with a static size. Received: shape={image.shape}")
     size, channels = int(image.shape[0]), image.shape[-1]
     stride = patch_stride(size, patch_size, grid)
+    if grid == 1:  # the whole image is the one patch (patch_stride checked patch_size == size)
+        return image[tf.newaxis]
     patches = tf.image.extract_patches(image[tf.newaxis], sizes=[1, patch_size, patch_size, 1],
                                        strides=[1, stride, stride, 1], rates=[1, 1, 1, 1], padding="VALID")
     patches = tf.reshape(patches, [grid * grid, patch_size, patch_size, channels])
@@ -306,7 +320,8 @@ def expand_to_patches(example, patch_size: int, grid: int = 7):
 
 
 def make_example_expand(config):
-    """`expand(example) -> example` for make_dataset: one cached hand image -> its 49 patch rows."""
+    """`expand(example) -> example` for make_dataset: one cached hand image -> its 49 patch rows
+    (patch_grid ** 2 rows; one row, the whole image, with a 1 x 1 grid)."""
     data = config.data
 
     def expand(example):
@@ -315,7 +330,8 @@ def make_example_expand(config):
 
 
 def make_example_test_patches(config):
-    """`preprocess(example) -> example` for evaluate/predict: `image` is the [49, P, P, 1] stack."""
+    """`preprocess(example) -> example` for evaluate/predict: `image` is the [49, P, P, 1] stack
+    ([1, S, S, 1], the whole image, with a 1 x 1 grid)."""
     data = config.data
     preprocess = make_example_preprocess(config)
 

@@ -152,3 +152,59 @@ def test_on_a_real_radiograph(shared_data):
     patches = pp.extract_patches(hand, PAPER.patch_size).numpy()
     assert patches.shape == (49, 128, 128, 1)
     assert patches.reshape(49, -1).std(axis=1).min() > 1.0  # every patch holds some structure
+
+
+# --- the whole-image variants (issue #8 ablation): a 1 x 1 grid, patch = image -------------------
+
+WHOLE = get_config("thumbs_whole").data
+
+
+def test_a_one_by_one_grid_is_the_whole_image():
+    assert pp.patch_stride(WHOLE.image_size, WHOLE.patch_size, 1) == WHOLE.image_size
+    assert pp.patch_origins(WHOLE.image_size, WHOLE.patch_size, 1) == [(0, 0)]
+    np.testing.assert_allclose(pp.patch_centres(WHOLE.image_size, WHOLE.patch_size, 1), [[WHOLE.image_size / 2] * 2])
+    image = np.random.default_rng(2).integers(0, 256, (40, 40, 1), dtype=np.uint8)
+    patches = pp.extract_patches(tf.constant(image), 40, 1)
+    assert patches.shape == (1, 40, 40, 1) and patches.dtype == tf.uint8
+    np.testing.assert_array_equal(patches.numpy()[0], image)
+    ds = tf.data.Dataset.from_tensor_slices(image[None]).map(lambda im: pp.extract_patches(im, 40, 1))
+    assert ds.element_spec.shape == (1, 40, 40, 1)  # static inside tf.data too
+    with pytest.raises(ValueError, match="patch_size must equal image_size"):
+        pp.patch_stride(40, 32, 1)
+    with pytest.raises(ValueError, match="grid >= 1"):
+        pp.patch_stride(40, 40, 0)
+
+
+def test_one_radiograph_is_one_row_holding_the_whole_preprocessed_crop():
+    config = get_config("thumbs_whole")
+    film = _hand_film()
+    example = {"image": tf.constant(film[..., None]), "id": tf.constant("h"),
+               "boneage_months": tf.constant(42.0), "male": tf.constant(0, tf.int64)}
+    crop = pp.crop_resize_clahe_array(film, size=WHOLE.image_size, hand_crop=WHOLE.hand_crop, clahe=WHOLE.clahe)
+    rows = pp.make_example_expand(config)(pp.make_example_preprocess(config)(example))
+    assert rows["image"].shape == (1, WHOLE.image_size, WHOLE.image_size, 1)
+    np.testing.assert_array_equal(rows["image"].numpy()[0, ..., 0], crop)
+    np.testing.assert_array_equal(rows["boneage_months"].numpy(), [42.0])
+    np.testing.assert_array_equal(rows["patch"].numpy(), [0])
+    stack = pp.make_example_test_patches(config)(example)["image"]  # what evaluate and predict see
+    assert stack.shape == (1, WHOLE.image_size, WHOLE.image_size, 1)
+    np.testing.assert_array_equal(stack.numpy()[0, ..., 0], crop)
+
+
+def test_whole_variant_through_make_dataset_gives_one_row_per_radiograph(tiny_phantoms):
+    from common import pipeline
+    from reproductions.rsna17_second.task import TASK
+    config = get_config("thumbs_whole")
+    assert TASK.expand_sample(config) is None  # the one row is always kept
+    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=TASK.preprocess(config, False),
+                               to_model_io=lambda b: b, batch_size=4, training=False, cache=True,
+                               keys=TASK.example_keys, expand=TASK.expand(config, False))
+    rows = [r for b in ds for r in zip(b["id"].numpy(), b["image"].numpy(), b["patch"].numpy())]
+    films = {e["id"].numpy(): tf.io.decode_png(e["image"], channels=1).numpy()
+             for e in pipeline.read_split(tiny_phantoms, "validation")}
+    assert int(ds.cardinality()) == 4 and len(rows) == len(films) == 16  # 16 radiographs, one row each
+    for example_id, image, patch in rows:
+        assert patch == 0 and image.shape == (WHOLE.image_size, WHOLE.image_size, 1)
+        crop = pp.crop_resize_clahe_array(films[example_id], size=WHOLE.image_size, hand_crop=WHOLE.hand_crop,
+                                          clahe=WHOLE.clahe)
+        np.testing.assert_array_equal(image[..., 0], crop)

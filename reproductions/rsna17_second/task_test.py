@@ -52,6 +52,35 @@ def test_fusions_come_primary_first_and_learned_only_with_weights():
 def test_training_learns_from_a_random_subset_only_when_asked():
     assert second_task.expand_sample(get_config()) is None  # the paper: all 49 patches
     assert second_task.expand_sample(get_config("thumbs")) == get_config("thumbs").train.patches_per_image
+    assert second_task.expand_sample(get_config("thumbs_whole")) is None  # the one whole image, every epoch
+    assert second_task.expand_sample(get_config("whole")) is None
+
+
+def test_whole_variant_builds_a_resnet_that_sees_the_whole_crop():
+    """Issue #8 ablation: the patch model's input is the whole image_size crop (size 64 here, for speed)."""
+    config = get_config("thumbs_whole").apply_overrides(["data.image_size=64", "data.patch_size=64", "model.sex=male"])
+    model = second_task.build_model(config)
+    assert model.name == "rsna17_second_male" and tuple(model.input["image"].shape) == (None, 64, 64, 1)
+    assert model.get_layer("resnet50").inputs[0].shape[1:] == (64, 64, 3)
+    full = get_config("thumbs_whole")
+    assert full.data.patch_size == full.data.image_size == 128  # what build_model gives the unshrunk variant
+
+
+def test_fusions_of_one_patch_are_the_prediction_and_fitted_weights_are_reloaded(tmp_path):
+    config = _config("both", "thumbs_whole")
+    patches = np.array([[80.0], [150.0], [99.0]])
+    male = np.array([0, 1, 0])
+    out = second_task.fuse_all(patches, male, config, {"female": np.ones(1), "male": np.ones(1)})
+    assert list(out) == ["mean", "median", "learned"]
+    for fused in out.values():
+        np.testing.assert_allclose(fused, patches[:, 0])
+    weights_file = tmp_path / "checkpoints" / "best.weights.h5"
+    weights_file.parent.mkdir()
+    weights_file.write_bytes(b"weights")
+    (tmp_path / second_task.FUSION_FILE).write_text(json.dumps(
+        {"weights": [1.0], "weights_sha256": second_task._sha256(weights_file)}))
+    np.testing.assert_array_equal(second_task._fresh_fusion(tmp_path, weights_file, config.data.patch_grid), [1.0])
+    assert second_task._fresh_fusion(tmp_path, weights_file, 7) is None  # a 49-patch run's file would not match
 
 
 def test_unknown_sex_flag_is_a_clear_error(capsys):
