@@ -6,6 +6,7 @@ compare` looks for both runs in the same experiment (same data fingerprint and s
 reports the paired bootstrap of their MAE difference, or says which run is missing.
 """
 THUMBS = "--data folder:../shared/data/rsna-thumbs100"
+REGISTERED = "--data folder/rsna-thumbs100-registered-thumbs-83px"  # the thumbnails registered by the iglovikov18 chain
 
 ABLATIONS = (
     {"question": "Does the sex input matter? (rsna17_winner)",
@@ -20,8 +21,18 @@ ABLATIONS = (
                   f"python -m reproductions.larson18 train {THUMBS} --variant thumbs_nosex"]},
     {"question": "Regression or classification? (same backbone and input)",
      "factor": "iglovikov18 VGG-style network, whole hand: regression head (A) vs classification head (B)",
-     "a": ("iglovikov18", "thumbs_regression_hand"), "b": ("iglovikov18", "thumbs_classification_hand"),
-     "commands": [f"python -m reproductions.iglovikov18 train --stage regress {THUMBS} --variant thumbs"]},
+     "a": ("iglovikov18", "thumbs-regress-hand"), "b": ("iglovikov18", "thumbs-classify-hand"),
+     "commands": ["the iglovikov18 chain on the thumbnails (reproductions/iglovikov18/README.md, Commands), then",
+                  f"python -m reproductions.iglovikov18 train --stage regress --region hand --variant thumbs {REGISTERED}",
+                  f"python -m reproductions.iglovikov18 train --stage classify --region hand --variant thumbs {REGISTERED}"]},
+    {"question": "Which hand region carries the signal? (iglovikov18; the full region x head x sex table is in its README)",
+     "factor": "iglovikov18 regression: whole hand (A) vs carpal bones only (B)",
+     "a": ("iglovikov18", "thumbs-regress-hand"), "b": ("iglovikov18", "thumbs-regress-carpal"),
+     "commands": [f"python -m reproductions.iglovikov18 train --stage regress --region carpal --variant thumbs {REGISTERED}"]},
+    {"question": "Which hand region carries the signal? (iglovikov18)",
+     "factor": "iglovikov18 regression: whole hand (A) vs metacarpals + proximal phalanges only (B)",
+     "a": ("iglovikov18", "thumbs-regress-hand"), "b": ("iglovikov18", "thumbs-regress-metacarpal"),
+     "commands": [f"python -m reproductions.iglovikov18 train --stage regress --region metacarpal --variant thumbs {REGISTERED}"]},
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),
