@@ -4,19 +4,10 @@ import inspect
 
 import pytest
 
+from common.config import changed_keys
 from reproductions.iglovikov18 import config as config_module
 from reproductions.iglovikov18 import preprocessing as pp
 from reproductions.iglovikov18.config import AGE_STAGES, BASES, REGIONS, STAGES, get_config, parse_variant, variant_name
-
-
-def _flatten(node, prefix=""):
-    out = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def test_age_networks_paper_setting():
@@ -57,9 +48,7 @@ def test_variant_names_round_trip_and_bad_ones_are_refused():
 
 
 def _changed(a, b):
-    a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
-    assert a.keys() == b.keys()
-    return {k for k in a if a[k] != b[k]}
+    return changed_keys(get_config(a), get_config(b))
 
 
 def test_small_and_thumbs_change_only_sizes_lengths_and_the_scratch_rate():
