@@ -12,6 +12,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs started by tests (and the tables they regenerate) go to a scratch folder, never into the
 # committed results/; subprocesses inherit it.
 os.environ.setdefault("BONEAGE_RESULTS_DIR", tempfile.mkdtemp(prefix="boneage-results-"))
+# pytest-xdist (`-n 2` in pyproject.toml: on 2 cores, one worker's single-threaded stretches -
+# graph building, Python preprocessing - leave the other core to the second worker): each worker
+# builds datasets in its own folder, since two processes building one dataset in one folder race.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _datasets = Path(os.environ.get("BONEAGE_DATA_DIR") or tempfile.mkdtemp(prefix="boneage-datasets-"))
+    os.environ["BONEAGE_DATA_DIR"] = str(_datasets / os.environ["PYTEST_XDIST_WORKER"])
 ROOT = Path(__file__).resolve().parent
 SHARED_DATA = Path(os.environ.get("BONEAGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
