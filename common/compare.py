@@ -154,6 +154,27 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def mean_predictor(key, data_dir=None) -> dict | None:
+    """The no-learning reference of an experiment: MAE on its split of predicting the training
+    split's mean age, pooled and per sex, from the dataset's own labels. None when the dataset
+    is not built on this machine or its content differs from the runs' (fingerprint)."""
+    from common import data, pipeline
+    dataset, fingerprint, split = key
+    handle = data.open_built(dataset, data_dir)
+    if handle is None or handle.fingerprint() != fingerprint or not {"train", split} <= set(handle.splits):
+        return None
+
+    def labels(s):  # ages and sexes only: the images are never decoded
+        pairs = pipeline.read_split(handle, s).map(lambda e: (e["boneage_months"], e["male"]))
+        ages, males = zip(*pairs.as_numpy_iterator())
+        return np.asarray(ages, float), np.asarray(males, int)
+    train_age, train_male = labels("train")
+    age, male = labels(split)
+    per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
+    return {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
+            "per_sex": float(np.abs(age - per_sex).mean())}
+
+
 def slug(key) -> str:
     dataset, fingerprint, split = key
     return re.sub(r"[^A-Za-z0-9]+", "-", f"{dataset}-{str(fingerprint)[:10]}-{split}").strip("-")
@@ -168,8 +189,13 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
     for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         dataset, fingerprint, split = key
         out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", "",
-                comparison_table(members, paper_cells), "",
-                "Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
+                comparison_table(members, paper_cells), ""]
+        reference = mean_predictor(key)
+        if reference:
+            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's training-split "
+                    f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
+                    f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
+        out += ["Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
                 pairwise_table(results_dir, members, n_boot), ""]
         relevant = [ab for ab in ablations if any((r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"]))
                                                   for r, _ in members)]

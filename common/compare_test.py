@@ -127,3 +127,21 @@ def test_compare_command_writes_the_readme_and_plots(tmp_path):
     plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
     assert plots == ["bland_altman_grid.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
     assert "(comparison/folder-rsna-thumbs100-ffffffffff-test/mae_by_age_band.png)" in text
+
+
+def test_mean_predictor_reads_the_labels_of_the_built_dataset_and_refuses_other_content(tiny_phantoms, data_dir):
+    from common import pipeline
+    key = (tiny_phantoms.name, tiny_phantoms.fingerprint(), "test")
+    ref = compare.mean_predictor(key, data_dir)
+
+    def labels(split):
+        rows = [(float(e["boneage_months"]), int(e["male"])) for e in pipeline.read_split(tiny_phantoms, split)]
+        return np.array([a for a, _ in rows]), np.array([m for _, m in rows])
+    train, train_male = labels("train")
+    test, test_male = labels("test")
+    per_sex = np.where(test_male == 1, train[train_male == 1].mean(), train[train_male == 0].mean())
+    assert ref["n"] == 16
+    assert ref["pooled"] == pytest.approx(np.abs(test - train.mean()).mean())
+    assert ref["per_sex"] == pytest.approx(np.abs(test - per_sex).mean())
+    assert compare.mean_predictor((tiny_phantoms.name, "0" * 64, "test"), data_dir) is None   # other content
+    assert compare.mean_predictor(("folder/never-built", "0" * 64, "test"), data_dir) is None

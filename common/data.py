@@ -108,6 +108,13 @@ def open_dataset(version_dir) -> DataHandle:
     return DataHandle(name=name, version_dir=version_dir, builder=builder, metadata=metadata)
 
 
+def open_built(name: str, data_dir=None) -> DataHandle | None:
+    """The already built dataset called `name` ("folder/rsna-thumbs100", "phantoms/default"), or
+    None; unlike `resolve`, it never builds anything."""
+    built = _latest_version_dir(Path(data_dir or default_data_dir()) / name)
+    return open_dataset(built) if built else None
+
+
 def _latest_version_dir(config_dir: Path) -> Path | None:
     versions = sorted((p for p in config_dir.glob("*.*.*") if (p / "dataset_info.json").exists()),
                       key=lambda p: tuple(int(x) if x.isdigit() else 0 for x in p.name.split(".")))
