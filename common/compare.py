@@ -146,7 +146,8 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
         if a and b:
             r = paired(results_dir, a, b, n_boot)
             cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']} |")
+            caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} |")
         else:
             missing = [n for n, x in zip(names, (a, b)) if x is None]
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "

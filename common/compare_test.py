@@ -108,11 +108,12 @@ def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
     fake_run(tmp_path, "rsna17_winner", "thumbs_nosex", [120, 130, 70, 210])
     members = [(r, "test") for r in loaded(tmp_path)]
     ablations = [{"question": "sex?", "factor": "sex_input", "a": ("rsna17_winner", "thumbs"),
-                  "b": ("rsna17_winner", "thumbs_nosex"), "commands": ["x"]},
+                  "b": ("rsna17_winner", "thumbs_nosex"), "commands": ["x"], "caveat": "fewer steps in B"},
                  {"question": "patches?", "factor": "patches", "a": ("rsna17_second", "thumbs"),
                   "b": ("rsna17_second", "thumbs_whole"), "commands": ["run a", "run b"]}]
     text = compare.ablation_table(tmp_path, members, ablations)
     assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
+    assert "; caveat: fewer steps in B |" in text
     assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` |" in text
 
 

@@ -36,6 +36,9 @@ ABLATIONS = (
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),
+     "caveat": ("under the budget rule B takes ~250 steps per sex against ~3,200; its training MAE fell to 16-20 months "
+                "while its batch-norm moving averages lagged, so B's test MAE reflects that lag "
+                "(reproductions/rsna17_second/README.md, Ablation)"),
      "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --sex both",
                   f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs_whole --sex both"]},
 )
