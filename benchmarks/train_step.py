@@ -92,13 +92,38 @@ def iglovikov18_regress_hand(size):
     return _iglovikov18("regress-hand", size, MODELS["iglovikov18_regress_hand"][2])
 
 
+def iglovikov18_regress_carpal(size):
+    return _iglovikov18("regress-carpal", size, MODELS["iglovikov18_regress_carpal"][2])
+
+
+def iglovikov18_regress_metacarpal(size):
+    return _iglovikov18("regress-metacarpal", size, MODELS["iglovikov18_regress_metacarpal"][2])
+
+
+def iglovikov18_classify_hand(size):
+    return _iglovikov18("classify-hand", size, MODELS["iglovikov18_classify_hand"][2])
+
+
+def iglovikov18_classify_carpal(size):
+    return _iglovikov18("classify-carpal", size, MODELS["iglovikov18_classify_carpal"][2])
+
+
+def iglovikov18_classify_metacarpal(size):
+    return _iglovikov18("classify-metacarpal", size, MODELS["iglovikov18_classify_metacarpal"][2])
+
+
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
 MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128),
           "rsna17_winner": (rsna17_winner, 100, 500),
           "iglovikov18_segment": (iglovikov18_segment, 96, 256),
           "iglovikov18_keypoints": (iglovikov18_keypoints, 64, 256),
-          "iglovikov18_regress_hand": (iglovikov18_regress_hand, 83, 520)}
+          "iglovikov18_regress_hand": (iglovikov18_regress_hand, 83, 520),
+          "iglovikov18_regress_carpal": (iglovikov18_regress_carpal, 83, 520),
+          "iglovikov18_regress_metacarpal": (iglovikov18_regress_metacarpal, 83, 520),
+          "iglovikov18_classify_hand": (iglovikov18_classify_hand, 83, 520),
+          "iglovikov18_classify_carpal": (iglovikov18_classify_carpal, 83, 520),
+          "iglovikov18_classify_metacarpal": (iglovikov18_classify_metacarpal, 83, 520)}
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -130,47 +155,67 @@ def one_row(model_name, size, policy, batch, steps):
     return {"images_per_s": batch * steps / elapsed, "peak_mb": peak_mb, "build_and_warmup_s": build_s}
 
 
+# model -> (task, config variant at the CPU size, at the paper size); iglovikov18's U-Net and key-point
+# networks read their own masks/points (not measured here)
+PIPELINES = {
+    "larson18": ("reproductions.larson18.task:TASK", "thumbs", ""),
+    "rsna17_winner": ("reproductions.rsna17_winner.task:TASK", "thumbs", ""),
+    "rsna17_second": ("reproductions.rsna17_second.task:TASK", "thumbs", ""),
+    "iglovikov18_regress_hand": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-hand", None),
+    "iglovikov18_regress_carpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-carpal", None),
+    "iglovikov18_regress_metacarpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-metacarpal", None),
+    "iglovikov18_classify_hand": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-hand", None),
+    "iglovikov18_classify_carpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-carpal", None),
+    "iglovikov18_classify_metacarpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-metacarpal", None),
+}
+SHARED = ROOT.parent / "shared" / "data"
+REGISTERED = "folder/rsna-thumbs100-registered-thumbs-83px"  # iglovikov18's `register` output on the thumbnails
+
+
 def pipeline_rate(model_name, size):
-    """Images/s of the shared pipeline with the model's own preprocessing (needs TensorFlow)."""
+    """Rows/s (images; patches for rsna17_second) of the model's own training pipeline, built as
+    `train` builds it (common.train.build_datasets), on the data that size is run on: the
+    thumbnails (or iglovikov18's registered canvases) at the CPU size, the 512-px radiographs of
+    rsna-sample at the paper size. False without TensorFlow, None where not measured."""
     try:
         import tensorflow  # noqa: F401
     except ImportError:
         return False
-    from common import data, pipeline
-    from reproductions.larson18 import task as larson_task
-    if model_name not in ("larson18", "rsna17_second", "rsna17_winner"):
-        return None  # iglovikov18 reads registered canvases written once by `register` (no per-epoch pipeline cost measured here)
-    shared = ROOT.parent / "shared" / "data" / "rsna-thumbs100"
-    handle = data.resolve(f"folder:{shared}" if shared.exists() else "phantoms", log=lambda *_: None)
-    if model_name == "rsna17_second":  # patches/s: hand crop + CLAHE once per radiograph, 49 patches after it
-        from reproductions.rsna17_second import task as second_task
-        cfg = second_task.TASK.get_config("thumbs" if size == 32 else "")
-        cfg.model.sex = "female"
-        t = second_task.TASK
-        ds = pipeline.make_dataset(handle, "train", preprocess=t.preprocess(cfg, True), to_model_io=t.to_model_io(cfg),
-                                   batch_size=64, training=True, limit=1024, keys=t.example_keys,
-                                   filter=t.example_filter(cfg), expand=t.expand(cfg, True))
-        start = time.perf_counter()
-        n = sum(int(x["image"].shape[0]) for x, _ in ds)
-        return n / (time.perf_counter() - start)
-    if model_name == "rsna17_winner":  # warp/pad to size, cached uint8, Keras-layer augmentation on the batch
-        from reproductions.rsna17_winner import task as winner_task
-        t = winner_task.TASK
-        cfg = t.get_config("thumbs")
-        cfg.data.image_size = size
-        ds = pipeline.make_dataset(handle, "train", preprocess=t.preprocess(cfg, True), to_model_io=t.to_model_io(cfg),
-                                   batch_augment=t.batch_augment(cfg), batch_size=16, training=True, limit=1024,
-                                   keys=t.example_keys)
-        start = time.perf_counter()
-        n = sum(int(x["image"].shape[0]) for x, _ in ds)
-        return n / (time.perf_counter() - start)
-    cfg = larson_task.TASK.get_config("")
-    cfg.data.crop_size, cfg.data.image_size = size, round(size * 256 / 224)
-    ds = pipeline.make_dataset(handle, "train", preprocess=larson_task.TASK.preprocess(cfg, True),
-                               augment=larson_task.TASK.augment(cfg), to_model_io=larson_task.TASK.to_model_io(cfg),
-                               batch_size=32, training=True, limit=1024)
-    start = time.perf_counter()
-    n = sum(int(x["image"].shape[0]) for x, _ in ds)
+    import importlib
+
+    from common import data
+    from common.train import build_datasets
+    if model_name not in PIPELINES:
+        return None
+    target, cpu_variant, paper_variant = PIPELINES[model_name]
+    module, _, attr = target.partition(":")
+    task = getattr(importlib.import_module(module), attr)
+    cpu = size == MODELS[model_name][1]
+    variant = cpu_variant if cpu else paper_variant
+    if variant is None:
+        return None
+    if model_name.startswith("iglovikov18"):
+        spec = REGISTERED
+    elif cpu:
+        spec = f"folder:{SHARED / 'rsna-thumbs100'}" if (SHARED / "rsna-thumbs100").exists() else "phantoms"
+    else:
+        spec = f"folder:{SHARED / 'rsna-sample'}" if (SHARED / "rsna-sample").exists() else "phantoms"
+    try:
+        handle = data.resolve(spec, log=lambda *_: None)
+    except Exception:  # noqa: BLE001 - e.g. iglovikov18's register step not run on this machine
+        return None
+    config = task.get_config(variant)
+    if model_name == "rsna17_second":
+        config.model.sex = "female"  # one sex's model, as `train` builds it
+    config.data.cache = False  # the first epoch's rate, the slowest
+    ds = build_datasets(task, config, handle, ["train"], limit=1024)["train"]
+    passes = 1 if handle.splits["train"] >= 512 else 8  # rsna-sample has ~50 training radiographs
+    for _ in ds:  # warm-up pass: traces the functions, warms the file cache
+        pass
+    start, n = time.perf_counter(), 0
+    for _ in range(passes):
+        for x, _ in ds:
+            n += int(next(iter(x.values())).shape[0]) if isinstance(x, dict) else int(x.shape[0])
     return n / (time.perf_counter() - start)
 
 
@@ -181,6 +226,9 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--paper-size-only", action="store_true")
+    p.add_argument("--paper-size-policies", nargs="*", default=None,
+                   help="policies at the paper size (default: --policies); on a CPU, float16 at paper sizes "
+                        "takes minutes per row for a number no one trains with")
     p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = p.parse_args(argv)
     if args.row:
@@ -195,7 +243,8 @@ def main(argv=None):
         _, cpu_size, paper_size = MODELS[model_name]
         for size in ([paper_size] if args.paper_size_only else [cpu_size, paper_size]):
             feed = pipeline_rate(model_name, size)
-            for policy in args.policies:
+            policies = args.policies if size == cpu_size or args.paper_size_policies is None else args.paper_size_policies
+            for policy in policies:
                 cmd = [sys.executable, __file__, "--row", f"{model_name},{size},{policy}",
                        "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
                 out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
@@ -222,9 +271,18 @@ def main(argv=None):
         speed = f"{r / base[(m, s)]:.2f}" if (m, s) in base else "—"
         ratio = f"{feed / r:.1f}" if feed else ("— (no TensorFlow here)" if feed is False else "— (not measured)")
         lines.append(f"| {m} | {s} | {pol} | {r:.1f} | {speed} | {mem:,.0f} | {ratio} |")
+    skipped = [p for p in args.policies if args.paper_size_policies is not None and p not in args.paper_size_policies]
+    if skipped and not args.paper_size_only:
+        lines += ["", f"Not run at the paper sizes on this device: {', '.join(skipped)} (`--paper-size-policies`)."]
     text = "\n".join(lines) + "\n"
     tag = "gpu" if hw["gpus"] else "cpu"
     io.atomic_write_text(ROOT / "results" / "benchmarks" / f"train_step_{tag}.md", text)
+    # The same rows for benchmarks/cost.py (GPU-/CPU-hours of a full reproduction).
+    io.atomic_write_json(ROOT / "results" / "benchmarks" / f"train_step_{tag}.json", {
+        "device": hw["device"], "gpus": hw["gpus"], "backend": keras.backend.backend(),
+        "commit": provenance.git_commit()["commit"], "when": provenance.now(), "batch_size": args.batch_size,
+        "rows": [{"model": m, "size": s_, "policy": pol, "images_per_s": r, "peak_mb": mem, "pipeline_images_per_s": feed}
+                 for m, s_, pol, r, mem, feed, _ in rows if r is not None]})
     print(text)
     return 0
 
