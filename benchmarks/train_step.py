@@ -73,11 +73,13 @@ def rsna17_winner(size):
 def _iglovikov18(stage, size, paper_size):
     """One iglovikov18 network as its paper config builds it (`size` = data.image_size: the canvas
     height for the age networks), or the `thumbs` variant's smaller network at the CPU size."""
+    from reproductions.iglovikov18 import model as ig_model  # no TensorFlow needed (a jax GPU machine)
     from reproductions.iglovikov18.config import get_config
-    from reproductions.iglovikov18.task import TASKS
     config = get_config(stage if size == paper_size else f"thumbs-{stage}")
     config.data.image_size = size
-    return _named(TASKS[stage.split("-")[0]].build_model(config), image_scale=1.0)
+    build = {"segment": ig_model.segment_model_from_config, "keypoints": ig_model.keypoint_model_from_config,
+             "regress": ig_model.age_model_from_config, "classify": ig_model.age_model_from_config}
+    return _named(build[stage.split("-")[0]](config), image_scale=1.0)
 
 
 def iglovikov18_segment(size):
