@@ -116,7 +116,7 @@ def iglovikov18_classify_metacarpal(size):
 
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
-MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128),
+MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
           "rsna17_winner": (rsna17_winner, 100, 500),
           "iglovikov18_segment": (iglovikov18_segment, 96, 256),
           "iglovikov18_keypoints": (iglovikov18_keypoints, 64, 256),
@@ -150,7 +150,7 @@ def one_row(model_name, size, policy, batch, steps):
         import jax
         device = jax.devices()[0]
         if device.platform != "cpu":
-            peak_mb = device.memory_stats().get("peak_bytes_in_use", 0) / 2**20
+            peak_mb = (device.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
     if peak_mb is None:
         import resource
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
