@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tensorflow as tf  # noqa: E402
 
-from common import data, io, pipeline, preprocessing, provenance  # noqa: E402
+from common import data, io, pipeline, provenance  # noqa: E402
 from common.train import build_datasets  # noqa: E402
 
 SHARED = provenance.REPO_ROOT.parent / "shared" / "data"
@@ -116,7 +116,7 @@ def measure_table(handle, cases, n, batch_size, passes, plain_size, log):
     limit = decode_limit(handle, n, batch_size, passes)
     log(f"  decode limit {limit:,.0f} images/s")
     table = [("decode only (the limit)", "", limit, "")]
-    for method, label in (("bilinear", "bilinear, antialiased (larson18's and rsna17_winner's warp)"),
+    for method, label in (("bilinear", "bilinear, antialiased (the filter of larson18's and rsna17_winner's warp)"),
                           ("area", "area filter")):
         r, _ = rate(plain_resize(handle, n, batch_size, plain_size, method), passes)
         table.append((f"plain resize to {plain_size} x {plain_size}, {label}", "", r, ""))
@@ -126,8 +126,10 @@ def measure_table(handle, cases, n, batch_size, passes, plain_size, log):
             config.data.cache = cache
             ds = build_datasets(task, config, handle, ["train"], limit=n)["train"]
             rows, rows_per_pass = rate(ds, passes, warm_passes=1)
+            if rows_per_pass == 0:
+                raise SystemExit(f"{name}: no full training batch from {n} images; pass more --images")
             radiographs = pipeline.count_examples(handle, "train", filter=task.example_filter(config), limit=n)
-            per = rows_per_pass / max(radiographs, 1)
+            per = rows_per_pass / max(radiographs, 1)  # patch rows per radiograph (1 for whole images)
             images_per_s = rows / per
             note = f"{per:.0f} patch rows per radiograph" if name == "rsna17_second" else ""
             table.append((f"{name} `{variant or 'paper'}`: {describe(name, config)}" + (", cached" if cache else ""),
@@ -148,7 +150,8 @@ def main(argv=None):
     sections = []
     thumbs_spec = f"folder:{SHARED / 'rsna-thumbs100'}" if (SHARED / "rsna-thumbs100").exists() else "phantoms"
     sample_spec = f"folder:{SHARED / 'rsna-sample'}" if (SHARED / "rsna-sample").exists() else None
-    plans = [(thumbs_spec, "the 100-px thumbnails, each paper's `thumbs` config",
+    plans = [(thumbs_spec, "the 100-px thumbnails, each paper's `thumbs` config" if thumbs_spec != "phantoms"
+              else "synthetic phantoms (the thumbnails are not here), each paper's `thumbs` config",
               lambda paper: "thumbs" if paper != "iglovikov18" else None, args.images, 1, 64)]
     if sample_spec:
         plans.append((sample_spec, "the 512-px radiographs (rsna-sample), each paper's own config",

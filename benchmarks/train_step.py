@@ -73,11 +73,13 @@ def rsna17_winner(size):
 def _iglovikov18(stage, size, paper_size):
     """One iglovikov18 network as its paper config builds it (`size` = data.image_size: the canvas
     height for the age networks), or the `thumbs` variant's smaller network at the CPU size."""
+    from reproductions.iglovikov18 import model as ig_model  # no TensorFlow needed (a jax GPU machine)
     from reproductions.iglovikov18.config import get_config
-    from reproductions.iglovikov18.task import TASKS
     config = get_config(stage if size == paper_size else f"thumbs-{stage}")
     config.data.image_size = size
-    return _named(TASKS[stage.split("-")[0]].build_model(config), image_scale=1.0)
+    build = {"segment": ig_model.segment_model_from_config, "keypoints": ig_model.keypoint_model_from_config,
+             "regress": ig_model.age_model_from_config, "classify": ig_model.age_model_from_config}
+    return _named(build[stage.split("-")[0]](config), image_scale=1.0)
 
 
 def iglovikov18_segment(size):
@@ -114,7 +116,7 @@ def iglovikov18_classify_metacarpal(size):
 
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
-MODELS = {"larson18": (larson18, 64, 224), "rsna17_second": (rsna17_second, 32, 128),
+MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
           "rsna17_winner": (rsna17_winner, 100, 500),
           "iglovikov18_segment": (iglovikov18_segment, 96, 256),
           "iglovikov18_keypoints": (iglovikov18_keypoints, 64, 256),
@@ -148,7 +150,7 @@ def one_row(model_name, size, policy, batch, steps):
         import jax
         device = jax.devices()[0]
         if device.platform != "cpu":
-            peak_mb = device.memory_stats().get("peak_bytes_in_use", 0) / 2**20
+            peak_mb = (device.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
     if peak_mb is None:
         import resource
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -29,7 +29,7 @@ class Task:
     backbone_name: str | None = None               # nested model that --weights loads into
     weights_hint: str = ""                         # the file --weights expects, for messages
     example_keys: tuple | None = ("id", "image", "boneage_months", "male")  # features read; None = all
-    needs_sex: bool = True                         # the model takes sex as an input
+    needs_sex: bool | Callable = True              # the model takes sex as an input; or (config) -> bool where a variant drops it
     monitor: str = "mae"                           # validation metric (logged as val_<monitor>) that picks checkpoints/best
     monitor_mode: str = "min"                      # "min" or "max" for `monitor`
     variants: tuple = ("small",)                   # known config variants besides the paper's own
@@ -42,3 +42,7 @@ class Task:
     run_train: Callable | None = None      # (task, args, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
     load_trained: Callable | None = None   # (task, config, run_dir, model, log) -> (model, description); default: build_model + checkpoints/best (else last)
     calibrate: Callable | None = None      # (task, model, config, handle, run_dir, log) -> None: fits on the validation split what evaluate needs (e.g. fusion weights)
+
+    def sex_needed(self, config) -> bool:
+        """Whether this config's model takes the patient's sex (`predict` then requires it)."""
+        return bool(self.needs_sex(config) if callable(self.needs_sex) else self.needs_sex)

@@ -427,11 +427,6 @@ def predict(task, args, log=print):
     if not files:
         raise SystemExit("error: no image files given")
     sexes = read_sex(args, files)
-    if task.needs_sex:
-        unknown = [str(f) for f, s in sexes.items() if s is None]
-        if unknown:
-            raise SystemExit(f"error: this model needs the patient's sex; missing or unknown for {len(unknown)} "
-                             f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
     run_dir = Path(args.out) if args.out else None
     if run_dir is None:
         # A run directory with best weights, or one whose record says it finished training (a run
@@ -447,6 +442,11 @@ def predict(task, args, log=print):
         log(f"Using the most recent {task.paper} run, {run_dir} (trained on {trained_on}); pass --out RUN_DIR to choose.")
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
+    if task.sex_needed(config):  # per run: an ablation variant without the sex input needs none
+        unknown = [str(f) for f, s in sexes.items() if s is None]
+        if unknown:
+            raise SystemExit(f"error: this model needs the patient's sex; missing or unknown for {len(unknown)} "
+                             f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
     model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=None, log=log)
 
     records, failures = [], []

@@ -36,8 +36,8 @@ ABLATIONS = (
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),
-     "caveat": ("under the budget rule B takes ~250 steps per sex against ~3,200; its training MAE fell to 16-20 months "
-                "while its batch-norm moving averages lagged, so B's test MAE reflects that lag "
+     "caveat": ("the budget rule equalises training time, not updates: B takes ~570 optimizer steps per sex against "
+                "~3,500 for A, and A sees 8 of 49 patch positions per radiograph and epoch "
                 "(reproductions/rsna17_second/README.md, Ablation)"),
      "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --sex both",
                   f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs_whole --sex both"]},

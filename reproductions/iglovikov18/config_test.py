@@ -26,7 +26,7 @@ def test_age_networks_paper_setting():
 
 @pytest.mark.parametrize("base", BASES)
 def test_every_region_fits_the_canvas_and_the_network(base):
-    from reproductions.iglovikov18.task import build_age_model
+    from reproductions.iglovikov18.model import age_model_from_config as build_age_model
     for region in REGIONS:
         config = get_config(variant_name(base, "regress", region))
         y0, x0, h, w = pp.region_box(config, region)

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from reproductions.iglovikov18 import canvas
+
 HEADS = ("regression", "classification")
 SEX_HANDLING = ("separate", "input")
 POOL_PADDINGS = ("valid", "same")
@@ -217,3 +219,34 @@ def age_to_class(months, num_classes: int = 240):
 
         return tf.cast(tf.clip_by_value(tf.round(tf.cast(months, tf.float32)), 0.0, num_classes - 1.0), tf.int32)
     return np.clip(np.rint(np.asarray(months, np.float64)), 0, num_classes - 1).astype("int32")
+
+
+# --- from a config (what task.py and benchmarks/train_step.py build) ----------------------------
+
+def age_model_from_config(config):
+    """The age network (regression or classification head) of an iglovikov18 regress/classify config."""
+    m = config.model
+    _, _, h, w = canvas.region_box(config, m.region)
+    return build_age_model(
+        (h, w), head=m.head, filters=m.filters, pool_size=m.pool_size, pool_padding=m.pool_padding,
+        dense_units=m.dense_units, dropout=m.dropout, num_classes=m.num_classes, age_offset=m.age_offset,
+        age_scale=m.age_scale, sex_handling=m.sex_handling, kernel_initializer=m.kernel_initializer,
+        name=f"iglovikov18_{m.head}_{m.region}")
+
+
+def segment_model_from_config(config):
+    """The U-Net of an iglovikov18 segment config, with named input and output."""
+    from common.unet import build_unet
+    s = int(config.data.image_size)
+    unet = build_unet((s, s, 1), base_filters=config.model.base_filters, depth=config.model.depth, name="unet")
+    image = keras.Input((s, s, 1), name="image")
+    return keras.Model({"image": image}, {"logits": unet(image)}, name="iglovikov18_unet")
+
+
+def keypoint_model_from_config(config):
+    """The key-point network of an iglovikov18 keypoints config."""
+    m = config.model
+    return build_keypoint_model(
+        int(config.data.image_size), num_keypoints=len(config.keypoints.names), filters=m.filters,
+        pool_size=m.pool_size, pool_padding=m.pool_padding, dense_units=m.dense_units, dropout=m.dropout,
+        kernel_initializer=m.kernel_initializer)

@@ -23,16 +23,6 @@ PAPER = "iglovikov18"
 
 # --- stage 3: age ------------------------------------------------------------------------------
 
-def build_age_model(config):
-    m = config.model
-    _, _, h, w = pp.region_box(config, m.region)
-    return ig_model.build_age_model(
-        (h, w), head=m.head, filters=m.filters, pool_size=m.pool_size, pool_padding=m.pool_padding,
-        dense_units=m.dense_units, dropout=m.dropout, num_classes=m.num_classes, age_offset=m.age_offset,
-        age_scale=m.age_scale, sex_handling=m.sex_handling, kernel_initializer=m.kernel_initializer,
-        name=f"iglovikov18_{m.head}_{m.region}")
-
-
 def _month_class(months, num_classes):
     return ops.cast(ops.clip(ops.round(ops.reshape(ops.cast(months, "float32"), (-1,))), 0, num_classes - 1), "int32")
 
@@ -73,7 +63,7 @@ AGE_TASK = Task(
     paper=PAPER,
     citation=CITATION,
     get_config=ig_config.get_config,
-    build_model=build_age_model,
+    build_model=ig_model.age_model_from_config,
     preprocess=lambda config, training: pp.make_age_preprocess(config, training),
     augment=pp.make_age_augment,
     to_model_io=pp.make_age_io,
@@ -87,14 +77,6 @@ AGE_TASK = Task(
 
 
 # --- stage 1: segmentation -----------------------------------------------------------------------
-
-def build_segment_model(config):
-    from common.unet import build_unet
-    s = int(config.data.image_size)
-    unet = build_unet((s, s, 1), base_filters=config.model.base_filters, depth=config.model.depth, name="unet")
-    image = keras.Input((s, s, 1), name="image")
-    return keras.Model({"image": image}, {"logits": unet(image)}, name="iglovikov18_unet")
-
 
 def _per_sample_mean(x):
     return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
@@ -147,7 +129,7 @@ SEGMENT_TASK = Task(
     paper=PAPER,
     citation=CITATION,
     get_config=ig_config.get_config,
-    build_model=build_segment_model,
+    build_model=ig_model.segment_model_from_config,
     preprocess=lambda config, training: pp.make_segment_preprocess(config, training),
     augment=pp.make_segment_augment,
     to_model_io=pp.make_segment_io,
@@ -163,14 +145,6 @@ SEGMENT_TASK = Task(
 
 
 # --- stage 2: key points -----------------------------------------------------------------------
-
-def build_keypoint_model(config):
-    m = config.model
-    return ig_model.build_keypoint_model(
-        int(config.data.image_size), num_keypoints=len(config.keypoints.names), filters=m.filters,
-        pool_size=m.pool_size, pool_padding=m.pool_padding, dense_units=m.dense_units, dropout=m.dropout,
-        kernel_initializer=m.kernel_initializer)
-
 
 def keypoint_loss(config):
     def squared_error(true, pred):
@@ -197,7 +171,7 @@ KEYPOINT_TASK = Task(
     paper=PAPER,
     citation=CITATION,
     get_config=ig_config.get_config,
-    build_model=build_keypoint_model,
+    build_model=ig_model.keypoint_model_from_config,
     preprocess=lambda config, training: pp.make_keypoint_preprocess(config, training),
     augment=pp.make_keypoint_augment,
     to_model_io=pp.make_keypoint_io,

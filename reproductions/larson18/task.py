@@ -98,6 +98,6 @@ TASK = Task(
     weights_hint="keras.applications ResNet50 ImageNet weights without top "
                  "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5)",
     # One Task serves every variant: `predict` asks for the sex even where the shared head ignores it.
-    needs_sex=True,
+    needs_sex=lambda config: config.model.sex_handling != "shared_head",  # the nosex ablation has no sex input
     variants=tuple(v for v in larson_config.VARIANTS if v),
 )

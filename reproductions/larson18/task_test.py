@@ -113,7 +113,7 @@ def test_split_head_prediction_still_reads_the_sex():
 
 
 def test_predict_command_with_the_shared_head(nosex, tmp_path):
-    """`predict` on a nosex run: the sex is still asked for (one Task for all variants), then ignored."""
+    """`predict` on a nosex run: no sex needed; given one, it is recorded and ignored."""
     from common import train as train_lib
 
     config, model = nosex
@@ -133,3 +133,12 @@ def test_predict_command_with_the_shared_head(nosex, tmp_path):
     for column in ("boneage_months", "boneage_months_argmax"):
         assert tables["F"][column].notna().all()
         np.testing.assert_array_equal(tables["F"][column], tables["M"][column])
+    csv = tmp_path / "pred_unknown.csv"  # no --sex at all: the split-head paper model would refuse this
+    assert train_lib.main(larson_task.TASK, ["predict", str(image), "--out", str(run), "--output-csv", str(csv)]) == 0
+    np.testing.assert_array_equal(pd.read_csv(csv)["boneage_months"], tables["F"]["boneage_months"])
+
+
+def test_only_the_split_head_needs_the_sex():
+    assert larson_task.TASK.sex_needed(get_config()) and larson_task.TASK.sex_needed(get_config("thumbs"))
+    assert not larson_task.TASK.sex_needed(get_config("nosex"))
+    assert not larson_task.TASK.sex_needed(get_config("thumbs_nosex"))

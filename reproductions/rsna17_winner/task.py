@@ -120,6 +120,6 @@ TASK = Task(
     backbone_name=winner_model.BACKBONE_NAME,
     weights_hint="keras.applications InceptionV3 ImageNet weights without top "
                  "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)",
-    needs_sex=True,
+    needs_sex=lambda config: bool(config.model.sex_input),  # the nosex ablation has no sex input
     variants=tuple(v for v in winner_config.VARIANTS if v),
 )

@@ -56,3 +56,9 @@ def test_augmentation_moves_pixels_but_keeps_shapes_inside_tf_data():
     assert out["image"].shape == (8, 96, 96, 1)
     changed = [not np.allclose(out["image"][i].numpy(), ramp) for i in range(8)]
     assert sum(changed) >= 6, changed  # rotation, shift and zoom are all random, so nearly every image moves
+
+
+def test_only_the_sex_input_variants_need_the_sex():
+    from reproductions.rsna17_winner.task import TASK
+    assert TASK.sex_needed(get_config()) and TASK.sex_needed(get_config("thumbs"))
+    assert not TASK.sex_needed(get_config("nosex")) and not TASK.sex_needed(get_config("thumbs_nosex"))
