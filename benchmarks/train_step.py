@@ -12,6 +12,7 @@ model's preprocessing and reports pipeline images/s ÷ train-step images/s (it m
 above 1 for the GPU to be kept fed). Writes results/benchmarks/train_step_<device>.md.
 """
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def larson18(size):
@@ -82,50 +84,16 @@ def _iglovikov18(stage, size, paper_size):
     return _named(build[stage.split("-")[0]](config), image_scale=1.0)
 
 
-def iglovikov18_segment(size):
-    return _iglovikov18("segment", size, MODELS["iglovikov18_segment"][2])
-
-
-def iglovikov18_keypoints(size):
-    return _iglovikov18("keypoints", size, MODELS["iglovikov18_keypoints"][2])
-
-
-def iglovikov18_regress_hand(size):
-    return _iglovikov18("regress-hand", size, MODELS["iglovikov18_regress_hand"][2])
-
-
-def iglovikov18_regress_carpal(size):
-    return _iglovikov18("regress-carpal", size, MODELS["iglovikov18_regress_carpal"][2])
-
-
-def iglovikov18_regress_metacarpal(size):
-    return _iglovikov18("regress-metacarpal", size, MODELS["iglovikov18_regress_metacarpal"][2])
-
-
-def iglovikov18_classify_hand(size):
-    return _iglovikov18("classify-hand", size, MODELS["iglovikov18_classify_hand"][2])
-
-
-def iglovikov18_classify_carpal(size):
-    return _iglovikov18("classify-carpal", size, MODELS["iglovikov18_classify_carpal"][2])
-
-
-def iglovikov18_classify_metacarpal(size):
-    return _iglovikov18("classify-metacarpal", size, MODELS["iglovikov18_classify_metacarpal"][2])
-
-
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
 MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
-          "rsna17_winner": (rsna17_winner, 100, 500),
-          "iglovikov18_segment": (iglovikov18_segment, 96, 256),
-          "iglovikov18_keypoints": (iglovikov18_keypoints, 64, 256),
-          "iglovikov18_regress_hand": (iglovikov18_regress_hand, 83, 520),
-          "iglovikov18_regress_carpal": (iglovikov18_regress_carpal, 83, 520),
-          "iglovikov18_regress_metacarpal": (iglovikov18_regress_metacarpal, 83, 520),
-          "iglovikov18_classify_hand": (iglovikov18_classify_hand, 83, 520),
-          "iglovikov18_classify_carpal": (iglovikov18_classify_carpal, 83, 520),
-          "iglovikov18_classify_metacarpal": (iglovikov18_classify_metacarpal, 83, 520)}
+          "rsna17_winner": (rsna17_winner, 100, 500)}
+IGLOVIKOV18_AGE_NETWORKS = [f"{stage}-{region}" for stage in ("regress", "classify")
+                            for region in ("hand", "carpal", "metacarpal")]
+for _stage, (_cpu, _paper) in {"segment": (96, 256), "keypoints": (64, 256),
+                               **{n: (83, 520) for n in IGLOVIKOV18_AGE_NETWORKS}}.items():
+    MODELS["iglovikov18_" + _stage.replace("-", "_")] = (functools.partial(_iglovikov18, _stage, paper_size=_paper),
+                                                         _cpu, _paper)
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -163,12 +131,8 @@ PIPELINES = {
     "larson18": ("reproductions.larson18.task:TASK", "thumbs", ""),
     "rsna17_winner": ("reproductions.rsna17_winner.task:TASK", "thumbs", ""),
     "rsna17_second": ("reproductions.rsna17_second.task:TASK", "thumbs", ""),
-    "iglovikov18_regress_hand": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-hand", None),
-    "iglovikov18_regress_carpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-carpal", None),
-    "iglovikov18_regress_metacarpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-regress-metacarpal", None),
-    "iglovikov18_classify_hand": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-hand", None),
-    "iglovikov18_classify_carpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-carpal", None),
-    "iglovikov18_classify_metacarpal": ("reproductions.iglovikov18.task:AGE_TASK", "thumbs-classify-metacarpal", None),
+    **{"iglovikov18_" + n.replace("-", "_"): ("reproductions.iglovikov18.task:AGE_TASK", f"thumbs-{n}", None)
+       for n in IGLOVIKOV18_AGE_NETWORKS},
 }
 SHARED = ROOT.parent / "shared" / "data"
 REGISTERED = "folder/rsna-thumbs100-registered-thumbs-83px"  # iglovikov18's `register` output on the thumbnails
@@ -210,15 +174,10 @@ def pipeline_rate(model_name, size):
     if model_name == "rsna17_second":
         config.model.sex = "female"  # one sex's model, as `train` builds it
     config.data.cache = False  # the first epoch's rate, the slowest
+    from input_pipeline import rate  # the same timing as benchmarks/input_pipeline.py (one warm-up pass)
     ds = build_datasets(task, config, handle, ["train"], limit=1024)["train"]
     passes = 1 if handle.splits["train"] >= 512 else 8  # rsna-sample has ~50 training radiographs
-    for _ in ds:  # warm-up pass: traces the functions, warms the file cache
-        pass
-    start, n = time.perf_counter(), 0
-    for _ in range(passes):
-        for x, _ in ds:
-            n += int(next(iter(x.values())).shape[0]) if isinstance(x, dict) else int(x.shape[0])
-    return n / (time.perf_counter() - start)
+    return rate(ds, passes)[0]
 
 
 def main(argv=None):
