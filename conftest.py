@@ -1,6 +1,9 @@
 """Fixtures shared by the tests beside the modules and in tests/."""
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -19,6 +22,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _datasets = Path(os.environ.get("BONEAGE_DATA_DIR") or tempfile.mkdtemp(prefix="boneage-datasets-"))
     os.environ["BONEAGE_DATA_DIR"] = str(_datasets / os.environ["PYTEST_XDIST_WORKER"])
 ROOT = Path(__file__).resolve().parent
+# Subprocess timeouts in tests catch hangs, never slowness: a training subprocess that takes 10 minutes
+# on an idle machine may take 40 on a loaded one, and must still pass.
+SUBPROCESS_TIMEOUT_S = int(os.environ.get("BONEAGE_TEST_TIMEOUT_S", 3 * 3600))
 SHARED_DATA = Path(os.environ.get("BONEAGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
@@ -70,3 +76,78 @@ def make_folder(tmp_path):
         df.to_csv(root / "labels.csv", index=False)
         return root
     return make
+
+
+# A tiny regression task (not a paper) for testing common.train end to end in seconds: resume,
+# evaluation, prediction, faults. Each reproduction's own smoke test runs its real model.
+TINY_TASK = textwrap.dedent('''
+    """A tiny regression task for testing common.train (not a paper)."""
+    import sys
+    import time
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from common import preprocessing
+    from common.config import Config
+    from common.task import Task
+    from common.train import main
+
+
+    def get_config(variant=""):
+        return Config({"seed": 0, "data": {"image_size": 32},
+                       "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "learning_rate": 3e-3},
+                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0}})
+
+
+    def build_model(config):
+        image = keras.Input((32, 32, 1), name="image")
+        male = keras.Input((1,), name="male")
+        x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(image)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.Concatenate()([x, male])
+        out = keras.layers.Dense(1, dtype="float32")(x)
+        return keras.Model({"image": image, "male": male}, out)
+
+
+    class Slow(keras.callbacks.Callback):
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(self.seconds)
+
+
+    def predict(model, inputs, config):
+        return {"regression": np.asarray(model.predict_on_batch(inputs)).reshape(-1)}
+
+
+    TASK = Task(
+        paper="tiny", citation="none (a test task)", get_config=get_config, build_model=build_model,
+        preprocess=lambda c, t: lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32)),
+        to_model_io=lambda c: lambda b: ({"image": b["image"], "male": tf.cast(b["male"], tf.float32)[:, None]},
+                                         b["boneage_months"]),
+        loss=lambda c: "mae", metrics=lambda c: [keras.metrics.MeanAbsoluteError(name="mae")], predict=predict,
+        needs_sex=True)
+
+    if __name__ == "__main__":
+        sys.exit(main(TASK))
+''')
+
+
+@pytest.fixture()
+def tiny_task(tmp_path, tiny_phantoms, monkeypatch):
+    (tmp_path / "tiny_task.py").write_text(TINY_TASK)
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+               BONEAGE_DATA_DIR=str(tiny_phantoms.version_dir.parents[2]), TF_CPP_MIN_LOG_LEVEL="2")
+    data = "phantoms/tiny"
+
+    def run(*args, wait=True, script="tiny_task.py"):
+        cmd = [sys.executable, str(tmp_path / script), *args]
+        if not wait:
+            return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # The timeout only guards against a hang: a loaded 2-core machine may be many times slower
+        # than an idle one, and a test must not fail for that.
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    return run, data

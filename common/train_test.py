@@ -6,84 +6,11 @@ tested in seconds; each reproduction's own smoke test runs its real model.
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT
-
-TINY_TASK = textwrap.dedent('''
-    """A tiny regression task for testing common.train (not a paper)."""
-    import sys
-    import time
-
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from common import preprocessing
-    from common.config import Config
-    from common.task import Task
-    from common.train import main
-
-
-    def get_config(variant=""):
-        return Config({"seed": 0, "data": {"image_size": 32},
-                       "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "learning_rate": 3e-3},
-                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0}})
-
-
-    def build_model(config):
-        image = keras.Input((32, 32, 1), name="image")
-        male = keras.Input((1,), name="male")
-        x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(image)
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        x = keras.layers.Concatenate()([x, male])
-        out = keras.layers.Dense(1, dtype="float32")(x)
-        return keras.Model({"image": image, "male": male}, out)
-
-
-    class Slow(keras.callbacks.Callback):
-        def __init__(self, seconds):
-            self.seconds = seconds
-
-        def on_epoch_end(self, epoch, logs=None):
-            time.sleep(self.seconds)
-
-
-    def predict(model, inputs, config):
-        return {"regression": np.asarray(model.predict_on_batch(inputs)).reshape(-1)}
-
-
-    TASK = Task(
-        paper="tiny", citation="none (a test task)", get_config=get_config, build_model=build_model,
-        preprocess=lambda c, t: lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32)),
-        to_model_io=lambda c: lambda b: ({"image": b["image"], "male": tf.cast(b["male"], tf.float32)[:, None]},
-                                         b["boneage_months"]),
-        loss=lambda c: "mae", metrics=lambda c: [keras.metrics.MeanAbsoluteError(name="mae")], predict=predict,
-        needs_sex=True)
-
-    if __name__ == "__main__":
-        sys.exit(main(TASK))
-''')
-
-
-@pytest.fixture()
-def tiny_task(tmp_path, tiny_phantoms, monkeypatch):
-    (tmp_path / "tiny_task.py").write_text(TINY_TASK)
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
-               BONEAGE_DATA_DIR=str(tiny_phantoms.version_dir.parents[2]), TF_CPP_MIN_LOG_LEVEL="2")
-    data = "phantoms/tiny"
-
-    def run(*args, wait=True):
-        cmd = [sys.executable, str(tmp_path / "tiny_task.py"), *args]
-        if not wait:
-            return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return run, data
+from conftest import SUBPROCESS_TIMEOUT_S
 
 
 def test_kill_and_resume_continues_from_the_saved_epoch(tiny_task, tmp_path):
@@ -94,11 +21,12 @@ def test_kill_and_resume_continues_from_the_saved_epoch(tiny_task, tmp_path):
     # SIGKILL as soon as two epochs are logged: no handler runs, nothing is flushed on purpose.
     metrics = out / "metrics.csv"
     import time
-    deadline = time.time() + 240
-    while time.time() < deadline:
+    deadline = time.time() + SUBPROCESS_TIMEOUT_S
+    while time.time() < deadline and proc.poll() is None:
         if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 3:
             break
         time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     done_before = pd.read_csv(metrics)["epoch"].max() + 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 from reproductions.iglovikov18 import model as ig_model
 
 SMALL = dict(filters=[4, 8, 8, 8, 8, 8], pool_padding="same", dense_units=16)
@@ -129,5 +129,5 @@ def test_every_network_builds_with_the_jax_backend():
         print("ok")
     """)
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

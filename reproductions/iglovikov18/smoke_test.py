@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 from reproductions.iglovikov18.__main__ import main
 from reproductions.iglovikov18.config import get_config
 
@@ -204,7 +204,7 @@ def test_predict_runs_the_whole_chain_on_a_real_radiograph(segment_run, keypoint
            "--segment-run", str(segment_run), "--keypoints-run", str(keypoints_run), "--age-runs", *ages,
            "--output-csv", str(csv), "--canvas-dir", str(tmp_path / "canvas")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     row = pd.read_csv(csv).iloc[0]
     assert 0 <= row["boneage_months"] <= 240 and row["male"] == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 
 from reproductions.larson18.config import get_config
 
@@ -23,7 +23,7 @@ def trained_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("larson18") / "run"
     env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "reproductions.larson18", "train", "--small", "--data", "phantoms", "--out", str(out)]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, env, result
 
@@ -66,7 +66,7 @@ def test_predict_on_a_real_radiograph(trained_run, shared_data, tmp_path):
     csv = tmp_path / "pred.csv"
     cmd = [sys.executable, "-m", "reproductions.larson18", "predict", str(image), "--sex", "F", "--out", str(out),
            "--output-csv", str(csv)]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-3000:]
     row = pd.read_csv(csv).iloc[0]
     assert 0 <= row["boneage_months"] <= 240 and 0 <= row["boneage_months_argmax"] <= 239

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 from common.datasets.base import DataError
 from reproductions.rsna17_second.model import SexRouter, build_patch_model
 
@@ -90,7 +90,7 @@ def test_builds_and_runs_with_the_jax_backend():
             "import sys; print(keras.backend.backend(), tuple(y.shape), 'tensorflow' in sys.modules)")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=SUBPROCESS_TIMEOUT_S)
     if result.returncode != 0 and "No module named 'jax'" in result.stderr:
         pytest.skip("jax is not installed")
     assert result.returncode == 0, result.stderr[-2000:]

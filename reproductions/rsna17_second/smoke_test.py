@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 from reproductions.rsna17_second.config import get_config
 
 EPOCHS = get_config("small").train.epochs
@@ -33,7 +33,7 @@ def trained_run(tmp_path_factory, data_dir):
     env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "reproductions.rsna17_second", "train", "--small", "--sex", "female",
            "--data", "phantoms/small", "--out", str(out), "--split", "validation"]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, env, result
 

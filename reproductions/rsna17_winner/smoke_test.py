@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S
 
 EPOCHS = 6
 NO_GEOMETRY = ["--set", "train.augmentation.rotation_degrees=0", "--set", "train.augmentation.shift_fraction=0",
@@ -34,7 +34,7 @@ def trained_run(tmp_path_factory, data_dir):
     env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "reproductions.rsna17_winner", "train", "--small", "--data", "phantoms",
            "--epochs", str(EPOCHS), "--out", str(out), *NO_GEOMETRY]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, env
 
@@ -75,7 +75,7 @@ def test_predict_on_a_real_radiograph_uses_the_sex(trained_run, shared_data, tmp
         csv = tmp_path / f"pred-{sex}.csv"
         cmd = [sys.executable, "-m", "reproductions.rsna17_winner", "predict", str(image), "--sex", sex,
                "--out", str(out), "--output-csv", str(csv)]
-        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
         assert result.returncode == 0, result.stderr[-3000:]
         months[sex] = float(pd.read_csv(csv).iloc[0]["boneage_months"])
     assert all(np.isfinite(v) for v in months.values())
