@@ -28,6 +28,17 @@ SUBPROCESS_TIMEOUT_S = int(os.environ.get("BONEAGE_TEST_TIMEOUT_S", 3 * 3600))
 SHARED_DATA = Path(os.environ.get("BONEAGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+# Tests of an optional stack skip with the reason (and the install command) when it is absent,
+# never fail: the test extra installs it, a user's own environment may not have it.
+requires_jax = pytest.mark.skipif(not _installed("jax"), reason='jax is not installed: pip install -e ".[jax]" '
+                                  '(the test extra, pip install -e ".[test]", includes it)')
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """../shared/data (real RSNA thumbnails and radiographs); absent in a user's fresh clone."""

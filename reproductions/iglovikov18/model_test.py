@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, SUBPROCESS_TIMEOUT_S
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S, requires_jax
 from reproductions.iglovikov18 import model as ig_model
 
 SMALL = dict(filters=[4, 8, 8, 8, 8, 8], pool_padding="same", dense_units=16)
@@ -114,6 +114,7 @@ def test_bad_arguments_say_what_was_received():
         ig_model.build_age_model((40, 30), filters=[], pool_padding="same")
 
 
+@requires_jax
 def test_every_network_builds_with_the_jax_backend():
     code = textwrap.dedent("""
         import numpy as np, keras
