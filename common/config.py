@@ -6,6 +6,9 @@ that exist, so a typo is an error, not a new silent key.
 """
 import ast
 import copy
+import difflib
+
+from common.errors import UsageError
 
 
 class Config(dict):
@@ -32,31 +35,91 @@ class Config(dict):
         return {k: v.to_dict() if isinstance(v, Config) else v for k, v in self.items()}
 
     def override(self, dotted_key: str, value):
-        """Sets an existing (possibly nested) key; an unknown key is an error."""
-        node, *_ = self, None
-        parts = dotted_key.split(".")
-        for part in parts[:-1]:
-            if part not in node or not isinstance(node[part], Config):
-                raise KeyError(f"Unknown config key {dotted_key!r} (no section {part!r}); "
-                               f"known keys here: {sorted(node)}")
-            node = node[part]
-        if parts[-1] not in node:
-            raise KeyError(f"Unknown config key {dotted_key!r}; known keys here: {sorted(node)}")
-        node[parts[-1]] = value
+        """Sets an existing (possibly nested) key to a value of its type; anything else is an error."""
+        node, leaf = self._parent_of(dotted_key)
+        node[leaf] = _checked(dotted_key, node[leaf], value)
         return self
 
     def apply_overrides(self, assignments):
-        """Applies `key=value` strings; values are Python literals, else kept as strings."""
+        """Applies `key=value` strings (--set): each value is read as a Python literal, except that a
+        key holding text takes the text as written (a folder named 2017 stays "2017")."""
         for assignment in assignments or ():
-            if "=" not in assignment:
-                raise ValueError(f"Override must look like key=value, received: {assignment!r}")
-            key, raw = assignment.split("=", 1)
+            key, eq, raw = assignment.partition("=")
             try:
-                value = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                value = raw
-            self.override(key.strip(), value)
+                if not eq:
+                    raise UsageError("expected KEY=VALUE, e.g. --set train.epochs=10")
+                node, leaf = self._parent_of(key.strip())
+                self.override(key.strip(), _parse(raw.strip(), node[leaf]))
+            except UsageError as e:  # the message then names the flag as the user typed it
+                raise type(e)(f"--set {assignment}: {e}") from None
         return self
+
+    def _parent_of(self, dotted_key: str):
+        """(section, last part) of an existing key; UnknownKeyError with the closest keys otherwise."""
+        *sections, leaf = dotted_key.split(".")
+        node = self
+        for part in sections:
+            if not isinstance(node.get(part), Config):
+                raise self._unknown(dotted_key, node)
+            node = node[part]
+        if leaf not in node:
+            raise self._unknown(dotted_key, node)
+        return node, leaf
+
+    def _unknown(self, dotted_key: str, node) -> "UnknownKeyError":
+        close = difflib.get_close_matches(dotted_key, list(flatten(self)), n=3, cutoff=0.75)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"keys there: {sorted(node)}"
+        return UnknownKeyError(f"config key {dotted_key!r} does not exist; {hint}")
+
+
+class UnknownKeyError(UsageError, KeyError):
+    """An override of a key the config does not have; still a KeyError, as it always was."""
+
+    def __str__(self):  # KeyError's own str() would wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+_KINDS = ((bool, "a bool (True or False)"), (int, "an int"), (float, "a float"), (str, "a str"),
+          ((list, tuple), "a list"), (dict, "a section"))
+
+
+def _kind(value) -> str:
+    return next((name for types, name in _KINDS if isinstance(value, types)), f"a {type(value).__name__}")
+
+
+def _parse(raw: str, current):
+    """The value a `--set` text means for a key whose value is now `current`."""
+    if isinstance(current, bool) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+    return raw if isinstance(current, str) and not isinstance(value, str) else value
+
+
+def _checked(key: str, current, value):
+    """`value` if it has the type of the key's current value (an int passes as a float, a tuple as a
+    list); a typo'd value fails here, naming the key, instead of deep inside training."""
+    if isinstance(current, dict):
+        raise UsageError(f"config key {key!r} is a section, not a value; set one of its keys: "
+                         f"{sorted(flatten(current, key + '.'))}")
+    if current is None:
+        ok = True
+    elif isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float))
+        value = float(value) if ok else value
+    elif isinstance(current, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+        value = type(current)(value) if ok else value
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise UsageError(f"config key {key!r} takes {_kind(current)} (it is {current!r}); "
+                         f"received {value!r}, {_kind(value)}")
+    return value
 
 
 # --- checks used by each reproduction's config tests ---------------------------------------
