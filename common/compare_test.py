@@ -146,3 +146,13 @@ def test_mean_predictor_reads_the_labels_of_the_built_dataset_and_refuses_other_
     assert ref["per_sex"] == pytest.approx(np.abs(test - per_sex).mean())
     assert compare.mean_predictor((tiny_phantoms.name, "0" * 64, "test"), data_dir) is None   # other content
     assert compare.mean_predictor(("folder/never-built", "0" * 64, "test"), data_dir) is None
+
+
+def test_compare_refuses_a_results_folder_that_does_not_exist_and_creates_nothing(tmp_path, capsys):
+    from reproductions.__main__ import main
+    missing = tmp_path / "nonexistent"
+    assert main(["compare", "--results", str(missing)]) == 2
+    assert not missing.exists()
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: results folder {missing} does not exist; expected the folder of run records "
+                   f"(<paper>/<run>/run.json), default {results.RESULTS_DIR}")

@@ -24,6 +24,7 @@ import pandas as pd
 from common import io, provenance
 from common.config import Config
 from common.datasets.base import DataError
+from common.errors import UsageError
 
 # BONEAGE_RESULTS_DIR moves run directories and the generated table elsewhere (the tests use it,
 # so that running them never rewrites the committed results).
@@ -32,21 +33,35 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 # ----------------------------------------------------------------------------- flags & config
+def positive_int(text: str) -> int:
+    """argparse type of counts and sizes (epochs, batch size, image size, --limit): 0 or fewer would
+    fail deep inside training with a traceback; argparse says which flag instead, with status 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, received {text!r}")
+    return value
+
+
 def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME "
                    "(default: $BONEAGE_RSNA_DIR if set, else phantoms)")
     p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
     p.add_argument("--variant", default="", help=f"config variant ({', '.join(task.variants)}); default: the paper's")
     p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None, help="image size in px (the config's data.image_size)")
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="image size in px (the config's data.image_size)")
     p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
     p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split (smoke runs)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only the first N examples of each split (smoke runs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set train.optimizer.learning_rate=1e-4")
 
@@ -54,7 +69,7 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
 def make_config(task, args) -> Config:
     variant = "small" if args.small else args.variant
     if variant and variant not in task.variants:
-        raise SystemExit(f"error: unknown variant {variant!r}; known: {list(task.variants)}")
+        raise UsageError(f"unknown variant {variant!r}; known: {list(task.variants)}")
     config = task.get_config(variant)
     config.apply_overrides(args.set)
     for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
@@ -74,6 +89,78 @@ def resolve_precision(flag: str) -> str:
 def default_run_dir(task, data_name: str, config) -> Path:
     slug = data_name.replace("/", "-")
     return RESULTS_DIR / task.paper / f"{slug}_{config.variant}_{config.data.image_size}px"
+
+
+def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
+    """The name `data.resolve(spec)` gives its dataset ("phantoms/default", "folder/NAME"), without
+    building it: evaluate and predict find their run directory, which is named after the dataset,
+    before any data is built, so that a missing run is said at once. A `--data` this does not know
+    (or a folder that does not exist) goes to `data.resolve`, which names it or says what is wrong."""
+    from common import data as data_lib
+    from common.datasets import Folder, Phantoms, Rsna
+    from common.datasets.folder import folder_config
+    from common.datasets.rsna import rsna_config
+    if not spec:
+        spec = "rsna" if os.environ.get(data_lib.RSNA_ENV) else "phantoms"  # resolve's default
+    kind, _, arg = spec.partition(":")
+    if kind.startswith("phantoms"):
+        return f"{Phantoms.name}/{kind.partition('/')[2] or 'default'}"
+    if kind == "rsna":
+        return f"{Rsna.name}/{rsna_config().name}"
+    if kind == "folder" and arg and Path(arg).expanduser().is_dir():
+        return f"{Folder.name}/{folder_config(Path(arg).expanduser().resolve().name).name}"
+    if kind.startswith("folder/"):
+        return kind
+    return data_lib.resolve(spec, data_dir=data_dir, log=log).name
+
+
+def run_dir_of(task, args, config, log=print) -> Path:
+    """The run directory a command's flags name: --out, else the one `train` makes from the same
+    --data, variant and image size (found without building the data)."""
+    if args.out:
+        return Path(args.out)
+    return default_run_dir(task, dataset_name(args.data, args.data_dir, log), config)
+
+
+def trained_weights(run_dir) -> list[Path]:
+    """The weights files of a run: checkpoints/best and last, in the run or in its sub-runs (one
+    directory down: rsna17_second trains one model per sex in <run>/<sex>/). A run record alone does
+    not count: the committed results have records, but weights are never committed."""
+    names = ("checkpoints/best.weights.h5", "checkpoints/last.weights.h5")
+    return [p for name in names for p in (Path(run_dir) / name, *sorted(Path(run_dir).glob(f"*/{name}")))
+            if p.is_file()]
+
+
+def run_commit(record: dict) -> str:
+    """The commit a run was trained at, as the results tables write it (+dirty: uncommitted changes)."""
+    return str(record.get("commit", "unknown (no run.json)")) + ("+dirty" if record.get("dirty") else "")
+
+
+def require_trained(task, run_dir):
+    """Stops with a message naming the run directory unless it holds trained weights."""
+    if trained_weights(run_dir):
+        return
+    status = _record(run_dir).get("status")
+    why = (f"its run.json says {status!r}, but the weights are not there: they are never committed"
+           if status else "no checkpoints/best.weights.h5 or last.weights.h5 there or in a sub-run")
+    raise UsageError(f"no trained {task.paper} model in {run_dir} ({why}). Train it first with the same --data, "
+                     "--small/--variant and --image-size flags, or pass --out RUN_DIR of a trained run.")
+
+
+def in_results(run_dir) -> bool:
+    """Whether a run directory is inside RESULTS_DIR, i.e. one of the runs the results tables show."""
+    return Path(run_dir).resolve().is_relative_to(Path(RESULTS_DIR).resolve())
+
+
+def update_tables(run_dir, log=print):
+    """Regenerates the results tables after a run inside RESULTS_DIR; a run kept elsewhere (--out)
+    leaves them alone: a command writes only where it was told to."""
+    if not in_results(run_dir):
+        log(f"The results tables in {RESULTS_DIR} were left alone: {run_dir} is outside that folder. To add the "
+            f"run, copy it to {RESULTS_DIR}/<paper>/ and run `python -m reproductions compare`.")
+        return
+    from common import results
+    results.regenerate(RESULTS_DIR, log=log)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -319,7 +406,7 @@ def load_trained(task, config, run_dir, model=None, log=print):
     if not weights.exists():
         weights = Path(run_dir) / "checkpoints" / "last.weights.h5"
     if not weights.exists():
-        raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
+        raise UsageError(f"no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
     if model is None:
         model = task.build_model(config)
     model.load_weights(weights)
@@ -330,20 +417,21 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     """Evaluates the best checkpoint of a run on one split; writes metrics, predictions and plots."""
     from common import data as data_lib
     from common import evaluation, pipeline
-    if run_dir is None and args.out:
-        run_dir = Path(args.out)
-    stored = _record(run_dir) if run_dir else {}
-    if config is None:
+    from_flags = config is None
+    if from_flags:
         config = make_config(task, args)
-        if run_dir and (Path(run_dir) / "config.json").exists():
-            # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
-            config = Config(json.loads((Path(run_dir) / "config.json").read_text()))
         _set_policy(resolve_precision(args.precision))
-    if handle is None:
-        spec = args.data or stored.get("dataset", {}).get("name")
-        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
-    run_dir = Path(run_dir or default_run_dir(task, handle.name, config))
+    if run_dir is None:  # the command line: the run its flags name, checked before any data is built
+        run_dir = run_dir_of(task, args, config, log)
+        require_trained(task, run_dir)
+    run_dir = Path(run_dir)
     record = _record(run_dir)
+    if from_flags and (run_dir / "config.json").exists():
+        # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
+        config = Config(json.loads((run_dir / "config.json").read_text()))
+    if handle is None:
+        spec = args.data or record.get("dataset", {}).get("name")
+        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
     if args.split not in handle.splits:
         raise DataError(f"{handle.name} has no {args.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
                         "pass --split.")
@@ -388,22 +476,33 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
 
 
 # ----------------------------------------------------------------------------- predict
+def _read_sex_csv(path) -> pd.DataFrame:
+    """The --sex-csv table; a missing, empty or unreadable file is the user's to fix, so a message."""
+    expected = "a CSV with columns id (or file) and sex (or male)"
+    if not Path(path).is_file():
+        raise UsageError(f"--sex-csv {path}: no such file; expected {expected}")
+    try:
+        return pd.read_csv(path, dtype=str)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UsageError(f"--sex-csv {path}: cannot be read as a CSV ({e}); expected {expected}") from None
+
+
 def read_sex(args, files) -> dict:
     """Sex per file from --sex (one value for all) or --sex-csv (columns id or file, and sex/male)."""
     from common.labels import MALE_VALUES
     if args.sex:
         value = MALE_VALUES.get(str(args.sex).strip().lower())
         if value is None:
-            raise SystemExit(f"error: --sex {args.sex!r} is not a known sex; use M or F")
+            raise UsageError(f"--sex {args.sex!r} is not a known sex; expected M or F")
         return {f: value for f in files}
     if args.sex_csv:
         from common.labels import HEADER_ALIASES, _normalise_header
-        table = pd.read_csv(args.sex_csv, dtype=str)
+        table = _read_sex_csv(args.sex_csv)
         cols = {HEADER_ALIASES.get(_normalise_header(c), _normalise_header(c)): c for c in table.columns}
         key = cols.get("id") or cols.get("file")
         sex = cols.get("sex") or cols.get("male")
         if not key or not sex:
-            raise SystemExit(f"error: --sex-csv {args.sex_csv} needs columns id (or file) and sex (or male); "
+            raise UsageError(f"--sex-csv {args.sex_csv} needs columns id (or file) and sex (or male); "
                              f"found {list(table.columns)}")
         lookup = {str(r[key]).strip(): r[sex] for _, r in table.iterrows()}
         out = {}
@@ -425,27 +524,22 @@ def predict(task, args, log=print):
         files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in images.IMAGE_SUFFIXES
                             and not f.name.startswith(".")) if p.is_dir() else [p])
     if not files:
-        raise SystemExit("error: no image files given")
+        raise UsageError(f"no image files in {args.files}; expected PNG, JPEG or DICOM files, or folders of them")
     sexes = read_sex(args, files)
-    run_dir = Path(args.out) if args.out else None
-    if run_dir is None:
-        # A run directory with best weights, or one whose record says it finished training (a run
-        # made of sub-runs, e.g. one model per sex, keeps its weights one level down).
-        markers = list((RESULTS_DIR / task.paper).glob("*/checkpoints/best.weights.h5"))
-        markers += [r for r in (RESULTS_DIR / task.paper).glob("*/run.json")
-                    if json.loads(r.read_text()).get("status") in ("trained", "evaluated")]
-        candidates = sorted(markers, key=lambda p: p.stat().st_mtime)
-        if not candidates:
-            raise SystemExit(f"error: no trained {task.paper} model found; pass --out RUN_DIR or train first")
-        run_dir = candidates[-1].parent if candidates[-1].name == "run.json" else candidates[-1].parent.parent
-        trained_on = _record(run_dir).get("dataset", {}).get("name", "?")
-        log(f"Using the most recent {task.paper} run, {run_dir} (trained on {trained_on}); pass --out RUN_DIR to choose.")
+    # The run the flags name, as for train and evaluate (never just the newest one: which model
+    # answered must not depend on what was trained last); --out names any other.
+    run_dir = run_dir_of(task, args, config, log)
+    require_trained(task, run_dir)
+    run = _record(run_dir)
+    log(f"Predicting with the run {run_dir} (trained on {run.get('dataset', {}).get('name', '?')}, commit "
+        f"{run_commit(run)})" + ("" if args.out else "; the run --data, --small/--variant and --image-size name, "
+                                 "or pass --out RUN_DIR"))
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
     if task.sex_needed(config):  # per run: an ablation variant without the sex input needs none
         unknown = [str(f) for f, s in sexes.items() if s is None]
         if unknown:
-            raise SystemExit(f"error: this model needs the patient's sex; missing or unknown for {len(unknown)} "
+            raise UsageError(f"this model needs the patient's sex; missing or unknown for {len(unknown)} "
                              f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
     model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=None, log=log)
 
@@ -469,11 +563,12 @@ def predict(task, args, log=print):
                         for j, (k, v) in enumerate(estimates.items())})
             rows.append(row)
     rows += [{"file": f, "error": e} for f, e in failures]
-    table = pd.DataFrame(rows)
+    # Every row says which model answered, so a predictions file is traceable on its own.
+    table = pd.DataFrame(rows).assign(run_dir=str(run_dir), run_commit=run_commit(run))
     out_csv = Path(args.output_csv or "predictions.csv")
     io.atomic_to_csv(table, out_csv)
-    print(table.to_string(index=False))
-    log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} in {run_dir}")
+    print(table.drop(columns=["run_dir", "run_commit"]).to_string(index=False))
+    log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} of the run {run_dir}")
     return table
 
 
@@ -510,15 +605,12 @@ def main(task, argv=None):
                 print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
             else:
                 evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
-                from common import results
-                results.regenerate()
+                update_tables(run_dir)
         elif args.command == "evaluate":
-            evaluate(task, args)
-            from common import results
-            results.regenerate()
+            update_tables(evaluate(task, args).parent)  # evaluate returns <run>/<split>
         else:
             predict(task, args)
-    except (DataError, LabelError, WeightsError) as e:
+    except (DataError, LabelError, WeightsError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from common import compare, results
+from common.errors import UsageError
 
 
 def main(argv=None):
@@ -15,6 +16,11 @@ def main(argv=None):
     p.add_argument("--results", default=str(results.RESULTS_DIR), help="results folder (default: results/)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
+    try:
+        results.check_results_dir(args.results)  # before the plots: nothing is written to a wrong folder
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
     if not args.no_plots:
         compare.plot_all(runs, args.results)

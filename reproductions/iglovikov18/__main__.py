@@ -102,8 +102,9 @@ def _train_or_evaluate_stage(command, stage, base, rest):
             evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
         return 0
     config = common_train.make_config(task, args)
+    run_dir = common_train.run_dir_of(task, args, config)
+    common_train.require_trained(task, run_dir)  # before the data is built: a missing run is said at once
     handle = data_lib.resolve(args.data, data_dir=args.data_dir)
-    run_dir = Path(args.out) if args.out else common_train.default_run_dir(task, handle.name, config)
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
     evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
@@ -117,6 +118,7 @@ def main(argv=None):
         return 0
     command, rest = argv[0], argv[1:]
     from common.datasets.base import DataError
+    from common.errors import UsageError
     from common.labels import LabelError
     from reproductions.iglovikov18.chain import RunError
     try:
@@ -134,10 +136,15 @@ def main(argv=None):
                 from common import train as common_train
                 from reproductions.iglovikov18 import regions
                 from reproductions.iglovikov18.task import AGE_TASK
-                _age_needs_registration(rest)
                 variant = ig_config.variant_name(base, known.stage, known.region)
+                args, _ = _shared_parser(AGE_TASK, command).parse_known_args([*rest, "--variant", variant])
+                if command == "evaluate":  # a missing run is said before the check below builds the data
+                    common_train.require_trained(AGE_TASK, common_train.run_dir_of(
+                        AGE_TASK, args, common_train.make_config(AGE_TASK, args)))
+                _age_needs_registration(rest)
                 status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant])
-                regions.regenerate()
+                if status == 0 and (args.out is None or common_train.in_results(args.out)):  # else left as they are
+                    regions.regenerate()
                 return status
             return _train_or_evaluate_stage(command, known.stage, base, rest)
         if command == "register":
@@ -158,7 +165,7 @@ def main(argv=None):
             return 0
         raise SystemExit(f"error: unknown command {command!r}; expected train, evaluate, register, refine-masks, "
                          "predict, figures or table")
-    except (DataError, LabelError, RunError) as e:
+    except (DataError, LabelError, RunError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,206 @@
+"""The command line's answers to user mistakes and where its commands write (issue 15, items 7 and 8).
+
+Every mistake gets one line naming the input and what was expected, with exit status 2 and no
+traceback; `evaluate` and `predict` find the run their flags name before building any data;
+only runs inside the results folder touch the results tables. A stub task stands in for a
+paper and the expensive steps are replaced, so that each case takes well under a second.
+"""
+import dataclasses
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import results
+from common import train
+from common.config import Config
+from common.task import Task
+
+
+def _get_config(variant=""):
+    return Config({"seed": 0, "data": {"image_size": 32},
+                   "train": {"epochs": 3, "batch_size": 4, "optimizer": {"name": "adam", "learning_rate": 1e-3}}})
+
+
+def _preprocess(config, training):
+    from common import preprocessing
+    return lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32))
+
+
+TASK = Task(
+    paper="tiny", citation="a test task", get_config=_get_config, build_model=None, preprocess=_preprocess,
+    to_model_io=lambda config: lambda b: ({"image": b["image"]}, b["boneage_months"]), loss=None, metrics=None,
+    # A model that answers 100 months: these tests are about which run answers, not what it says.
+    predict=lambda model, inputs, config: {"months": np.full(len(inputs["image"]), 100.0)},
+    load_trained=lambda task, config, run_dir, model=None, log=print: (None, "best.weights.h5"))
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    path = tmp_path / "results"
+    path.mkdir()
+    monkeypatch.setattr(train, "RESULTS_DIR", path)
+    monkeypatch.delenv("BONEAGE_RSNA_DIR", raising=False)
+    return path
+
+
+@pytest.fixture
+def no_data_built(monkeypatch):
+    """Any attempt to open or build a dataset fails the test."""
+    from common import data
+
+    def resolve(*args, **kwargs):
+        raise AssertionError(f"data.resolve{args} was called")
+    monkeypatch.setattr(data, "resolve", resolve)
+
+
+def fake_run(run_dir, commit="0123abcd", dirty=False):
+    """A run directory with (empty) best weights and a run record."""
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "best.weights.h5").write_bytes(b"")
+    (run_dir / "run.json").write_text(json.dumps({"status": "trained", "commit": commit, "dirty": dirty,
+                                                  "dataset": {"name": "phantoms/small"}}))
+    return run_dir
+
+
+def image(tmp_path):
+    path = tmp_path / "1377.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (40, 30), dtype=np.uint8))
+    return path
+
+
+def one_error_line(capsys, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+# ----------------------------------------------------------------------------- item 7: messages
+def test_a_missing_sex_csv_is_one_line_naming_the_file(tmp_path, results_dir, capsys):
+    run = fake_run(results_dir / "tiny" / "run")
+    missing = tmp_path / "sexes.csv"
+    assert train.main(TASK, ["predict", str(image(tmp_path)), "--sex-csv", str(missing), "--out", str(run)]) == 2
+    one_error_line(capsys, f"--sex-csv {missing}: no such file; expected a CSV with columns id (or file) and sex")
+    missing.write_text("")
+    assert train.main(TASK, ["predict", str(image(tmp_path)), "--sex-csv", str(missing), "--out", str(run)]) == 2
+    one_error_line(capsys, f"--sex-csv {missing}: cannot be read as a CSV")
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.epoch=5", "--set train.epoch=5: config key 'train.epoch' does not exist; did you mean 'train.epochs'?"),
+    ("train.epochs", "--set train.epochs: expected KEY=VALUE, e.g. --set train.epochs=10"),
+    ("train.epochs=ten", "--set train.epochs=ten: config key 'train.epochs' takes an int (it is 3); "
+                         "received 'ten', a str"),
+], ids=["unknown key", "no equals sign", "wrong type"])
+def test_a_bad_set_is_one_line_naming_key_value_and_type(assignment, message, results_dir, no_data_built, capsys):
+    for command in ("train", "evaluate"):
+        assert train.main(TASK, [command, "--set", assignment]) == 2
+        assert one_error_line(capsys) == f"error: {message}"
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--epochs", "-1"), ("--image-size", "0"),
+                                         ("--limit", "0"), ("--epochs", "many")])
+def test_counts_and_sizes_below_one_are_refused_by_argparse(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(TASK, ["train", flag, value])
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag}: expected a whole number of at least 1, received '{value}'" in capsys.readouterr().err
+
+
+def test_an_unknown_variant_is_status_2(results_dir, capsys):
+    assert train.main(TASK, ["evaluate", "--variant", "huge"]) == 2
+    one_error_line(capsys, "unknown variant 'huge'; known: ['small']")
+
+
+# ----------------------------------------------------------------------------- item 8: side effects
+def test_dataset_name_is_the_name_resolve_gives_without_building(tiny_phantoms, data_dir, make_folder, monkeypatch,
+                                                                 no_data_built):
+    monkeypatch.delenv("BONEAGE_RSNA_DIR", raising=False)
+    assert train.dataset_name("phantoms/tiny") == tiny_phantoms.name == "phantoms/tiny"
+    assert train.dataset_name(None) == train.dataset_name("phantoms") == "phantoms/default"
+    assert train.dataset_name("rsna:/somewhere") == train.dataset_name("rsna") == "rsna/default"
+    monkeypatch.setenv("BONEAGE_RSNA_DIR", "/somewhere")
+    assert train.dataset_name(None) == "rsna/default"
+    assert train.dataset_name(f"folder:{make_folder([{'id': 1, 'boneage': 10, 'male': 1}], name='thumbs')}") == \
+        "folder/thumbs"
+    assert train.dataset_name("folder/thumbs") == "folder/thumbs"
+
+
+def test_evaluate_without_a_trained_run_says_so_before_building_data(results_dir, no_data_built, capsys):
+    assert train.main(TASK, ["evaluate", "--data", "phantoms/small", "--small"]) == 2
+    run = results_dir / "tiny" / "phantoms-small_small_32px"
+    one_error_line(capsys, f"no trained tiny model in {run} (no checkpoints/best.weights.h5 or last.weights.h5",
+                   "--out RUN_DIR")
+    # A committed run has its record but never its weights.
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "evaluated"}))
+    assert train.main(TASK, ["evaluate", "--data", "phantoms/small", "--small"]) == 2
+    one_error_line(capsys, "its run.json says 'evaluated', but the weights are not there: they are never committed")
+
+
+def test_weights_of_sub_runs_count_as_trained(tmp_path):
+    """rsna17_second trains one model per sex in <run>/<sex>/."""
+    assert train.trained_weights(tmp_path) == []
+    fake_run(tmp_path / "female")
+    assert train.trained_weights(tmp_path) == [tmp_path / "female" / "checkpoints" / "best.weights.h5"]
+
+
+@pytest.fixture
+def tables(monkeypatch):
+    """Replaces the table regeneration with a recorder of the folders it was asked to write."""
+    calls = []
+    monkeypatch.setattr(results, "regenerate", lambda results_dir=None, **kwargs: calls.append(Path(results_dir)))
+    return calls
+
+
+def test_runs_outside_the_results_folder_leave_the_tables_alone(tmp_path, results_dir, tables, monkeypatch, capsys):
+    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
+    handle = SimpleNamespace(name="phantoms/small", splits={"train": 8, "validation": 4, "test": 4})
+    task = dataclasses.replace(TASK, run_train=lambda task, args, log=print: (Path(args.out), None, handle, None))
+    elsewhere, inside = tmp_path / "elsewhere", results_dir / "tiny" / "run"
+    for command in ("train", "evaluate"):
+        assert train.main(task, [command, "--out", str(elsewhere)]) == 0
+        assert tables == []
+        assert f"left alone: {elsewhere} is outside that folder" in capsys.readouterr().out
+        assert train.main(task, [command, "--out", str(inside)]) == 0
+        assert tables == [results_dir]
+        tables.clear()
+
+
+def _predict(tmp_path, *flags):
+    csv = tmp_path / "pred.csv"
+    status = train.main(TASK, ["predict", str(image(tmp_path)), "--sex", "F", "--output-csv", str(csv), *flags])
+    return status, pd.read_csv(csv) if status == 0 else None
+
+
+def test_predict_uses_the_run_its_flags_name_and_says_which(tmp_path, results_dir, capsys):
+    small = fake_run(results_dir / "tiny" / "phantoms-small_small_32px", commit="5ma11", dirty=True)
+    paper = fake_run(results_dir / "tiny" / "phantoms-default_paper_32px", commit="9a9e7")
+    newest = fake_run(results_dir / "tiny" / "folder-other_paper_32px", commit="ffff")
+    os.utime(newest / "checkpoints" / "best.weights.h5", (2e9, 2e9))  # the newest run is never picked by age
+    status, table = _predict(tmp_path, "--data", "phantoms/small", "--small")
+    assert status == 0
+    assert table[["run_dir", "run_commit"]].values.tolist() == [[str(small), "5ma11+dirty"]]
+    assert table["boneage_months"].tolist() == [100.0]
+    assert f"Predicting with the run {small} (trained on phantoms/small, commit 5ma11+dirty)" in capsys.readouterr().out
+    status, table = _predict(tmp_path)  # no flags: the paper's variant on the default data, as train makes it
+    assert status == 0 and table["run_dir"].tolist() == [str(paper)] and table["run_commit"].tolist() == ["9a9e7"]
+    status, table = _predict(tmp_path, "--out", str(newest))
+    assert status == 0 and table["run_dir"].tolist() == [str(newest)]
+
+
+def test_predict_names_the_run_directory_that_has_no_weights(tmp_path, results_dir, no_data_built, capsys):
+    fake_run(results_dir / "tiny" / "phantoms-default_paper_32px")
+    status, _ = _predict(tmp_path, "--data", "phantoms/small")
+    assert status == 2
+    one_error_line(capsys, f"no trained tiny model in {results_dir / 'tiny' / 'phantoms-small_paper_32px'}")
+    status, _ = _predict(tmp_path, "--out", str(tmp_path / "nowhere"))
+    assert status == 2
+    one_error_line(capsys, f"no trained tiny model in {tmp_path / 'nowhere'}")
