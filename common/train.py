@@ -213,6 +213,17 @@ def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
     return optimizer
 
 
+def drop_partial_last_row(path):
+    """A kill or a full disk in the middle of a CSVLogger write can leave a last row without its
+    newline; the next run would append onto it. Cut the file back to its last whole row (atomically)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    text = path.read_bytes()
+    if not text.endswith(b"\n"):
+        io.atomic_write_bytes(path, text[:text.rfind(b"\n") + 1])
+
+
 def read_history(run_dir) -> pd.DataFrame:
     """Per-epoch metrics; an epoch logged twice (killed after its log row, before its backup) keeps its last row."""
     path = Path(run_dir) / "metrics.csv"
@@ -274,6 +285,7 @@ def build_and_load(task, config, weights=None, log=print):
 def train(task, args, log=print):
     import keras
 
+    from common import checkpoint
     from common import data as data_lib
     config = make_config(task, args)
     precision = resolve_precision(args.precision)
@@ -305,28 +317,33 @@ def train(task, args, log=print):
         model = build_and_load(task, config, args.weights, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
+    initial_epoch = checkpoint.restore(model, run_dir / "backup", log)
+    drop_partial_last_row(run_dir / "metrics.csv")
+    # Only epochs up to the restored one count: a row logged just before a kill is trained again.
     history = read_history(run_dir)
+    history = history[history["epoch"] <= initial_epoch]
     monitor, mode = f"val_{task.monitor}", task.monitor_mode  # the metric that picks checkpoints/best
     best_so_far = None
     if monitor in history and len(history):
         best_so_far = float(history[monitor].min() if mode == "min" else history[monitor].max())
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
     callbacks = [
         # The log row first, then the backup: a kill between the two logs an epoch that is trained
         # again on resume (read_history keeps its last row) instead of losing its row.
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
-        # After a kill (SIGKILL included) the rerun restores weights, optimizer state and the epoch
-        # counter from the last finished epoch.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.weights.h5"), save_weights_only=True,
-                                        save_best_only=True, monitor=monitor, mode=mode,
-                                        initial_value_threshold=best_so_far),
+        # After a kill (SIGKILL included) or a full disk, the rerun restores weights, optimizer state
+        # and the epoch counter from the last finished epoch (checkpoint.restore, above). Every
+        # weights file is written whole or not at all (common/checkpoint.py says why not Keras's).
+        checkpoint.EpochBackup(run_dir / "backup"),
+        checkpoint.WeightsCheckpoint(run_dir / "checkpoints" / "last.weights.h5"),
+        checkpoint.WeightsCheckpoint(run_dir / "checkpoints" / "best.weights.h5", monitor=monitor, mode=mode,
+                                     best_so_far=best_so_far),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=s.factor, patience=s.patience,
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=s.factor, patience=s.patience,
                                                            cooldown=s.get("cooldown", 0),
                                                            min_delta=s.get("min_delta", 1e-4),
                                                            min_lr=s.get("min_lr", 0.0), verbose=1))
@@ -349,7 +366,8 @@ def train(task, args, log=print):
     status = "failed"
     try:
         model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.train.epochs,
-                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2,
+                  shuffle=False)
         status = "trained"
     except KeyboardInterrupt:
         status = "interrupted"
