@@ -68,9 +68,28 @@ def read_table(path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".xlsx", ".xls"):
             return pd.read_excel(path, dtype=str)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (ValueError, OSError, ImportError, pd.errors.ParserError) as e:
         raise LabelError(f"Cannot read label file {path}: {e}") from e
+    _refuse_other_separators(table, path)
+    return table
+
+
+# A spreadsheet saved with a European locale writes ';' (or a tab) between fields, and often a
+# decimal comma inside them ("120,5"). Guessing the separator would then misread the ages, so
+# the file is refused with the fix instead of read.
+OTHER_SEPARATORS = {";": "semicolon", "\t": "tab"}
+
+
+def _refuse_other_separators(table: pd.DataFrame, path: Path):
+    if len(table.columns) != 1:
+        return
+    header = str(table.columns[0])
+    for sep, name in OTHER_SEPARATORS.items():
+        if sep in header:
+            raise LabelError(f"{path} looks {name}-separated (header {header!r}); the kit expects "
+                             f"comma-separated values with the header id,boneage,male[,split]. Save it as "
+                             f"CSV with commas as the separator and '.' as the decimal point.")
 
 
 def normalise_columns(df: pd.DataFrame, path, split_column: str | None = "split",
@@ -99,18 +118,21 @@ def normalise_columns(df: pd.DataFrame, path, split_column: str | None = "split"
     return df[[c for c in keep if c in df.columns]].copy()
 
 
-def read_labels(path, split_column: str | None = "split", require_age: bool = True,
-                problems: list | None = None) -> pd.DataFrame:
-    """Reads and validates one label file.
+def check_labels(path, split_column: str | None = "split",
+                 require_age: bool = True) -> tuple[pd.DataFrame, list[Problem]]:
+    """Reads one label file and finds every bad row, dropping none.
 
-    Returns a DataFrame with columns id (str), boneage_months (float; NaN if `require_age` is
-    False and the file has none), male (int 0/1), row (1-based), file, and split when the file
-    has a split column. Raises LabelError listing every bad row unless `problems` is given, in
-    which case bad rows are appended there and dropped.
+    Returns every row (columns id, boneage_months, male, row (1-based), file, and split when
+    the file has a split column; male / boneage_months / split are NaN where unusable) and
+    the problems found. Builders check images of the same rows before deciding, so that one
+    run lists every offender. Raises LabelError for a file that cannot be used at all
+    (unreadable, missing columns, no rows).
     """
     path = Path(path)
     raw = read_table(path)
     df = normalise_columns(raw, path, split_column=split_column, require_age=require_age)
+    if df.empty:
+        raise LabelError(f"{path}: the labels file has no rows (only a header); expected one row per image.")
     df["row"] = np.arange(1, len(df) + 1)
     df["file"] = str(path)
     df["id"] = df["id"].astype(str).str.strip()
@@ -145,13 +167,30 @@ def read_labels(path, split_column: str | None = "split", require_age: bool = Tr
         df["split"] = split
     dup = df["id"].duplicated(keep=False) & ~df["id"].isin(["", "nan"])
     bad(dup, lambda r: "duplicate id")
+    df = df.drop(columns=[c for c in ("sex", "sex_raw") if c in df.columns]).reset_index(drop=True)
+    return df, found_problems
 
+
+def without_rows(df: pd.DataFrame, problems) -> pd.DataFrame:
+    """The rows of `df` that no problem names (by file and row), with male as int."""
+    bad = {(p.file, p.row) for p in problems}
+    keep = [(f, r) not in bad for f, r in zip(df["file"], df["row"])]
+    df = df[keep].copy()
+    df["male"] = df["male"].astype(int)
+    return df.reset_index(drop=True)
+
+
+def read_labels(path, split_column: str | None = "split", require_age: bool = True,
+                problems: list | None = None) -> pd.DataFrame:
+    """Reads and validates one label file.
+
+    Returns the rows of `check_labels`, all valid. Raises LabelError listing every bad row
+    unless `problems` is given, in which case bad rows are appended there and dropped.
+    """
+    df, found_problems = check_labels(path, split_column=split_column, require_age=require_age)
     if found_problems:
         if problems is None:
             raise LabelError(f"{path}: {len(found_problems)} problem(s) in the label file:\n"
                              + format_problems(found_problems))
         problems.extend(found_problems)
-        bad_rows = {p.row for p in found_problems}
-        df = df[~df["row"].isin(bad_rows)].copy()
-    df["male"] = df["male"].astype(int)
-    return df.drop(columns=[c for c in ("sex", "sex_raw") if c in df.columns]).reset_index(drop=True)
+    return without_rows(df, found_problems)

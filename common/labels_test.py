@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from common.labels import LabelError, read_labels
+from common.labels import LabelError, check_labels, read_labels, without_rows
 
 
 def write(tmp_path, text, name="labels.csv"):
@@ -64,3 +64,23 @@ def test_split_column_and_aliases(tmp_path):
     assert list(df["split"]) == ["train", "validation", "test"]
     with pytest.raises(LabelError, match="unknown split 'holdout'"):
         read_labels(write(tmp_path, "id,boneage,male,split\n1,1,1,holdout\n", "b.csv"))
+
+
+@pytest.mark.parametrize("sep, name", [(";", "semicolon"), ("\t", "tab")])
+def test_other_separators_are_named_with_the_fix(tmp_path, sep, name):
+    path = write(tmp_path, sep.join(["id", "boneage", "male"]) + "\n" + sep.join(["1", "120,5", "M"]) + "\n")
+    with pytest.raises(LabelError) as e:
+        read_labels(path)
+    msg = str(e.value)
+    assert f"looks {name}-separated" in msg and "expects comma-separated" in msg and str(path) in msg
+
+
+def test_a_header_without_rows_is_an_error(tmp_path):
+    with pytest.raises(LabelError, match="the labels file has no rows"):
+        read_labels(write(tmp_path, "id,boneage,male\n"))
+
+
+def test_check_labels_keeps_bad_rows_for_the_one_pass_report(tmp_path):
+    df, problems = check_labels(write(tmp_path, "id,boneage,male\n1,120,True\n2,300,False\n3,50,X\n"))
+    assert list(df["id"]) == ["1", "2", "3"] and sorted(p.row for p in problems) == [2, 3]
+    assert list(without_rows(df, problems)["id"]) == ["1"]
