@@ -1,16 +1,18 @@
-"""What the three builders share: the schema, reading images in parallel, fingerprints, reports."""
+"""What the three builders share: the schema, reading images in parallel, validation, fingerprints
+of the content and of the inputs, reports."""
 import collections
 import concurrent.futures as cf
 import dataclasses
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow_datasets as tfds
 
 from common import images, io
-from common.labels import Problem, format_problems
+from common.labels import Problem, format_problems, without_rows
 
 DEFAULT_MAX_SIDE = 1024
 SKIPPED_REPORT = "skipped.csv"
@@ -92,12 +94,17 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
     def _metadata(self):
         return self.info.metadata
 
+    def current_inputs(self, manual_dir) -> dict | None:
+        """`input_signature` of what a build from `manual_dir` would read now; None for builders
+        whose input is their own code (phantoms), which are never stale."""
+        return None
+
     def _generate_from_records(self, split, records: pd.DataFrame):
         """Yields examples for rows (id, path, boneage_months, male, file, row).
 
-        Every image is decoded; undecodable ones are collected and, unless the config says
-        skip_bad, the build fails at the end of the split listing all of them (TFDS then
-        deletes its temporary directory: nothing is left behind).
+        The rows were validated (`validate`) before TFDS started writing; an image that became
+        unreadable since is still caught here: unless the config says skip_bad, the build fails
+        at the end of the split listing it (TFDS then deletes its temporary directory).
         """
         cfg = self.builder_config
         fingerprint, problems = Fingerprint(), []
@@ -123,8 +130,9 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
 
     def _finish_split(self, split, fingerprint, problems):
         if problems and not self.builder_config.skip_bad:
-            raise DataError(f"{len(problems)} unreadable image(s) in split {split!r}; nothing was "
-                            f"written. Fix or remove them, or rerun with --skip-bad:\n"
+            raise DataError(f"{len(problems)} image(s) of split {split!r} could not be read while writing "
+                            f"(they were readable when validated: changed during the build?); nothing was "
+                            f"written. Fix or remove them and rerun, or rerun with --skip-bad:\n"
                             + format_problems(problems))
         meta = self._metadata()
         meta.setdefault("fingerprints", {})[split] = fingerprint.hexdigest()
@@ -143,16 +151,157 @@ class BoneAgeBuilder(tfds.core.GeneratorBasedBuilder):
             print(f"  skipped: {p}")
 
 
-def check_problems(problems, skip_bad, builder=None):
-    """Raises DataError listing every problem, or (skip_bad) records them for the report."""
-    if not problems:
-        return
-    if not skip_bad:
-        raise DataError(f"{len(problems)} problem(s) found before writing anything; nothing was "
-                        f"written. Fix them, or rerun with --skip-bad to leave these rows out:\n"
-                        + format_problems(problems))
-    if builder is not None:
+# --- validation: one pass over labels, files and pixels, before anything is written ----------
+
+def _decode_error(path) -> str | None:
+    """Worker: None if the image decodes, else why not."""
+    try:
+        images.read_image(path)
+        return None
+    except images.ImageError as e:
+        return str(e)
+    except Exception as e:  # a damaged file can break a decoder in unexpected ways
+        return f"{path}: {type(e).__name__}: {e}"
+
+
+def missing_image_problems(records: pd.DataFrame, where) -> list[Problem]:
+    return [Problem(r["file"], int(r["row"]), r["id"], f"image missing: no {r['id']}.png/.jpg/.dcm under {where}")
+            for _, r in records[records["path"].isna()].iterrows()]
+
+
+def undecodable_image_problems(records: pd.DataFrame) -> list[Problem]:
+    """Decodes every image that exists.
+
+    Only decoding finds a truncated or corrupt file, and doing it here, for every split, before
+    TFDS writes anything, lets one run list every offender together (instead of failing split
+    by split, one fix-and-rerun round each). It costs a second decode per image; the threads
+    of `parallel_map` keep every core busy with it.
+    """
+    present = records[records["path"].notna()]
+    rows = present.to_dict("records")
+    progress = tfds.core.utils.tqdm(total=len(rows), desc="checking images", unit=" img", leave=False)
+    problems = []
+    for rec, error in zip(rows, parallel_map(_decode_error, [str(p) for p in present["path"]])):
+        progress.update(1)
+        if error is not None:
+            problems.append(Problem(rec["file"], int(rec["row"]), rec["id"], f"image unreadable: {error}"))
+    progress.close()
+    return problems
+
+
+def _problem_report(groups: dict[str, list[Problem]], per_group=30) -> str:
+    """Every kind of problem under its own heading, so that one kind cannot hide another."""
+    parts = []
+    for title, problems in groups.items():
+        if problems:
+            parts.append(f"{title} ({len(problems)}):\n" + format_problems(problems, limit=per_group))
+    return "\n".join(parts)
+
+
+def _empty_splits(records: pd.DataFrame, kept: pd.DataFrame) -> dict[str, int]:
+    """{split: rows it had} for every split that has rows in the labels but none left to write."""
+    wanted = records["split"].dropna().value_counts()
+    left = kept["split"].value_counts()
+    return {s: int(n) for s, n in wanted.items() if left.get(s, 0) == 0}
+
+
+def validate(records: pd.DataFrame, where, skip_bad: bool, label_problems=(), unusable_files=(),
+             builder=None) -> pd.DataFrame:
+    """The one validation pass: label rows, missing and undecodable images, across all splits.
+
+    `records` holds every row of the label files (id, boneage_months, male, split, path (NaN when
+    no image was found), file, row), bad ones included; `label_problems` are those found in the
+    labels, `unusable_files` label files that could not be read at all (never skippable).
+    Raises one DataError listing every offender unless `skip_bad`, which leaves them out and
+    writes the skip report; a split (or the whole dataset) left empty is an error either way.
+    Returns the rows to write, male as int.
+    """
+    groups = {"label files that cannot be used (fix these; --skip-bad cannot skip a whole file)": list(unusable_files),
+              "bad label rows": list(label_problems),
+              "missing images": missing_image_problems(records, where),
+              "undecodable images": undecodable_image_problems(records)}
+    problems = [p for group in list(groups.values())[1:] for p in group]
+    if unusable_files or (problems and not skip_bad):
+        n = len(unusable_files) + len(problems)
+        hint = "" if unusable_files else ", or rerun with --skip-bad to leave these rows out"
+        raise DataError(f"{n} problem(s) found before writing anything; nothing was written. "
+                        f"Fix them{hint}:\n" + _problem_report(groups))
+    kept = without_rows(records, problems)
+    if kept.empty:
+        raise DataError(f"No usable rows in {where}: --skip-bad would leave every row out, so there "
+                        f"is nothing to build:\n" + _problem_report(groups))
+    empty = _empty_splits(records, kept)
+    if empty:
+        which = ", ".join(f"{s!r} (all {n} of its rows are bad)" for s, n in sorted(empty.items()))
+        raise DataError(f"--skip-bad would leave split(s) {which} empty; nothing was written. Fix "
+                        f"these rows, or remove them from the labels to drop the split on purpose:\n"
+                        + _problem_report(groups))
+    if problems and builder is not None:
         builder.record_skipped(problems)
+    return kept
 
 
-__all__ = ["BoneAgeBuilder", "DataError", "DEFAULT_MAX_SIDE", "base_features"]
+# --- the inputs a build read: reused only while they are unchanged ---------------------------
+
+def _key(path, root) -> str:
+    """A path as shown in messages: relative to the input folder when inside it. (abspath, not
+    resolve: no file-system calls per image on a download of 14,000 of them.)"""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path, os.path.abspath(root))
+    return path if rel.startswith("..") else Path(rel).as_posix()
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def input_signature(label_files, image_paths, root, options: dict) -> dict:
+    """What a build read: each label file's SHA-256, each image file's size and mtime, the options.
+
+    Label files are small and hashed; images are only stat'ed (size + mtime_ns): hashing
+    gigabytes of radiographs on every `resolve` would cost minutes, while replacing or editing
+    a file always changes its mtime. Stored in the dataset's metadata.json by the build.
+    """
+    stats = {}
+    for path in image_paths:
+        st = os.stat(path)
+        stats[_key(path, root)] = [st.st_size, st.st_mtime_ns]
+    return {"labels": {_key(p, root): _sha256(Path(p)) for p in label_files},
+            "images": stats, "options": dict(options)}
+
+
+def _name_some(names, n=3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+
+
+def signature_change(old: dict | None, new: dict) -> str | None:
+    """Why a dataset built from `old` inputs is stale for `new` ones (one line), or None."""
+    if not old:
+        return "it has no record of its inputs (built by an earlier version of the kit)"
+    reasons = []
+    old_labels, new_labels = old.get("labels", {}), new["labels"]
+    for name in sorted(set(old_labels) | set(new_labels)):
+        if old_labels.get(name) != new_labels.get(name):
+            state = "removed" if name not in new_labels else "added" if name not in old_labels else "changed"
+            reasons.append(f"{name} {state}")
+    old_images, new_images = old.get("images", {}), new["images"]
+    changed = {
+        "added": set(new_images) - set(old_images),
+        "changed": {k for k in set(new_images) & set(old_images) if list(new_images[k]) != list(old_images[k])},
+        "removed": set(old_images) - set(new_images),
+    }
+    n_changed = sum(len(v) for v in changed.values())
+    if n_changed:
+        detail = ", ".join(f"{len(v)} {k} ({_name_some(v)})" for k, v in changed.items() if v)
+        reasons.append(f"{n_changed} image file(s) changed/added/removed: {detail}")
+    old_options, new_options = old.get("options", {}), new["options"]
+    options = [f"{k} {old_options.get(k)!r} -> {new_options.get(k)!r}"
+               for k in sorted(set(old_options) | set(new_options)) if old_options.get(k) != new_options.get(k)]
+    if options:
+        reasons.append("build options changed: " + ", ".join(options))
+    return "; ".join(reasons) or None
+
+
+__all__ = ["BoneAgeBuilder", "DataError", "DEFAULT_MAX_SIDE", "base_features", "input_signature",
+           "signature_change", "validate"]

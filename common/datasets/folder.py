@@ -5,16 +5,14 @@ data come in. Labels: id, boneage, male and optionally a split column (train / v
 test); without one, `common.splits.folder_split` (a hash of the id) assigns 80/10/10.
 """
 import dataclasses
-import hashlib
 from pathlib import Path
 
-import pandas as pd
 import tensorflow_datasets as tfds
 
 from common import splits as split_rule
-from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, base_features, check_problems
+from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, input_signature, validate
 from common.images import index_images
-from common.labels import SPLITS, Problem, read_labels
+from common.labels import SPLITS, check_labels
 
 
 @dataclasses.dataclass(eq=False)
@@ -34,10 +32,6 @@ def folder_config(name: str, max_side: int = DEFAULT_MAX_SIDE, **kwargs) -> Fold
     return FolderConfig(name=slug, max_side=max_side, **kwargs)
 
 
-def _sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 class Folder(BoneAgeBuilder):
     """A directory of radiographs and a labels CSV, written as TFRecord shards."""
 
@@ -47,29 +41,36 @@ class Folder(BoneAgeBuilder):
 
     INFO = {"description": "Radiographs from a folder with a labels CSV (boneage-repro schema)."}
 
-    def _split_generators(self, dl_manager):
+    def _sources(self, root: Path) -> tuple[Path, Path]:
+        """(labels CSV, images folder) of the folder `root`."""
         cfg = self.builder_config
-        root = Path(dl_manager.manual_dir)
         labels_csv = Path(cfg.labels_csv) if cfg.labels_csv else root / "labels.csv"
         images_dir = Path(cfg.images_dir) if cfg.images_dir else (
             root / "images" if (root / "images").is_dir() else root)
-        problems = []
-        labels = read_labels(labels_csv, split_column=cfg.split_column,
-                             problems=problems if cfg.skip_bad else None)
-        index = index_images(images_dir)
-        labels["path"] = labels["id"].map(index)
-        for _, r in labels[labels["path"].isna()].iterrows():
-            problems.append(Problem(str(labels_csv), int(r["row"]), r["id"],
-                                    f"image missing: no {r['id']}.png/.jpg/.dcm under {images_dir}"))
-        check_problems(problems, cfg.skip_bad, self)
-        labels = labels[labels["path"].notna()]
+        return labels_csv, images_dir
+
+    def current_inputs(self, manual_dir):
+        cfg = self.builder_config
+        labels_csv, images_dir = self._sources(Path(manual_dir))
+        return input_signature([labels_csv], index_images(images_dir).values(), images_dir,
+                               {"skip_bad": cfg.skip_bad, "max_side": cfg.max_side, "split_column": cfg.split_column})
+
+    def _split_generators(self, dl_manager):
+        cfg = self.builder_config
+        root = Path(dl_manager.manual_dir)
+        labels_csv, images_dir = self._sources(root)
+        meta = self._metadata()
+        meta["inputs"] = self.current_inputs(root)  # before reading: a change during the build reads as stale
+        # A file that cannot be read (no such file, missing columns, no rows) raises LabelError
+        # here: without ids there are no images to check.
+        labels, label_problems = check_labels(labels_csv, split_column=cfg.split_column)
+        labels["path"] = labels["id"].map(index_images(images_dir))
         has_split = "split" in labels.columns
         if not has_split:
             labels["split"] = labels["id"].map(split_rule.folder_split)
-        meta = self._metadata()
+        labels = validate(labels, images_dir, cfg.skip_bad, label_problems=label_problems, builder=self)
         meta.update({
-            "source": {"images_dir": str(images_dir.resolve()), "labels_csv": str(labels_csv.resolve()),
-                       "labels_sha256": _sha256(labels_csv)},
+            "source": {"images_dir": str(images_dir.resolve()), "labels_csv": str(labels_csv.resolve())},
             "split_rule": f"column {cfg.split_column!r} of the labels CSV" if has_split else split_rule.SPLIT_RULE,
             "max_side": cfg.max_side,
         })

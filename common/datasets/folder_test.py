@@ -1,4 +1,6 @@
-"""The folder builder: header variants, every bad input, round trip, splits, skip report."""
+"""The folder builder: header variants, every bad input, round trip, splits, skip report, rebuilds."""
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,11 +167,160 @@ def test_pipeline_reads_built_folder_in_tf_data(make_folder, tmp_path):
     assert x.shape == (2, 40, 30, 1) and x.dtype == tf.float32 and y.dtype == tf.float32
 
 
-def test_a_changed_labels_file_is_not_served_from_the_old_build(make_folder, tmp_path):
+# --- a built dataset is reused only while its inputs are unchanged ----------------------------
+
+def build_logged(src, data_dir, **kwargs):
+    lines = []
+    handle = data.resolve(f"folder:{src}", data_dir=data_dir, log=lines.append, **kwargs)
+    return handle, " ".join(lines)
+
+
+def all_ids(handle):
+    return sorted(e["id"].numpy().decode() for s in handle.splits for e in pipeline.read_split(handle, s))
+
+
+def test_a_changed_labels_file_rebuilds_saying_why(make_folder, tmp_path):
     src = make_folder(ROWS)
     build(src, tmp_path / "ds")
-    df = pd.read_csv(src / "labels.csv")
-    df.loc[0, "boneage"] = 99.0
+    df = pd.read_csv(src / "labels.csv", dtype=str)
+    df.loc[0, "boneage"] = "99.0"
     df.to_csv(src / "labels.csv", index=False)
-    with pytest.raises(DataError, match="different labels.csv"):
+    handle, log = build_logged(src, tmp_path / "ds")
+    assert "Rebuilding" in log and "labels.csv changed" in log
+    ages = {e["id"].numpy().decode(): e["boneage_months"].numpy()
+            for s in handle.splits for e in pipeline.read_split(handle, s)}
+    assert ages[ROWS[0]["id"]] == pytest.approx(99.0)
+    _, log = build_logged(src, tmp_path / "ds")
+    assert "Rebuilding" not in log  # unchanged inputs: reused
+
+
+def test_images_added_after_a_skip_bad_build_are_picked_up(make_folder, tmp_path):
+    """The issue's case: --skip-bad while images were missing, then the images are added."""
+    src = make_folder(ROWS)
+    missing = [ROWS[1]["id"], ROWS[2]["id"], ROWS[3]["id"]]
+    saved = {i: (src / "images" / f"{i}.png").read_bytes() for i in missing}
+    for i in missing:
+        (src / "images" / f"{i}.png").unlink()
+    first = build(src, tmp_path / "ds", skip_bad=True)
+    assert sum(first.splits.values()) == len(ROWS) - 3
+    for i, png in saved.items():
+        (src / "images" / f"{i}.png").write_bytes(png)
+    handle, log = build_logged(src, tmp_path / "ds", skip_bad=True)
+    assert "3 image file(s) changed/added/removed: 3 added" in log
+    assert all_ids(handle) == sorted(r["id"] for r in ROWS)
+    assert not (handle.version_dir / "skipped.csv").exists()
+    assert not list(handle.version_dir.parent.glob("previous-*"))  # the aside copy is gone
+
+
+def test_a_replaced_image_rebuilds_with_its_new_pixels(make_folder, tmp_path):
+    src = make_folder(ROWS)
+    before = build(src, tmp_path / "ds")
+    path = src / "images" / f"{ROWS[0]['id']}.png"
+    new = np.full((40, 30), 7, np.uint8)
+    mtime = path.stat().st_mtime_ns
+    import cv2
+    cv2.imwrite(str(path), new)
+    # Filesystems with coarse timestamps could give the new file the same mtime: make it later.
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    handle, log = build_logged(src, tmp_path / "ds")
+    assert "1 changed (" + path.name in log
+    assert handle.fingerprint() != before.fingerprint()
+    stored = {e["id"].numpy().decode(): e["image"].numpy()[..., 0]
+              for s in handle.splits for e in pipeline.read_split(handle, s).map(pipeline.decode)}
+    np.testing.assert_array_equal(stored[ROWS[0]["id"]], new)
+
+
+def test_build_options_are_part_of_the_inputs(make_folder, tmp_path):
+    src = make_folder(ROWS)
+    build(src, tmp_path / "ds")
+    _, log = build_logged(src, tmp_path / "ds", skip_bad=True)
+    assert "build options changed: skip_bad False -> True" in log
+    # Commands without --skip-bad (train, evaluate: skip_bad=None) keep what prepare chose.
+    _, log = build_logged(src, tmp_path / "ds")
+    assert "Rebuilding" not in log
+
+
+def test_a_failed_rebuild_keeps_the_previous_build(make_folder, tmp_path):
+    src = make_folder(ROWS)
+    before = build(src, tmp_path / "ds")
+    (src / "images" / f"{ROWS[0]['id']}.png").write_bytes(b"not a png any more")
+    with pytest.raises(DataError, match="image unreadable"):
         build(src, tmp_path / "ds")
+    kept = data.resolve("folder/src", data_dir=tmp_path / "ds")
+    assert kept.fingerprint() == before.fingerprint() and kept.version_dir == before.version_dir
+    assert sorted(p.name for p in kept.version_dir.parent.iterdir()) == [kept.version_dir.name]
+
+
+def test_a_rebuild_killed_midway_puts_the_previous_build_back(make_folder, tmp_path):
+    src = make_folder(ROWS)
+    before = build(src, tmp_path / "ds")
+    # What a kill -9 after moving the previous build aside and before the new one completes leaves.
+    aside = data._aside(before.version_dir)
+    before.version_dir.rename(aside)
+    (before.version_dir.parent / "incomplete.XYZ_1.0.0").mkdir()
+    handle, log = build_logged(src, tmp_path / "ds")
+    assert "Build" not in log and handle.fingerprint() == before.fingerprint()
+    assert not aside.exists()
+
+
+def test_two_folders_with_one_name_are_refused(make_folder, tmp_path):
+    a = make_folder(ROWS, name="a/src")
+    b = make_folder(ROWS[:5], name="b/src")
+    build(a, tmp_path / "ds")
+    with pytest.raises(DataError, match="two folders share the name 'src'"):
+        build(b, tmp_path / "ds")
+
+
+# --- one validation pass, empty splits, empty datasets ---------------------------------------
+
+def test_every_offender_of_every_kind_is_listed_at_once(make_folder, tmp_path):
+    rows = [dict(r, split=["train", "validation", "test"][i % 3]) for i, r in enumerate(ROWS)]
+    src = make_folder(rows)
+    df = pd.read_csv(src / "labels.csv", dtype=str)
+    df.loc[0, "boneage"] = "300"      # a bad label row (train)
+    df.loc[1, "male"] = "X"           # another (validation)
+    df.to_csv(src / "labels.csv", index=False)
+    (src / "images" / f"{rows[3]['id']}.png").unlink()                    # missing (train)
+    (src / "images" / f"{rows[4]['id']}.png").write_bytes(b"garbage")     # undecodable (validation)
+    (src / "images" / f"{rows[5]['id']}.png").write_bytes(b"\x89PNG\r\n")  # undecodable (test)
+    with pytest.raises(DataError) as e:
+        build(src, tmp_path / "ds")
+    msg = str(e.value)
+    assert msg.startswith("5 problem(s)")
+    assert f"(id {rows[0]['id']}): bone age 300" in msg and f"(id {rows[1]['id']}): unknown sex value 'X'" in msg
+    assert f"(id {rows[3]['id']}): image missing" in msg
+    assert f"(id {rows[4]['id']}): image unreadable" in msg and f"(id {rows[5]['id']}): image unreadable" in msg
+    assert no_dataset_written(tmp_path / "ds")
+
+    handle = build(src, tmp_path / "ds", skip_bad=True)
+    report = pd.read_csv(handle.version_dir / "skipped.csv", dtype=str)
+    assert sorted(report["id"]) == sorted(r["id"] for r in rows[:2] + rows[3:6])
+    assert sum(handle.splits.values()) == len(rows) - 5
+
+
+def test_skip_bad_that_empties_a_split_stops_before_writing(make_folder, tmp_path):
+    rows = [dict(r, split="test" if i < 3 else "train") for i, r in enumerate(ROWS)]
+    src = make_folder(rows)
+    for r in rows[:3]:
+        (src / "images" / f"{r['id']}.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"would leave split\(s\) 'test' \(all 3 of its rows are bad\) empty") as e:
+        build(src, tmp_path / "ds", skip_bad=True)
+    assert all(f"(id {r['id']}): image unreadable" in str(e.value) for r in rows[:3])
+    assert no_dataset_written(tmp_path / "ds")
+
+
+def test_a_labels_file_without_rows_is_an_error(make_folder, tmp_path):
+    src = make_folder(ROWS[:2])
+    (src / "labels.csv").write_text("id,boneage,male\n")
+    with pytest.raises(LabelError, match="the labels file has no rows"):
+        build(src, tmp_path / "ds")
+    assert no_dataset_written(tmp_path / "ds")
+
+
+def test_skip_bad_leaving_no_rows_at_all_is_an_error(make_folder, tmp_path):
+    src = make_folder(ROWS[:4])
+    for r in ROWS[:4]:
+        (src / "images" / f"{r['id']}.png").unlink()
+    with pytest.raises(DataError, match="nothing to build"):
+        build(src, tmp_path / "ds", skip_bad=True)
+    assert no_dataset_written(tmp_path / "ds")

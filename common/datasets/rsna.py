@@ -20,9 +20,9 @@ import pandas as pd
 import tensorflow_datasets as tfds
 
 from common import splits as split_rule
-from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, DataError, base_features, check_problems
+from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, DataError, input_signature, validate
 from common.images import index_images
-from common.labels import LabelError, Problem, normalise_columns, read_labels, read_table
+from common.labels import LabelError, Problem, check_labels, normalise_columns, read_table
 
 OFFICIAL_COUNTS = {"train": 12611, "validation": 1425, "test": 200}
 LABEL_SUFFIXES = (".csv", ".xlsx", ".xls")
@@ -95,31 +95,58 @@ class Rsna(BoneAgeBuilder):
         "description": "RSNA Pediatric Bone Age Challenge 2017 in the boneage-repro schema.",
     }
 
+    def _label_files(self, root: Path) -> dict[str, Path]:
+        """{split: label file}: found by name under `root`, overridden by the config's explicit files."""
+        files = find_label_files(root)
+        for split in OFFICIAL_COUNTS:
+            explicit = getattr(self.builder_config, f"{split}_labels")
+            if explicit:
+                files[split] = Path(explicit)
+        return files
+
+    def current_inputs(self, manual_dir):
+        cfg = self.builder_config
+        root = Path(manual_dir)
+        with warnings.catch_warnings():  # the build itself warns about the layout, once
+            warnings.simplefilter("ignore")
+            files = self._label_files(root)
+        options = {"skip_bad": cfg.skip_bad, "max_side": cfg.max_side,
+                   **{f"{s}_labels": getattr(cfg, f"{s}_labels") for s in OFFICIAL_COUNTS}}
+        return input_signature(files.values(), index_images(root).values(), root, options)
+
+    def _read_tables(self, files, index) -> tuple[dict, list, list]:
+        """({split: every row of its label file, image path or NaN}, bad rows, unusable files)."""
+        tables, problems, unusable = {}, [], []
+        for split, path in files.items():
+            try:
+                table, found = check_labels(path, split_column=None)
+            except LabelError as e:  # listed with everything else; the other files are still checked
+                unusable.append(Problem(str(path), None, None, str(e)))
+                continue
+            problems += found
+            table["path"] = table["id"].map(index)
+            table["split"] = split
+            tables[split] = table
+        return tables, problems, unusable
+
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         root = Path(dl_manager.manual_dir)
         if not root.is_dir():
             raise DataError(f"RSNA download folder not found: {root}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-        files = find_label_files(root)
-        for split in OFFICIAL_COUNTS:
-            explicit = getattr(cfg, f"{split}_labels")
-            if explicit:
-                files[split] = Path(explicit)
+        meta = self._metadata()
+        meta["inputs"] = self.current_inputs(root)  # before reading: a change during the build reads as stale
+        files = self._label_files(root)
         if "train" not in files:
             raise DataError(f"No training label file (a CSV whose name contains 'train') under {root}. "
                             + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-        problems = []
-        index = index_images(root)
-        tables = {}
-        for split, path in files.items():
-            table = read_labels(path, split_column=None, problems=problems if cfg.skip_bad else None)
-            table["path"] = table["id"].map(index)
-            table["split"] = split
-            tables[split] = table
-        meta = self._metadata()
+        tables, problems, unusable = self._read_tables(files, index_images(root))
         meta["label_files"] = {s: {"path": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-                               for s, p in files.items()}
+                               for s, p in files.items() if p.is_file()}
         meta["max_side"] = cfg.max_side
+        if "train" not in tables:  # its file is unusable: validate raises, listing it with everything else
+            validate(pd.concat(tables.values()) if tables else _NO_ROWS, root, cfg.skip_bad,
+                     label_problems=problems, unusable_files=unusable)
 
         # Validation: official images if present, else carved from train by the hash rule.
         val = tables.get("validation")
@@ -141,7 +168,7 @@ class Rsna(BoneAgeBuilder):
             if test["path"].notna().sum() == 0:
                 warnings.warn(f"Test labels {files['test']} found but none of their images: test split left out.")
                 del tables["test"]
-            elif (test["boneage_months"] == test["boneage_months"].round()).all():
+            elif (test["boneage_months"].dropna() == test["boneage_months"].dropna().round()).all():
                 warnings.warn(
                     "The test labels are all whole months: this looks like the integer version of the "
                     "test reference. Published challenge results (winner 4.26 months MAE) use the "
@@ -151,21 +178,28 @@ class Rsna(BoneAgeBuilder):
             else:
                 meta["test_reference"] = "continuous (mean of six reviewers)"
 
-        all_ids = pd.concat(tables.values())
-        for _, r in all_ids[all_ids["path"].isna()].iterrows():
-            problems.append(Problem(r["file"], int(r["row"]), r["id"], f"image missing: no {r['id']}.png under {root}"))
-        dup = all_ids[all_ids["id"].duplicated(keep=False)]
-        for _, r in dup.iterrows():
-            problems.append(Problem(r["file"], int(r["row"]), r["id"], "id appears in more than one split"))
-        check_problems(problems, cfg.skip_bad, self)
-        bad_ids = {p.id for p in problems}
-        counts = {}
-        for split, table in tables.items():
-            tables[split] = table[table["path"].notna() & ~table["id"].isin(bad_ids)]
-            counts[split] = len(tables[split])
+        records = pd.concat(tables.values(), ignore_index=True)
+        problems += _ids_in_several_splits(records)
+        records = validate(records, root, cfg.skip_bad, label_problems=problems, unusable_files=unusable,
+                           builder=self)
+        counts = records["split"].value_counts().to_dict()
         meta["split_rule"] = meta["validation_source"]
         differs = {s: (counts.get(s, 0), n) for s, n in OFFICIAL_COUNTS.items() if counts.get(s, 0) != n}
         if differs and meta["validation_source"].startswith("official"):
             print("rsna: split sizes differ from the challenge's (found, official): "
                   + ", ".join(f"{s} {a} vs {b}" for s, (a, b) in differs.items()))
-        return {s: self._generate_from_records(s, t) for s, t in tables.items() if len(t)}
+        return {s: self._generate_from_records(s, records[records["split"] == s])
+                for s in OFFICIAL_COUNTS if (records["split"] == s).any()}
+
+
+def _ids_in_several_splits(records: pd.DataFrame) -> list[Problem]:
+    """(Repeats within one file are the label check's "duplicate id".)"""
+    named = records[~records["id"].isin(["", "nan", "None"])]
+    splits_per_id = named.groupby("id")["split"].nunique()
+    several = named[named["id"].isin(splits_per_id[splits_per_id > 1].index)]
+    return [Problem(r["file"], int(r["row"]), r["id"], "id appears in more than one split")
+            for _, r in several.iterrows()]
+
+
+# What `validate` gets when no label file could be read at all.
+_NO_ROWS = pd.DataFrame(columns=["id", "boneage_months", "male", "split", "path", "file", "row"])

@@ -1,4 +1,5 @@
 """The rsna builder on fake downloads in the official and the Kaggle layouts."""
+import os
 import warnings
 
 import cv2
@@ -116,3 +117,40 @@ def test_official_test_ids_land_in_test_with_real_label_files(tmp_path, shared_d
     assert handle.metadata["test_reference"].startswith("continuous")
     assert not set(ids_of(handle, "train")) & set(test["id"])
     assert len(pd.read_csv(handle.version_dir / "skipped.csv")) == len(train) + len(test) - 40
+
+
+def test_a_missing_download_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match=f"no such directory {tmp_path / 'nonexistent'}"):
+        build(tmp_path / "nonexistent", tmp_path / "ds")
+
+
+def test_every_offender_across_label_files_and_splits_at_once(tmp_path):
+    root = official_layout(tmp_path / "dl")
+    train_csv = root / "boneage-training-dataset.csv"
+    df = pd.read_csv(train_csv, dtype=str)
+    df.loc[0, "boneage"] = "-4"                                                         # bad label row
+    df.to_csv(train_csv, index=False)
+    (root / "Bone Age Test Set" / "Test Set Images" / f"{TEST_IDS[0]}.png").unlink()   # missing
+    (root / "Bone Age Validation Set" / "boneage-validation-dataset-1" / f"{VAL_IDS[0]}.png").write_bytes(b"x")
+    with pytest.raises(DataError) as e:
+        build(root, tmp_path / "ds")
+    msg = str(e.value)
+    assert msg.startswith("3 problem(s)")
+    assert f"(id {TRAIN_IDS[0]}): bone age -4" in msg
+    assert f"(id {TEST_IDS[0]}): image missing" in msg and f"(id {VAL_IDS[0]}): image unreadable" in msg
+    assert not list((tmp_path / "ds").rglob("*.tfrecord*"))
+
+
+def test_a_changed_download_rebuilds_saying_why(tmp_path):
+    root = official_layout(tmp_path / "dl")
+    before = build(root, tmp_path / "ds")
+    images(root / "boneage-training-dataset", TRAIN_IDS[:1])  # replaced: a new file, a new mtime
+    path = root / "boneage-training-dataset" / f"{TRAIN_IDS[0]}.png"
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    lines = []
+    handle = data.resolve(f"rsna:{root}", data_dir=tmp_path / "ds", log=lines.append)
+    assert "1 changed (boneage-training-dataset/1377.png)" in " ".join(lines)
+    assert handle.splits == before.splits
+    lines.clear()
+    data.resolve(f"rsna:{root}", data_dir=tmp_path / "ds", log=lines.append)
+    assert not lines  # unchanged: reused without a word
