@@ -4,7 +4,9 @@
     python -m common.prepare rsna:/data/rsna-bone-age       # your manual RSNA download
     python -m common.prepare folder:../shared/data/rsna-thumbs100 --max-side 1024 [--skip-bad]
 
-Everything is validated before anything is written; an interrupted build is simply rerun.
+Everything is validated in one pass before anything is written, every offender listed together;
+an interrupted build is simply rerun. A dataset built before is reused only while its inputs
+(labels, image files, options) are unchanged; otherwise it is rebuilt, saying why.
 """
 import argparse
 import sys
@@ -20,8 +22,10 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help=f"where datasets live (default ${data.DATA_DIR_ENV} "
                         f"or ~/.boneage-repro/datasets)")
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="cap on the long side, px")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="leave out bad rows/images and write a skipped.csv report instead of failing")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="leave out bad rows/images and write a skipped.csv report instead of failing "
+                        "(default: as the existing build of this dataset chose, else off; --no-skip-bad "
+                        "rebuilds it strictly)")
     for split in ("train", "validation", "test"):
         parser.add_argument(f"--{split}-labels", default=None, metavar="FILE",
                             help=f"rsna: the {split} label file (CSV/XLSX), if the search by file name finds another")
@@ -32,6 +36,16 @@ def main(argv=None):
                               rsna_labels=labels)
     except (DataError, LabelError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if not data.is_disk_full(e):
+            raise
+        # `data.build` has removed the half-written folder and put any previous build back.
+        where = args.data_dir or data.default_data_dir()
+        print(f"error: the disk is full: cannot build {args.data} into {where} "
+              f"({str(e).strip().splitlines()[0]}). Nothing was half-written and an earlier build of this "
+              f"dataset, if any, is kept as it was; free space (or pass --data-dir on a larger disk) and rerun "
+              f"the same command.", file=sys.stderr)
         return 2
     print(f"Ready: {handle.describe()} in {handle.version_dir}")
     print(f"Fingerprint: {handle.fingerprint()}")
