@@ -631,10 +631,13 @@ def main(task, argv=None):
     except (DataError, LabelError, WeightsError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        if e.errno == 28:  # ENOSPC: every write is atomic, so nothing half-written was left behind
-            print(f"error: the disk is full ({e}). Nothing was half-written; free space and rerun the same "
-                  "command to resume.", file=sys.stderr)
+    except Exception as e:
+        from common.data import is_disk_full
+        # ENOSPC (or TensorFlow's ResourceExhaustedError for it, e.g. from a dataset build): every
+        # write is atomic, so nothing half-written was left behind.
+        if is_disk_full(e):
+            print(f"error: the disk is full ({str(e).splitlines()[0][:300]}). Nothing was half-written; free "
+                  "space and rerun the same command to resume.", file=sys.stderr)
             return 2
         raise
     return 0
