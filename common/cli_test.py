@@ -131,6 +131,8 @@ def test_dataset_name_is_the_name_resolve_gives_without_building(tiny_phantoms, 
     assert train.dataset_name(f"folder:{make_folder([{'id': 1, 'boneage': 10, 'male': 1}], name='thumbs')}") == \
         "folder/thumbs"
     assert train.dataset_name("folder/thumbs") == "folder/thumbs"
+    # The names run records keep (evaluate --out falls back to them) are names resolve opens as they are.
+    assert train.dataset_name("rsna/default") == "rsna/default" and train.dataset_name("rsna/max256") == "rsna/max256"
 
 
 def test_evaluate_without_a_trained_run_says_so_before_building_data(results_dir, no_data_built, capsys):
@@ -143,6 +145,18 @@ def test_evaluate_without_a_trained_run_says_so_before_building_data(results_dir
     (run / "run.json").write_text(json.dumps({"status": "evaluated"}))
     assert train.main(TASK, ["evaluate", "--data", "phantoms/small", "--small"]) == 2
     one_error_line(capsys, "its run.json says 'evaluated', but the weights are not there: they are never committed")
+
+
+def test_evaluate_out_without_data_opens_the_rsna_dataset_its_record_names(tmp_path, results_dir, capsys):
+    """`evaluate --out RUN` of a run trained on RSNA: its record's "rsna/default" is read as the built
+    dataset of that name (never built: the name says nothing of where the download is)."""
+    run = fake_run(results_dir / "tiny" / "run")
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "dataset": {"name": "rsna/default"}}))
+    empty = tmp_path / "datasets"
+    assert train.main(TASK, ["evaluate", "--out", str(run), "--data-dir", str(empty)]) == 2
+    one_error_line(capsys, f"No rsna dataset 'rsna/default' built in {empty}; build it first with --data rsna:PATH")
+    assert not empty.exists()
 
 
 def test_weights_of_sub_runs_count_as_trained(tmp_path):

@@ -6,6 +6,8 @@
     --data rsna                  the RSNA download in $BONEAGE_RSNA_DIR, or an rsna already built
     --data folder:PATH           a directory of images + labels.csv (built on first use)
     --data folder/NAME           a folder dataset built before under that name
+    --data rsna/CONFIG           an rsna dataset built before ("rsna/default": the name run records keep)
+    --data phantoms/CONFIG       a phantom set (built on first use: made by code, nothing to point at)
     (none)                       rsna if $BONEAGE_RSNA_DIR is set, else phantoms (and says so)
 
 Built datasets live in $BONEAGE_DATA_DIR (default ~/.boneage-repro/datasets), never in the repo.
@@ -275,10 +277,18 @@ def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, s
         _check_same_folder(built, source, config_dir)
         config = folder_config(source.resolve().name, max_side, skip_bad=_skip_bad(skip_bad, built))
         return build(Folder(config=config, data_dir=data_dir), manual_dir=source, log=log)
-    if kind.startswith("folder/"):
-        built = _latest_version_dir(data_dir / "folder" / kind.partition("/")[2])
-        if built:
-            return open_dataset(built)
-        raise DataError(f"No folder dataset {kind!r} in {data_dir}; build it with --data folder:PATH")
+    if kind.startswith(("rsna/", "folder/")) and not arg:
+        return _open_named(kind, data_dir)
     raise DataError(f"Cannot read --data {spec!r}. Expected phantoms, phantoms/small, rsna[:PATH], "
-                    "folder:PATH or folder/NAME.")
+                    "folder:PATH, or the name of a built dataset: rsna/CONFIG, folder/NAME, phantoms/CONFIG.")
+
+
+def _open_named(name: str, data_dir: Path) -> DataHandle:
+    """The built dataset called `name` ("rsna/default", "folder/NAME": what run records store), never
+    built: the name alone does not say where its images are."""
+    handle = open_built(name, data_dir)
+    if handle is None:
+        kind = name.partition("/")[0]
+        raise DataError(f"No {kind} dataset {name!r} built in {data_dir}; build it first with --data {kind}:PATH "
+                        "(and the same --data-dir), or pass that --data instead.")
+    return handle

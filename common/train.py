@@ -46,8 +46,8 @@ def positive_int(text: str) -> int:
 
 
 def add_shared_flags(p: argparse.ArgumentParser, task):
-    p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME "
-                   "(default: $BONEAGE_RSNA_DIR if set, else phantoms)")
+    p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME, "
+                   "rsna/CONFIG (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
     p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
     p.add_argument("--variant", default="", help=f"config variant ({', '.join(task.variants)}); default: the paper's")
     p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
@@ -109,7 +109,7 @@ def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
         return f"{Rsna.name}/{rsna_config().name}"
     if kind == "folder" and arg and Path(arg).expanduser().is_dir():
         return f"{Folder.name}/{folder_config(Path(arg).expanduser().resolve().name).name}"
-    if kind.startswith("folder/"):
+    if kind.startswith(("rsna/", "folder/")) and not arg:  # a built dataset's own name, as resolve opens it
         return kind
     return data_lib.resolve(spec, data_dir=data_dir, log=log).name
 

@@ -124,6 +124,18 @@ def test_a_missing_download_folder_is_named(tmp_path):
         build(tmp_path / "nonexistent", tmp_path / "ds")
 
 
+def test_a_built_dataset_opens_by_its_name_and_is_never_built_by_it(tmp_path):
+    """Run records keep "rsna/default": `evaluate --out RUN` without --data resolves that name."""
+    with pytest.raises(DataError, match=f"No rsna dataset 'rsna/default' built in {tmp_path / 'ds'}; build it first "
+                                        "with --data rsna:PATH"):
+        data.resolve("rsna/default", data_dir=tmp_path / "ds")
+    handle = build(official_layout(tmp_path / "dl"), tmp_path / "ds")
+    named = data.resolve("rsna/default", data_dir=tmp_path / "ds", log=lambda *_: None)
+    assert named.name == handle.name == "rsna/default" and named.fingerprint() == handle.fingerprint()
+    with pytest.raises(DataError, match="No rsna dataset 'rsna/max256'"):  # another config: not built
+        data.resolve("rsna/max256", data_dir=tmp_path / "ds")
+
+
 def test_every_offender_across_label_files_and_splits_at_once(tmp_path):
     root = official_layout(tmp_path / "dl")
     train_csv = root / "boneage-training-dataset.csv"
