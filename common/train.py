@@ -136,15 +136,28 @@ def run_commit(record: dict) -> str:
     return str(record.get("commit", "unknown (no run.json)")) + ("+dirty" if record.get("dirty") else "")
 
 
-def require_trained(task, run_dir):
-    """Stops with a message naming the run directory unless it holds trained weights."""
+def require_trained(task, run_dir, what: str | None = None, instead: str = "--out RUN_DIR"):
+    """Stops with a message naming the run directory unless it holds trained weights. `what` names
+    the model ("iglovikov18 segment"; default the paper), `instead` the flag that picks another run."""
     if trained_weights(run_dir):
         return
     status = _record(run_dir).get("status")
     why = (f"its run.json says {status!r}, but the weights are not there: they are never committed"
            if status else "no checkpoints/best.weights.h5 or last.weights.h5 there or in a sub-run")
-    raise UsageError(f"no trained {task.paper} model in {run_dir} ({why}). Train it first with the same --data, "
-                     "--small/--variant and --image-size flags, or pass --out RUN_DIR of a trained run.")
+    raise UsageError(f"no trained {what or task.paper} model in {run_dir} ({why}). Train it first with the same "
+                     f"--data, --small/--variant and --image-size flags, or pass {instead} of a trained run.")
+
+
+def describe_run(run_dir) -> str:
+    """How a command's log names the run it uses: "RUN (trained on DATA, commit C)"."""
+    record = _record(run_dir)
+    return f"{run_dir} (trained on {record.get('dataset', {}).get('name', '?')}, commit {run_commit(record)})"
+
+
+def run_columns(run_dir, suffix: str = "") -> dict:
+    """The columns that make a predictions file traceable on its own: the run that answered and the
+    commit it was trained at (`suffix` tells apart the runs of a chain: "_segment")."""
+    return {f"run_dir{suffix}": str(run_dir), f"run_commit{suffix}": run_commit(_record(run_dir))}
 
 
 def in_results(run_dir) -> bool:
@@ -548,10 +561,8 @@ def predict(task, args, log=print):
     # answered must not depend on what was trained last); --out names any other.
     run_dir = run_dir_of(task, args, config, log)
     require_trained(task, run_dir)
-    run = _record(run_dir)
-    log(f"Predicting with the run {run_dir} (trained on {run.get('dataset', {}).get('name', '?')}, commit "
-        f"{run_commit(run)})" + ("" if args.out else "; the run --data, --small/--variant and --image-size name, "
-                                 "or pass --out RUN_DIR"))
+    log(f"Predicting with the run {describe_run(run_dir)}" + (
+        "" if args.out else "; the run --data, --small/--variant and --image-size name, or pass --out RUN_DIR"))
     if (run_dir / "config.json").exists():
         config = Config(json.loads((run_dir / "config.json").read_text()))
     if task.sex_needed(config):  # per run: an ablation variant without the sex input needs none
@@ -582,10 +593,11 @@ def predict(task, args, log=print):
             rows.append(row)
     rows += [{"file": f, "error": e} for f, e in failures]
     # Every row says which model answered, so a predictions file is traceable on its own.
-    table = pd.DataFrame(rows).assign(run_dir=str(run_dir), run_commit=run_commit(run))
+    which = run_columns(run_dir)
+    table = pd.DataFrame(rows).assign(**which)
     out_csv = Path(args.output_csv or "predictions.csv")
     io.atomic_to_csv(table, out_csv)
-    print(table.drop(columns=["run_dir", "run_commit"]).to_string(index=False))
+    print(table.drop(columns=list(which)).to_string(index=False))
     log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} of the run {run_dir}")
     return table
 

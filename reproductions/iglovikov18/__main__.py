@@ -3,12 +3,15 @@
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
              [--init-from RUN_DIR]   (segment/keypoints: start from a trained run of the stage)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
-    register --segment-run DIR --keypoints-run DIR --data SPEC [--small|--variant thumbs]
+    register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs]
              (writes the dataset's registered canvases as a folder dataset for the age stages)
     refine-masks --segment-run DIR --data SPEC   (the U-Net's masks that agree with the bootstrap -> pseudo_masks.npz)
-    predict  FILES --sex M|F | --sex-csv FILE [--segment-run DIR --keypoints-run DIR --age-runs DIR ...]
-             (the whole chain on raw radiographs; the most recent runs when not given)
-    figures  --segment-run DIR --keypoints-run DIR   (README figures on ../shared/data/rsna-sample)
+    predict  FILES --sex M|F | --sex-csv FILE [--data SPEC] [--small|--variant thumbs] [--age-data SPEC]
+             [--segment-run DIR --keypoints-run DIR --age-runs DIR ...]
+             (the whole chain on raw radiographs; without run flags, the runs `train` makes from the same
+             --data and variant, the age runs' from --age-data: default --data for phantoms, else the
+             folder `register` writes; the CSV names each run used and its commit)
+    figures  [--data SPEC] [--segment-run DIR --keypoints-run DIR]   (README figures on ../shared/data/rsna-sample)
     table    (regenerates the region-importance table from the run records)
 
 The age stages use common.train as it is (train, evaluate, the results table); segmentation and
@@ -31,14 +34,6 @@ def _stage_parser():
     p.add_argument("--small", action="store_true")
     p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs")
     return p
-
-
-def _base_variant(known):
-    base = "small" if known.small else known.variant
-    if base not in ig_config.BASES:
-        raise SystemExit(f"error: unknown base variant {base!r}; known: {[b for b in ig_config.BASES if b]} "
-                         "(stage and region come from --stage and --region)")
-    return base
 
 
 def _age_needs_registration(rest, log=print):
@@ -126,7 +121,8 @@ def main(argv=None):
             known, rest = _stage_parser().parse_known_args(rest)
             if known.stage is None:
                 raise SystemExit(f"error: {command} needs --stage ({', '.join(STAGE_CHOICES)})")
-            base = _base_variant(known)
+            from reproductions.iglovikov18.commands import base_variant
+            base = base_variant(known)
             if known.stage == "ensemble":
                 if command == "train":
                     raise SystemExit("error: the ensemble has nothing to train: `evaluate --stage ensemble`")

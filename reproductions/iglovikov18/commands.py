@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,76 +12,117 @@ from common import io
 from reproductions.iglovikov18 import config as ig_config
 
 
-def _results_dir() -> Path:
-    from common import results
-    return Path(results.RESULTS_DIR) / "iglovikov18"
+def base_variant(args) -> str:
+    """The base variant of --small / --variant ("", small, thumbs); stage and region come from elsewhere."""
+    from common.errors import UsageError
+    base = "small" if args.small else args.variant
+    if base not in ig_config.BASES:
+        raise UsageError(f"--variant {base!r}: unknown base variant; expected one of "
+                         f"{[b for b in ig_config.BASES if b]} or none (the paper's); stage and region come from "
+                         "--stage and --region")
+    return base
 
 
-def latest_runs(stages, results_dir=None) -> list[Path]:
-    """Trained iglovikov18 run directories of the given stages, most recent first."""
-    root = Path(results_dir or _results_dir())
-    found = []
-    for weights in root.glob("*/checkpoints/best.weights.h5"):
-        run = weights.parent.parent
-        try:
-            stage = json.loads((run / "config.json").read_text()).get("stage")
-        except (OSError, ValueError):
-            continue
-        if stage in stages:
-            found.append((weights.stat().st_mtime, run))
-    return [run for _, run in sorted(found, reverse=True)]
+# --- which runs: the ones the flags name, never the newest --------------------------------------
+# Which networks answered must not depend on what was trained last: without --segment-run,
+# --keypoints-run or --age-runs, a command uses the runs `train` makes from its --data and variant.
+
+def stage_run_dir(data_name: str, base: str, stage: str, region: str | None = None) -> Path:
+    """The run directory `train --stage STAGE [--region R]` makes from the same --data and base variant."""
+    from common import train as common_train
+    from reproductions.iglovikov18.task import TASKS
+    config = ig_config.get_config(ig_config.variant_name(base, stage, region))
+    config.variant = ig_config.variant_name(base, stage, region)  # as common.train.make_config names it
+    return common_train.default_run_dir(TASKS[stage], data_name, config)
 
 
-def _pick(given, stage, log):
+def named_run(given, stage: str, data_name: str, base: str) -> Path:
+    """--STAGE-run when given (load_run checks it), else the run the flags name, which must be trained."""
+    from common import train as common_train
+    from reproductions.iglovikov18.task import TASKS
     if given:
         return Path(given)
-    runs = latest_runs((stage,))
-    if not runs:
-        raise SystemExit(f"error: no trained {stage} run found in {_results_dir()}; pass --{stage}-run DIR or train "
-                         f"it first (python -m reproductions.iglovikov18 train --stage {stage} ...)")
-    log(f"Using the most recent {stage} run, {runs[0]} (pass --{stage}-run to choose).")
-    return runs[0]
+    run = stage_run_dir(data_name, base, stage)
+    common_train.require_trained(TASKS[stage], run, what=f"iglovikov18 {stage}", instead=f"--{stage}-run DIR")
+    return run
 
 
-def default_age_runs(log=print) -> list[Path]:
-    """The most recent trained run of each (head, region)."""
-    chosen = {}
-    for run in latest_runs(ig_config.AGE_STAGES):
-        config = json.loads((run / "config.json").read_text())
-        chosen.setdefault((config["stage"], config["model"]["region"]), run)
-    if not chosen:
-        raise SystemExit(f"error: no trained age run (regress / classify) in {_results_dir()}; pass --age-runs or "
-                         "train one first.")
-    runs = list(chosen.values())
-    log(f"Using the most recent age runs: {[str(r) for r in runs]} (pass --age-runs to choose).")
-    return runs
+def registered_name(data_name: str, base: str, image_size: int) -> str:
+    """The folder (and folder dataset) name `register` gives a dataset's canvases."""
+    return f"{data_name.split('/')[-1]}-registered-{base or 'paper'}-{image_size}px"
+
+
+def age_data_name(data_name: str, base: str) -> str:
+    """The dataset the age networks of a chain trained on `data_name` train on: phantoms carry key
+    points, so the age stages read them directly; any other data goes through `register` first."""
+    if data_name.startswith("phantoms/"):
+        return data_name
+    size = ig_config.get_config(ig_config.variant_name(base, "regress", "hand")).data.image_size
+    return f"folder/{registered_name(data_name, base, size)}"
+
+
+def named_age_runs(given, data_name: str, base: str, log=print) -> list[Path]:
+    """--age-runs when given, else the trained ones of the six age networks (3 regions x 2 heads)
+    that the flags name; at least one must be trained."""
+    from common import train as common_train
+    from common.errors import UsageError
+    if given:
+        return [Path(r) for r in given]
+    runs = [stage_run_dir(data_name, base, stage, region)
+            for region in ig_config.REGIONS for stage in ig_config.AGE_STAGES]
+    trained = [r for r in runs if common_train.trained_weights(r)]
+    if not trained:
+        raise UsageError(f"no trained iglovikov18 age network in {runs[0].parent} for {data_name}: none of "
+                         f"{', '.join(r.name for r in runs)} has checkpoints/best.weights.h5 or last.weights.h5. "
+                         "Train them with that --data and the same --small/--variant, or pass --age-data SPEC or "
+                         "--age-runs DIR ...")
+    untrained = [r.name for r in runs if r not in trained]
+    if untrained:
+        log(f"Not trained, so not in the estimate: {', '.join(untrained)} (in {runs[0].parent}).")
+    return trained
+
+
+def add_chain_flags(p: argparse.ArgumentParser):
+    """The flags that name the segment and key-point runs of a chain (as `train --stage` names them)."""
+    p.add_argument("--data", default=None, help="the dataset the segment and keypoints runs were trained on, as "
+                   "given to `train` (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
+    p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
+    p.add_argument("--segment-run", default=None, help="segment run directory (default: the one --data and "
+                   "--small/--variant name)")
+    p.add_argument("--keypoints-run", default=None, help="keypoints run directory (default: the one --data and "
+                   "--small/--variant name)")
+
+
+def chain_runs(args, data_name: str, base: str) -> tuple[Path, Path]:
+    """(segment run, keypoints run): the ones given, else the ones --data and the variant name."""
+    return (named_run(args.segment_run, "segment", data_name, base),
+            named_run(args.keypoints_run, "keypoints", data_name, base))
 
 
 # --- register --------------------------------------------------------------------------------
 
 def register(argv, log=print):
     from common import data as data_lib
+    from common import train as common_train
     from reproductions.iglovikov18 import chain as ig_chain
     from reproductions.iglovikov18 import stages
     p = argparse.ArgumentParser(prog="python -m reproductions.iglovikov18 register",
                                 description="Writes a dataset's registered canvases as a folder dataset.")
-    p.add_argument("--data", default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--segment-run", default=None)
-    p.add_argument("--keypoints-run", default=None)
+    add_chain_flags(p)
     p.add_argument("--small", action="store_true")
     p.add_argument("--variant", default="", help="base variant whose canvas size is used: '', small, thumbs")
     p.add_argument("--image-size", type=int, default=None, help="canvas height in px (default: the variant's)")
     p.add_argument("--out", default=None, help="folder to write (default: <data dir>/iglovikov18-registered/...)")
     p.add_argument("--limit", type=int, default=None, help="only the first N examples of each split")
     args = p.parse_args(argv)
-    base = "small" if args.small else args.variant
+    base = base_variant(args)
     age_config = ig_config.get_config(ig_config.variant_name(base, "regress", "hand"))
     if args.image_size:
         age_config.data.image_size = args.image_size
+    segment_run, keypoints_run = chain_runs(args, common_train.dataset_name(args.data, args.data_dir, log), base)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
-    chain = ig_chain.Chain(_pick(args.segment_run, "segment", log), _pick(args.keypoints_run, "keypoints", log), log=log)
-    name = f"{handle.name.split('/')[-1]}-registered-{base or 'paper'}-{age_config.data.image_size}px"
+    chain = ig_chain.Chain(segment_run, keypoints_run, log=log)
+    name = registered_name(handle.name, base, age_config.data.image_size)
     out = Path(args.out) if args.out else data_lib.default_data_dir() if not args.data_dir else Path(args.data_dir)
     if not args.out:
         out = out / "iglovikov18-registered" / name
@@ -104,9 +144,13 @@ def predict(argv, log=print):
     p.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
     p.add_argument("--sex", default=None, help="M or F, for every file")
     p.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")
-    p.add_argument("--segment-run", default=None)
-    p.add_argument("--keypoints-run", default=None)
-    p.add_argument("--age-runs", nargs="+", default=None, help="age run directories; their mean is the estimate")
+    add_chain_flags(p)
+    p.add_argument("--small", action="store_true", help="the small variant's runs (same as --variant small)")
+    p.add_argument("--variant", default="", help="base variant of the runs: '' (the paper's), small, thumbs")
+    p.add_argument("--age-data", default=None, help="the dataset the age networks were trained on (default: --data "
+                   "for phantoms, else the folder `register` writes from --data)")
+    p.add_argument("--age-runs", nargs="+", default=None, help="age run directories; their mean is the estimate "
+                   "(default: the trained ones of the six that --age-data and --small/--variant name)")
     p.add_argument("--output-csv", default="predictions.csv")
     p.add_argument("--canvas-dir", default=None, help="also write each registered canvas and mask here")
     args = p.parse_args(argv)
@@ -123,13 +167,13 @@ def predict(argv, log=print):
     if unknown:
         raise SystemExit(f"error: the age networks need the patient's sex; missing or unknown for {len(unknown)} "
                          f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
+    segment_run, keypoints_run, age_runs = predict_runs(args, log)
     try:
-        chain = ig_chain.Chain(_pick(args.segment_run, "segment", log), _pick(args.keypoints_run, "keypoints", log),
-                               log=log)
-        age_runs = [Path(r) for r in args.age_runs] if args.age_runs else default_age_runs(log)
+        chain = ig_chain.Chain(segment_run, keypoints_run, log=log)
         age = [ig_chain.load_run(r, ig_config.AGE_STAGES, log) for r in age_runs]
     except ig_chain.RunError as e:
         raise SystemExit(f"error: {e}") from None
+    age_names = [config.variant if "variant" in config else run.name for run, (config, _) in zip(age_runs, age)]
 
     pixels, failures = [], []
     for f in files:
@@ -146,14 +190,14 @@ def predict(argv, log=print):
         keypoints = chain.keypoints(imgs, hand_masks)
         columns = {}
         canvases_by_size = {}
-        for run, (config, model) in zip(age_runs, age):
+        for name, (config, model) in zip(age_names, age):
             key = int(config.data.image_size)
             if key not in canvases_by_size:
                 canvases_by_size[key] = chain.register(imgs, config, hand_masks, keypoints)[0]
             inputs = ig_chain.age_inputs(config, canvases_by_size[key], males)
             from reproductions.iglovikov18 import task as ig_task
             estimates = ig_task.age_predict(model, inputs, config)
-            columns[f"boneage_months_{config.variant if 'variant' in config else run.name}"] = next(iter(estimates.values()))
+            columns[f"boneage_months_{name}"] = next(iter(estimates.values()))
         ensemble = np.mean(np.stack(list(columns.values())), axis=0)
         for i, (f, _) in enumerate(pixels):
             row = {"file": str(f), "male": int(males[i]), "boneage_months": round(float(ensemble[i]), 2)}
@@ -168,12 +212,35 @@ def predict(argv, log=print):
                 for (f, _), canvas, mask in zip(pixels, canvases, hand_masks):
                     io.atomic_write_bytes(out / f"{f.stem}_canvas{size}.png", cv2.imencode(".png", canvas)[1].tobytes())
                     io.atomic_write_bytes(out / f"{f.stem}_mask.png", cv2.imencode(".png", mask)[1].tobytes())
-    table = pd.DataFrame(rows + failures)
+    # Every row says which runs answered (directory and commit of each), so the file is traceable on its own.
+    which = _run_columns({"segment": segment_run, "keypoints": keypoints_run, **dict(zip(age_names, age_runs))})
+    table = pd.DataFrame(rows + failures).assign(**which)
     io.atomic_to_csv(table, Path(args.output_csv))
-    print(table.to_string(index=False))
+    print(table.drop(columns=list(which)).to_string(index=False))
     log(f"Wrote {args.output_csv} ({len(rows)} predicted, {len(failures)} skipped); the estimate is the mean of "
         f"{len(age_runs)} age network(s).")
     return 0
+
+
+def predict_runs(args, log=print) -> tuple[Path, Path, list[Path]]:
+    """(segment run, keypoints run, age runs) of `predict`: those given, else those its flags name;
+    the log says which, with the data each was trained on and its commit."""
+    from common import train as common_train
+    base = base_variant(args)
+    data_name = common_train.dataset_name(args.data, args.data_dir, log)  # a name only: nothing is built
+    segment_run, keypoints_run = chain_runs(args, data_name, base)
+    age_data = (common_train.dataset_name(args.age_data, args.data_dir, log) if args.age_data
+                else age_data_name(data_name, base))
+    age_runs = named_age_runs(args.age_runs, age_data, base, log)
+    for role, run in (("segment", segment_run), ("keypoints", keypoints_run), *(("age", r) for r in age_runs)):
+        log(f"Predicting with the {role} run {common_train.describe_run(run)}")
+    return segment_run, keypoints_run, age_runs
+
+
+def _run_columns(runs: dict) -> dict:
+    """run_dir_<name> and run_commit_<name> of each run of a chain ({name: run directory})."""
+    from common import train as common_train
+    return {k: v for name, run in runs.items() for k, v in common_train.run_columns(run, f"_{name}").items()}
 
 
 # --- refine-masks ----------------------------------------------------------------------------

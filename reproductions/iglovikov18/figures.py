@@ -110,11 +110,11 @@ def regions_figure(age_config, sample_dir, out, n=6):
 
 def main(argv, log=print):
     from common import results
+    from common import train as common_train
     from reproductions.iglovikov18 import chain as ig_chain
-    from reproductions.iglovikov18.commands import _pick
+    from reproductions.iglovikov18 import commands
     p = argparse.ArgumentParser(prog="python -m reproductions.iglovikov18 figures")
-    p.add_argument("--segment-run", default=None)
-    p.add_argument("--keypoints-run", default=None)
+    commands.add_chain_flags(p)
     shared = Path(os.environ.get("BONEAGE_SHARED_DATA", results.REPO_ROOT.parent / "shared" / "data"))
     p.add_argument("--sample", default=str(shared / "rsna-sample"), help="folder of rsna-sample (manifest.csv, images/)")
     p.add_argument("--variant", default="thumbs", help="base variant whose canvas is drawn")
@@ -125,7 +125,8 @@ def main(argv, log=print):
     out = Path(args.out)
     age_config = ig_config.get_config(ig_config.variant_name(args.variant, "regress", "hand"))
     regions_figure(age_config, args.sample, out / "regions_on_registered.png")
-    chain = ig_chain.Chain(_pick(args.segment_run, "segment", log), _pick(args.keypoints_run, "keypoints", log), log=log)
+    data_name = common_train.dataset_name(args.data, args.data_dir, log)  # names the default runs; nothing is built
+    chain = ig_chain.Chain(*commands.chain_runs(args, data_name, args.variant), log=log)
     masks_figure(chain, args.sample, out / "masks_real.png")
     registered_figure(chain, age_config, args.sample, out / "registered_real.png")
     log(f"Wrote figures to {out}")
