@@ -162,3 +162,4 @@ def tiny_task(tmp_path, tiny_phantoms, monkeypatch):
         # than an idle one, and a test must not fail for that.
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     return run, data
+

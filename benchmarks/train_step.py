@@ -72,6 +72,12 @@ def rsna17_winner(size):
     return _named(build_rsna17_winner_model(size))
 
 
+def lite0_regressor(size):
+    """EfficientNet-Lite0 + the sex branch + the 256-1 head (128: thumbs, 384: radiographs); input in [0, 1]."""
+    from reproductions.lite0_regressor.model import build_lite0_regressor
+    return _named(build_lite0_regressor(size), image_scale=1.0)
+
+
 def _iglovikov18(stage, size, paper_size):
     """One iglovikov18 network as its paper config builds it (`size` = data.image_size: the canvas
     height for the age networks), or the `thumbs` variant's smaller network at the CPU size."""
@@ -87,7 +93,8 @@ def _iglovikov18(stage, size, paper_size):
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
 MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
-          "rsna17_winner": (rsna17_winner, 100, 500)}
+          "rsna17_winner": (rsna17_winner, 100, 500),
+          "lite0_regressor": (lite0_regressor, 128, 384)}  # the kit's transfer baseline: its thumbs and r512 sizes
 IGLOVIKOV18_AGE_NETWORKS = [f"{stage}-{region}" for stage in ("regress", "classify")
                             for region in ("hand", "carpal", "metacarpal")]
 for _stage, (_cpu, _paper) in {"segment": (96, 256), "keypoints": (64, 256),
@@ -131,6 +138,7 @@ PIPELINES = {
     "larson18": ("reproductions.larson18.task:TASK", "thumbs", ""),
     "rsna17_winner": ("reproductions.rsna17_winner.task:TASK", "thumbs", ""),
     "rsna17_second": ("reproductions.rsna17_second.task:TASK", "thumbs", ""),
+    "lite0_regressor": ("reproductions.lite0_regressor.task:TASK", "thumbs_scratch", "r512_scratch"),
     **{"iglovikov18_" + n.replace("-", "_"): ("reproductions.iglovikov18.task:AGE_TASK", f"thumbs-{n}", None)
        for n in IGLOVIKOV18_AGE_NETWORKS},
 }

@@ -300,7 +300,13 @@ def train(task, args, log=print):
 
     from common import checkpoint
     from common import data as data_lib
+    from common.weights import NONE_VALUES
     config = make_config(task, args)
+    if config.get("model", {}).get("weights_required") and args.weights in NONE_VALUES:
+        # Said before any data is built: a fine-tuning variant run without its weights would be a
+        # scratch run under the fine-tuning name, and would be compared as one.
+        raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
+                         f"({task.weights_hint}), or train its scratch variant.")
     precision = resolve_precision(args.precision)
     _set_policy(precision)
     strategy = _strategy()  # before any TensorFlow op: multi-worker collectives are configured at start-up

@@ -6,6 +6,8 @@ compare` looks for both runs in the same experiment (same data fingerprint and s
 reports the paired bootstrap of their MAE difference, or says which run is missing.
 """
 THUMBS = "--data folder:../shared/data/rsna-thumbs100"
+R512 = "--data folder:../shared/data/rsna-512"  # 954 real radiographs at long side 512 (issue 17)
+LITE0_WEIGHTS = "~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5"  # python -m common.weights convert efficientnet-lite0
 REGISTERED = "--data folder/rsna-thumbs100-registered-thumbs-83px"  # the thumbnails registered by the iglovikov18 chain
 
 ABLATIONS = (
@@ -33,6 +35,19 @@ ABLATIONS = (
      "factor": "iglovikov18 regression: whole hand (A) vs metacarpals + proximal phalanges only (B)",
      "a": ("iglovikov18", "thumbs-regress-hand"), "b": ("iglovikov18", "thumbs-regress-metacarpal"),
      "commands": [f"python -m reproductions.iglovikov18 train --stage regress --region metacarpal --variant thumbs {REGISTERED}"]},
+    {"question": "What does ImageNet transfer buy? (lite0_regressor, thumbnails)",
+     "factor": "EfficientNet-Lite0 regressor: converted ImageNet weights (A) vs random initial weights (B), same budget",
+     "a": ("lite0_regressor", "thumbs"), "b": ("lite0_regressor", "thumbs_scratch"),
+     "commands": ["python -m common.weights convert efficientnet-lite0",
+                  f"python -m reproductions.lite0_regressor train {THUMBS} --variant thumbs --weights {LITE0_WEIGHTS}",
+                  f"python -m reproductions.lite0_regressor train {THUMBS} --variant thumbs_scratch"]},
+    {"question": "What does ImageNet transfer buy? (lite0_regressor, 512-px radiographs)",
+     "factor": "EfficientNet-Lite0 regressor: converted ImageNet weights (A) vs random initial weights (B), same budget",
+     "a": ("lite0_regressor", "r512"), "b": ("lite0_regressor", "r512_scratch"),
+     "commands": ["python -m common.weights convert efficientnet-lite0",
+                  f"python -m reproductions.lite0_regressor train {R512} --variant r512 --weights {LITE0_WEIGHTS} "
+                  "--precision mixed_bfloat16",
+                  f"python -m reproductions.lite0_regressor train {R512} --variant r512_scratch --precision mixed_bfloat16"]},
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 REPRODUCTIONS = Path(__file__).resolve().parents[1] / "reproductions"
-PAPERS = sorted(p.name for p in REPRODUCTIONS.iterdir() if (p / "__main__.py").exists())
+PACKAGES = sorted(p.name for p in REPRODUCTIONS.iterdir() if (p / "__main__.py").exists())
+# A package without paper numbers is one of this kit's own methods: no paper to compare with, and
+# its README must say so (tables never show a kit method as a paper).
+PAPERS = [p for p in PACKAGES if (REPRODUCTIONS / p / "paper_numbers.json").exists()]
+KIT_METHODS = [p for p in PACKAGES if p not in PAPERS]
 
 
 def test_the_four_papers_are_found():
@@ -35,3 +39,14 @@ def test_readme_has_the_required_sections_and_a_results_block(paper):
     for heading in ("## Paper", "## Paper vs this code", "## Deviations and reconstructed values", "## Results"):
         assert heading in text, heading
     assert re.search(r"<!-- results:begin -->\n(.*?)<!-- results:end -->", text, re.S)
+
+
+@pytest.mark.parametrize("method", KIT_METHODS)
+def test_a_kit_method_says_it_is_not_a_paper_and_documents_its_choices(method):
+    text = (REPRODUCTIONS / method / "README.md").read_text()
+    assert "this kit's method, not a paper" in text.lower()
+    for heading in ("## Method", "## Choices and their reasons", "## Results"):
+        assert heading in text, heading
+    assert re.search(r"<!-- results:begin -->\n(.*?)<!-- results:end -->", text, re.S)
+    task = __import__(f"reproductions.{method}.task", fromlist=["TASK"]).TASK
+    assert "not a paper" in task.citation

@@ -50,20 +50,7 @@ def preprocess(config, training):
 
 def batch_augment(config):
     """Rotation, shift, zoom and horizontal flip of the batch (Keras preprocessing layers, seeded)."""
-    a = config.train.augmentation
-    layers = [keras.layers.RandomRotation(a.rotation_degrees / 360.0, fill_mode=a.fill_mode, seed=config.seed),
-              keras.layers.RandomTranslation(a.shift_fraction, a.shift_fraction, fill_mode=a.fill_mode,
-                                             seed=config.seed + 1),
-              keras.layers.RandomZoom(a.zoom_fraction, fill_mode=a.fill_mode, seed=config.seed + 2)]
-    if a.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=config.seed + 3))
-    augmentation = keras.Sequential(layers, name="winner_augmentation")
-
-    def fn(batch):
-        out = dict(batch)
-        out["image"] = augmentation(tf.cast(batch["image"], tf.float32), training=True)
-        return out
-    return fn
+    return common_pp.affine_batch_augment(config.train.augmentation, config.seed, name="winner_augmentation")
 
 
 def scale_image(image, scale: str, channels: int):
