@@ -9,10 +9,9 @@ The data path through common.pipeline.make_dataset:
 The letterbox keeps the hand's proportions; the backbone's first layer applies the ImageNet
 checkpoint's own pixel scaling, so the pipeline hands it plain [0, 1].
 """
-import keras
-import numpy as np
 import tensorflow as tf
 
+from common import months_regression
 from common import preprocessing as common_pp
 from common.task import Task
 from reproductions.lite0_regressor import config as lite0_config
@@ -54,24 +53,6 @@ def to_model_io(config):
     return io
 
 
-def loss(config):
-    if config.train.loss != "mean_absolute_error":
-        raise ValueError(f"train.loss must be 'mean_absolute_error'. Received: {config.train.loss!r}")
-    return {"months": keras.losses.MeanAbsoluteError()}
-
-
-def metrics(config):
-    return {"months": [keras.metrics.MeanAbsoluteError(name="mae")]}
-
-
-def predict(model, inputs, config):
-    feed = {"image": np.asarray(inputs["image"])}
-    if config.model.sex_input:
-        feed["male"] = np.asarray(inputs["male"], np.float32)
-    months = np.asarray(model.predict_on_batch(feed)["months"], np.float64).reshape(-1)
-    return {config.eval.primary_estimate: months}
-
-
 TASK = Task(
     paper="lite0_regressor",
     citation=CITATION,
@@ -80,9 +61,9 @@ TASK = Task(
     preprocess=preprocess,
     batch_augment=batch_augment,
     to_model_io=to_model_io,
-    loss=loss,
-    metrics=metrics,
-    predict=predict,
+    loss=months_regression.loss,
+    metrics=months_regression.metrics,
+    predict=months_regression.predict,
     backbone_name=lite0_model.BACKBONE_NAME,
     weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "
                   "writes ~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5)"),

@@ -9,10 +9,9 @@ The data path through common.pipeline.make_dataset:
 Resizing happens before the cache, so the cache holds small uint8 images; the augmentation
 happens after it, so every epoch draws new transforms.
 """
-import keras
-import numpy as np
 import tensorflow as tf
 
+from common import months_regression
 from common import preprocessing as common_pp
 from common.task import Task
 from reproductions.rsna17_winner import config as winner_config
@@ -74,25 +73,6 @@ def to_model_io(config):
     return io
 
 
-def loss(config):
-    if config.train.loss != "mean_absolute_error":
-        raise ValueError(f"train.loss must be 'mean_absolute_error'. Received: {config.train.loss!r}")
-    return {"months": keras.losses.MeanAbsoluteError()}
-
-
-def metrics(config):
-    return {"months": [keras.metrics.MeanAbsoluteError(name="mae")]}
-
-
-def predict(model, inputs, config):
-    """The one regression read-out (the report describes no test-time augmentation)."""
-    feed = {"image": np.asarray(inputs["image"])}
-    if config.model.sex_input:
-        feed["male"] = np.asarray(inputs["male"], np.float32)
-    months = np.asarray(model.predict_on_batch(feed)["months"], np.float64).reshape(-1)
-    return {config.eval.primary_estimate: months}
-
-
 TASK = Task(
     paper="rsna17_winner",
     citation=CITATION,
@@ -101,9 +81,9 @@ TASK = Task(
     preprocess=preprocess,
     batch_augment=batch_augment,
     to_model_io=to_model_io,
-    loss=loss,
-    metrics=metrics,
-    predict=predict,
+    loss=months_regression.loss,
+    metrics=months_regression.metrics,
+    predict=months_regression.predict,
     backbone_name=winner_model.BACKBONE_NAME,
     weights_hint="keras.applications InceptionV3 ImageNet weights without top "
                  "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)",
