@@ -98,9 +98,9 @@ def get_config(variant: str = "") -> Config:
         config.train.epochs = 10  # small: calibrated in smoke_test.py on phantoms/small
         config.train.optimizer.learning_rate = 2e-3  # small: a short run from scratch needs a larger step
     if variant.startswith("thumbs"):
-        config.data.image_size = 128  # thumbs: the 100-px thumbnails upsampled to 128 so Lite0's last grid is 4 x 4, not 3 x 3 (measured speed: README)
+        config.data.image_size = 128  # thumbs: the 100-px thumbnails upsampled to 128 so Lite0's last grid is 4 x 4, not 3 x 3
         config.train.batch_size = 32  # thumbs: small images, more per step
-        config.train.epochs = 6  # thumbs: the budget rule caps training at 45 min on 2 cores; 6 epochs of 8,048 images fit it (README, measured)
+        config.train.epochs = 6  # thumbs: the budget rule caps training at 45 min on 2 cores; 6 epochs of 8,048 images is an estimate, NOT yet measured: set it from `benchmarks/train_step.py --row lite0_regressor,128,float32` before the run
     if variant.startswith("r512"):
-        config.train.epochs = 14  # r512: the budget rule, 14 epochs or 45 min; ~760 training radiographs at 384 px fit it (README, measured)
+        config.train.epochs = 14  # r512: the budget rule's cap, 14 epochs or 45 min; whether 14 epochs of ~760 radiographs at 384 px fit 45 min is NOT yet measured (benchmarks/train_step.py --row lite0_regressor,384,mixed_bfloat16)
     return config
