@@ -280,8 +280,16 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
 
 def build_and_load(task, config, weights=None, log=print):
     """The model, with ImageNet weights in its backbone when a file is given."""
+    from common.backbones import STAND_IN
     from common.weights import NONE_VALUES, load_backbone_weights
     model = task.build_model(config)
+    if config.get("model", {}).get("backbone") == STAND_IN:
+        if weights not in NONE_VALUES:
+            raise UsageError(f"--weights {weights}: this run's backbone is {STAND_IN} (config model.backbone), the test "
+                             "suite's stand-in, which has no pretrained weights; drop --weights or the model.backbone "
+                             "setting.")
+        log(f"Backbone: {STAND_IN}, the test suite's small stand-in (config model.backbone), not the paper's network.")
+        return model
     if weights not in NONE_VALUES:
         load_backbone_weights(model.get_layer(task.backbone_name), weights, task.weights_hint)
         log(f"Loaded ImageNet weights into {task.backbone_name} from {weights}")
@@ -292,6 +300,38 @@ def build_and_load(task, config, weights=None, log=print):
             log("WARNING: this config is the paper's fine-tuning setting (it assumes ImageNet weights); from "
                 "random weights it learns slowly. Use --variant scratch (or --small) to train from scratch.")
     return model
+
+
+def _logged_seconds(history) -> float:
+    """Training seconds of the epochs already logged (0 for a new run or one logged without the clock)."""
+    if "train_seconds" in history and len(history):
+        return float(history["train_seconds"].iloc[-1])
+    return 0.0
+
+
+def epoch_clock(elapsed_before: float, run_dir):
+    """A callback adding `epoch_seconds` (wall time of the epoch, validation included) and
+    `train_seconds` (the run's total so far, across resumes) to each epoch's logs, so metrics.csv
+    can be read against time: how many CPU minutes a run took to reach a given validation error.
+    A run whose metrics.csv was started without these columns keeps its columns (CSVLogger cannot
+    add a column to an existing file)."""
+    import keras
+
+    csv = run_dir / "metrics.csv"
+    add_columns = not (csv.exists() and csv.stat().st_size > 0 and "train_seconds" not in csv.open().readline())
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal elapsed_before
+            seconds = time.time() - self.start
+            elapsed_before += seconds
+            if logs is not None and add_columns:
+                logs["epoch_seconds"] = round(seconds, 1)
+                logs["train_seconds"] = round(elapsed_before, 1)
+    return EpochClock()
 
 
 # ----------------------------------------------------------------------------- train
@@ -348,6 +388,7 @@ def train(task, args, log=print):
     if monitor in history and len(history):
         best_so_far = float(history[monitor].min() if mode == "min" else history[monitor].max())
     callbacks = [
+        epoch_clock(_logged_seconds(history), run_dir),  # before CSVLogger, which writes the columns it adds
         # The log row first, then the backup: a kill between the two logs an epoch that is trained
         # again on resume (read_history keeps its last row) instead of losing its row.
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),

@@ -40,6 +40,10 @@ def test_kill_and_resume_continues_from_the_saved_epoch(tiny_task, tmp_path):
     assert "Epoch 1/" not in result.stdout
     record = json.loads((out / "run.json").read_text())
     assert record["epochs_done"] == done_before + 2 and record["status"] == "trained"
+    # The training clock counts on across the resume (rows are kept per epoch: drop re-trained duplicates).
+    clock = log.drop_duplicates("epoch", keep="last").set_index("epoch")
+    assert (clock["epoch_seconds"] > 0).all() and clock["train_seconds"].is_monotonic_increasing
+    assert clock["train_seconds"].iloc[-1] >= clock["epoch_seconds"].sum() - 1.0, clock
 
 
 def test_train_then_evaluate_writes_every_file_and_record(tiny_task, tmp_path):

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from common.backbones import MIN_SIZE, build_backbone, check_backbone
+
 NUM_CLASSES_PER_SEX = 240  # boneage/resnet.py@46de7fd1: NUM_AGES = 240
 BACKBONE_NAME = "resnet50"  # the nested backbone model; common code loads ImageNet weights into it
 SEX_HANDLINGS = ("split_head", "shared_head")  # the paper's sex halves; the ablation's one head, no sex input
@@ -71,7 +73,8 @@ class SexHalfSoftmax(keras.layers.Layer):
 
 
 def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES_PER_SEX,
-                         weights: str | None = None, sex_handling: str = "split_head") -> keras.Model:
+                         weights: str | None = None, sex_handling: str = "split_head",
+                         backbone: str = BACKBONE_NAME) -> keras.Model:
     """Builds the Larson18 network.
 
     Args:
@@ -82,6 +85,8 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
             ("imagenet" or a weights file), passed through to the backbone.
         sex_handling: "split_head" (the paper: 2 x C logits, the patient's sex picks its half)
             or "shared_head" (the ablation: C logits for both sexes, no "male" input).
+        backbone: str. "resnet50" (the paper) or "tiny_cnn" (the test suite's stand-in:
+            common/backbones.py).
 
     Returns:
         A keras.Model with inputs `{"image": [batch, s, s, 3] float32, "male": [batch, 1]
@@ -99,8 +104,9 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
     Reference: Larson DB et al. Radiology 2018;287(1):313-322; head layout from
     radinformatics/bone-age boneage/resnet.py@46de7fd1.
     """
-    if not isinstance(image_size, int) or image_size < 32:
-        raise ValueError(f"image_size must be an int >= 32 (ResNet-50's minimum). "
+    check_backbone(backbone, BACKBONE_NAME)
+    if not isinstance(image_size, int) or image_size < MIN_SIZE[backbone]:
+        raise ValueError(f"image_size must be an int >= {MIN_SIZE[backbone]} ({backbone}'s minimum). "
                          f"Received: image_size={image_size!r}")
     if not isinstance(num_classes_per_sex, int) or num_classes_per_sex < 2:
         raise ValueError("num_classes_per_sex must be an int >= 2. "
@@ -109,10 +115,7 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
         raise ValueError(f"sex_handling must be one of {SEX_HANDLINGS}. Received: sex_handling={sex_handling!r}")
 
     image = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
-    backbone = keras.applications.ResNet50(
-        include_top=False, weights=weights, pooling="avg",
-        input_shape=(image_size, image_size, 3), name=BACKBONE_NAME)
-    features = backbone(image)
+    features = build_backbone(backbone, (image_size, image_size, 3), weights=weights, pooling="avg")(image)
     if sex_handling == "shared_head":
         # The ablation: same backbone and month classes, but nothing tells the model the sex.
         logits = keras.layers.Dense(num_classes_per_sex, dtype="float32", name="age_logits")(features)

@@ -24,7 +24,8 @@ CITATION = ("Larson DB, Chen MC, Lungren MP, et al. Performance of a Deep-Learni
 
 def build_model(config):
     return larson_model.build_larson18_model(config.data.crop_size, config.model.num_classes_per_sex,
-                                             sex_handling=config.model.sex_handling)
+                                             sex_handling=config.model.sex_handling,
+                                             backbone=config.model.backbone)
 
 
 def _sex_input(config) -> bool:

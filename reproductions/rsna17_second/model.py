@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from common.backbones import MIN_SIZE, build_backbone, check_backbone
+
 BACKBONE_NAME = "resnet50"  # the nested backbone model; common code loads ImageNet weights into it
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.imagenet_utils, "caffe" mode
 SEXES = ("female", "male")
@@ -68,7 +70,8 @@ class Destandardize(keras.layers.Layer):
 
 
 def build_patch_model(patch_size: int, target_mean: float, target_std: float, *, weights=None,
-                      bn_momentum: float | None = None, name: str = "rsna17_second") -> keras.Model:
+                      bn_momentum: float | None = None, name: str = "rsna17_second",
+                      backbone: str = BACKBONE_NAME) -> keras.Model:
     """Builds one sex's patch regressor.
 
     Args:
@@ -80,6 +83,8 @@ def build_patch_model(patch_size: int, target_mean: float, target_std: float, *,
             statistics; None keeps keras' 0.99. A short run (a few hundred steps) evaluates with
             statistics that lag the weights unless it is lower.
         name: str. The model's name.
+        backbone: str. "resnet50" (the paper) or "tiny_cnn" (the test suite's stand-in:
+            common/backbones.py).
 
     Returns:
         keras.Model with inputs `{"image": [B, P, P, 1] float32 (0-255), "male": [B, 1]}` (male
@@ -90,13 +95,14 @@ def build_patch_model(patch_size: int, target_mean: float, target_std: float, *,
         model = build_patch_model(128, 117.88, 37.91, name="rsna17_second_female")
         months = model({"image": patches, "male": male})     # [B, 1]
     """
-    if not isinstance(patch_size, int) or patch_size < 32:
-        raise ValueError(f"patch_size must be an int >= 32 (ResNet-50's minimum). Received: patch_size={patch_size!r}")
+    check_backbone(backbone, BACKBONE_NAME)
+    if not isinstance(patch_size, int) or patch_size < MIN_SIZE[backbone]:
+        raise ValueError(f"patch_size must be an int >= {MIN_SIZE[backbone]} ({backbone}'s minimum). "
+                         f"Received: patch_size={patch_size!r}")
     image = keras.Input((patch_size, patch_size, 1), dtype="float32", name="image")
     male = keras.Input((1,), dtype="float32", name="male")
     x = GreyToCaffe(name="grey_to_caffe")(image)
-    backbone = keras.applications.ResNet50(include_top=False, weights=weights, pooling="avg",
-                                           input_shape=(patch_size, patch_size, 3), name=BACKBONE_NAME)
+    backbone = build_backbone(backbone, (patch_size, patch_size, 3), weights=weights, pooling="avg")
     if bn_momentum is not None:
         if not 0.0 <= bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1). Received: bn_momentum={bn_momentum!r}")

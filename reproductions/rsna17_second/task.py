@@ -49,7 +49,8 @@ def build_model(config):
                          f"Received: sex={sex!r} (a run of both sexes is loaded with load_trained)")
     norm = config.model.target_norm[sex]
     return second_model.build_patch_model(config.data.patch_size, norm["mean"], norm["std"],
-                                          bn_momentum=config.model.bn_momentum, name=f"rsna17_second_{sex}")
+                                          bn_momentum=config.model.bn_momentum, name=f"rsna17_second_{sex}",
+                                          backbone=config.model.backbone)
 
 
 def example_filter(config):

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import keras
 
+from common.backbones import MIN_SIZE, build_backbone, check_backbone
+
 BACKBONE_NAME = "inception_v3"  # the nested backbone model; common code loads ImageNet weights into it
-MIN_IMAGE_SIZE = 75  # keras.applications.InceptionV3's smallest input
 
 
 def build_rsna17_winner_model(image_size: int, *, sex_input: bool = True, sex_units: int = 32,
                               dense_units=(1000, 1000), pool_size: int = 2, channels: int = 3,
                               target_mean_months: float = 127.32, target_std_months: float = 41.18,
                               weights: str | None = None, sex_activation: str = "relu",
-                              dense_activation: str = "relu") -> keras.Model:
+                              dense_activation: str = "relu", backbone: str = BACKBONE_NAME) -> keras.Model:
     """Builds the winner's network.
 
     Args:
@@ -46,6 +47,8 @@ def build_rsna17_winner_model(image_size: int, *, sex_input: bool = True, sex_un
             `months = z * std + mean` from the output unit z.
         weights: None (random; common code loads ImageNet weights into
             `model.get_layer("inception_v3")`), or anything keras.applications.InceptionV3 accepts.
+        backbone: str. "inception_v3" (the paper) or "tiny_cnn" (the test suite's stand-in:
+            common/backbones.py).
 
     Returns:
         A keras.Model with inputs `{"image": [batch, s, s, channels] float32, "male": [batch, 1]
@@ -58,8 +61,9 @@ def build_rsna17_winner_model(image_size: int, *, sex_input: bool = True, sex_un
 
     Reference: Halabi SS et al. Radiology 2019;290(2):498-503 (the winning entry's description).
     """
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE} (InceptionV3's minimum). "
+    check_backbone(backbone, BACKBONE_NAME)
+    if not isinstance(image_size, int) or image_size < MIN_SIZE[backbone]:
+        raise ValueError(f"image_size must be an int >= {MIN_SIZE[backbone]} ({backbone}'s minimum). "
                          f"Received: image_size={image_size!r}")
     if not dense_units or any(not isinstance(u, int) or u < 1 for u in dense_units):
         raise ValueError(f"dense_units must be a non-empty list of positive ints. Received: dense_units={dense_units!r}")
@@ -67,9 +71,7 @@ def build_rsna17_winner_model(image_size: int, *, sex_input: bool = True, sex_un
         raise ValueError(f"target_std_months must be > 0. Received: target_std_months={target_std_months!r}")
 
     image = keras.Input((image_size, image_size, channels), dtype="float32", name="image")
-    backbone = keras.applications.InceptionV3(include_top=False, weights=weights,
-                                              input_shape=(image_size, image_size, channels), name=BACKBONE_NAME)
-    x = backbone(image)  # mixed10, the backbone's last layer
+    x = build_backbone(backbone, (image_size, image_size, channels), weights=weights, pooling=None)(image)  # mixed10, the backbone's last layer
     x = keras.layers.AveragePooling2D(pool_size, padding="same", name="feature_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     inputs = {"image": image}

@@ -27,7 +27,8 @@ def build_model(config):
     return winner_model.build_rsna17_winner_model(
         config.data.image_size, sex_input=m.sex_input, sex_units=m.sex_units, dense_units=tuple(m.dense_units),
         pool_size=m.pool_size, channels=config.data.channels, target_mean_months=m.target_mean_months,
-        target_std_months=m.target_std_months, sex_activation=m.sex_activation, dense_activation=m.dense_activation)
+        target_std_months=m.target_std_months, sex_activation=m.sex_activation, dense_activation=m.dense_activation,
+        backbone=m.backbone)
 
 
 def preprocess(config, training):
