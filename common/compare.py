@@ -12,8 +12,9 @@ only when their test ids are identical.
 For each experiment: one table (MAE, RMSE, bias, within 12 months, each with its bootstrap 95%
 interval, beside each paper's own number, marked as the paper's); a paired bootstrap of the MAE
 difference for every pair of runs (the verdict "real" only when the 95% interval excludes 0);
-the ablations of reproductions/ablations.py; and plots across methods (MAE by age band,
-Bland-Altman grid, predicted vs reference grid).
+the ablations of reproductions/ablations.py, each with the training time both of its runs needed
+to reach the validation MAE both reach (from metrics.csv) and its learning curves; and plots
+across methods (MAE by age band, Bland-Altman grid, predicted vs reference grid).
 """
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ def pairwise_table(results_dir, members, n_boot=2000) -> str:
 
 def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
     by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
-    head = "| question | factor | A | B | MAE A − B [95% CI] | verdict |\n" + "|---" * 6 + "|"
+    head = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
+            "both reach |\n" + "|---" * 7 + "|")
     rows = []
     for ab in ablations:
         a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
@@ -147,12 +149,49 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
             r = paired(results_dir, a, b, n_boot)
             cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
-            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} |")
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} "
+                        f"| {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
             missing = [n for n, x in zip(names, (a, b)) if x is None]
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
-                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` |")
+                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` | — |")
     return head + "\n" + "\n".join(rows)
+
+
+# ------------------------------------------------------------- training time (learning curves)
+
+def learning_curve(results_dir, run) -> pd.DataFrame | None:
+    """Validation MAE against cumulative training minutes (across resumes), one row per epoch, from the
+    run's metrics.csv; None for a run without one (per-sex sub-runs) or from before the kit timed
+    its epochs (no train_seconds column)."""
+    path = Path(results_dir) / run["_dir"] / "metrics.csv"
+    if not path.is_file():
+        return None
+    m = pd.read_csv(path)
+    if not {"epoch", "train_seconds", "val_mae"} <= set(m.columns) or m.empty:
+        return None
+    return pd.DataFrame({"epoch": m["epoch"].astype(int) + 1, "minutes": m["train_seconds"] / 60.0,
+                         "val_mae": m["val_mae"]})
+
+
+def minutes_to_reach(curve: pd.DataFrame, mae: float):
+    """(minutes, epoch) at the end of the first epoch whose validation MAE is at or below `mae`; None if never."""
+    hit = curve[curve["val_mae"] <= mae + 1e-9]
+    return None if hit.empty else (float(hit["minutes"].iloc[0]), int(hit["epoch"].iloc[0]))
+
+
+def time_to_common_level(results_dir, run_a, run_b) -> str:
+    """What a factor buys in training time: the validation MAE both runs reach (the worse of their two
+    best epochs) and the training minutes each needed to get there, on its own hardware. Minutes
+    are comparable only between runs on the same hardware, which the cell names."""
+    curves = [learning_curve(results_dir, r) for r in (run_a, run_b)]
+    if any(c is None for c in curves):
+        return "— (no per-epoch training times in metrics.csv)"
+    level = max(float(c["val_mae"].min()) for c in curves)
+    (ma, ea), (mb, eb) = (minutes_to_reach(c, level) for c in curves)
+    devices = {r.get("hardware", {}).get("device", "?") for r in (run_a, run_b)}
+    where = devices.pop() if len(devices) == 1 else "different hardware: not comparable"
+    return f"to {level:.2f} months: A {ma:.1f} min (epoch {ea}), B {mb:.1f} min (epoch {eb}); {where}"
 
 
 def mean_predictor(key, data_dir=None) -> dict | None:
@@ -267,8 +306,34 @@ def plot_experiment(results_dir, key, members, out_dir):
         plt.close(fig)
 
 
-def plot_all(runs, results_dir, log=print):
+def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path | None:
+    """Validation MAE against training minutes for the two runs of an ablation; None without curves."""
+    curves = [learning_curve(results_dir, r) for r in (a_run, b_run)]
+    if any(c is None for c in curves):
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for role, run, c in (("A", a_run, curves[0]), ("B", b_run, curves[1])):
+        ax.plot(c["minutes"], c["val_mae"], marker="o", markersize=3, label=f"{role}: {label(run)}")
+    ax.set_xlabel(f"training minutes ({a_run.get('hardware', {}).get('device', '?')})")
+    ax.set_ylabel("validation MAE (months)")
+    ax.set_title(ablation["question"], fontsize=9)
+    ax.legend(fontsize=8)
+    path = Path(out_dir) / f"learning_curves_{ablation['a'][1]}_vs_{ablation['b'][1]}.png"
+    io.atomic_savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_all(runs, results_dir, log=print, ablations=()):
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
         plot_experiment(results_dir, key, members, out)
+        by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
+        for ab in ablations:
+            a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
+            if a and b:
+                plot_learning_curves(results_dir, ab, a, b, out)
         log(f"Plots for {key[0]} {key[2]} ({len(members)} runs) -> {out}")

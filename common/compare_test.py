@@ -114,7 +114,38 @@ def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
     text = compare.ablation_table(tmp_path, members, ablations)
     assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
     assert "; caveat: fewer steps in B |" in text
-    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` |" in text
+    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` | — |" in text
+    assert "| — (no per-epoch training times in metrics.csv) |" in text  # fake runs have no metrics.csv
+
+
+def timed_metrics(run_dir, val_mae, epoch_seconds):
+    """A metrics.csv as common/train.epoch_clock writes it (train_seconds: cumulative)."""
+    pd.DataFrame({"epoch": range(len(val_mae)), "val_mae": val_mae,
+                  "epoch_seconds": epoch_seconds, "train_seconds": np.cumsum(epoch_seconds)}).to_csv(
+        run_dir / "metrics.csv", index=False)
+
+
+def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_level_both_reach(tmp_path, monkeypatch):
+    """Transfer (A) reaches 20 months at its 2nd epoch; scratch (B) gets there only at its 4th: the
+    cell says so in minutes, and the pair's learning curves are drawn."""
+    from reproductions.__main__ import main
+    a = fake_run(tmp_path, "lite0_regressor", "r512", [110, 120, 60, 200])
+    b = fake_run(tmp_path, "lite0_regressor", "r512_scratch", [120, 130, 70, 210])
+    timed_metrics(a, [30.0, 18.0, 12.0, 11.0], [120, 120, 120, 120])
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [60, 60, 60, 60])  # B's best, 20, is the level both reach
+    members = [(r, "test") for r in loaded(tmp_path)]
+    ablation = {"question": "transfer?", "factor": "weights", "a": ("lite0_regressor", "r512"),
+                "b": ("lite0_regressor", "r512_scratch"), "commands": ["x"]}
+    text = compare.ablation_table(tmp_path, members, [ablation])
+    assert "| to 20.00 months: A 4.0 min (epoch 2), B 4.0 min (epoch 4); CPU (2 cores) |" in text
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [90, 90, 90, 90])
+    assert "A 4.0 min (epoch 2), B 6.0 min (epoch 4)" in compare.ablation_table(tmp_path, members, [ablation])
+    assert compare.minutes_to_reach(compare.learning_curve(tmp_path, loaded(tmp_path)[0]), 5.0) is None  # never reached
+
+    import reproductions.ablations
+    monkeypatch.setattr(reproductions.ablations, "ABLATIONS", (ablation,))
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_r512_vs_r512_scratch.png").is_file()
 
 
 def test_compare_command_writes_the_readme_and_plots(tmp_path):

@@ -23,7 +23,8 @@ def main(argv=None):
         return 2
     runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
     if not args.no_plots:
-        compare.plot_all(runs, args.results)
+        from reproductions.ablations import ABLATIONS
+        compare.plot_all(runs, args.results, ablations=ABLATIONS)
     results.regenerate(args.results)
     return 0
 
