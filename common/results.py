@@ -70,6 +70,16 @@ def paper_cell(numbers: dict) -> str:
             f"({numbers.get('short_citation', numbers.get('citation', ''))}, {headline.get('where', '')})")
 
 
+def initial_weights(record: dict) -> str:
+    """Where the run's weights started: another run (--init-from), an ImageNet file (--weights), or random."""
+    source = record.get("init_from")
+    if source:
+        return (f"run `{Path(source['run']).name}` ({source.get('dataset', '?')}, {source.get('image_size', '?')} px; "
+                f"{source.get('loaded_layers', '?')}/{source.get('layers', '?')} layers)")
+    weights = record.get("weights", "none")
+    return "random" if weights in (None, "", "none") else f"ImageNet (`{Path(weights).name}`)"
+
+
 def run_rows(runs, papers_numbers) -> list[str]:
     rows = []
     for r in runs:
@@ -86,7 +96,8 @@ def run_rows(runs, papers_numbers) -> list[str]:
                 _fmt(m["rmse"]["value"]), _fmt(m["bias"]["value"]), _fmt(100 * m["within_12"]["value"], 1) + "%",
                 f"{ev.get('dataset', ds.get('name', '?'))} (`{str(ev.get('dataset_fingerprint', ds.get('fingerprint', '?')))[:10]}`)",
                 split, str(ev.get("images", "?")), f"{r.get('image_size', '?')} px",
-                f"{ev.get('epochs_trained', r.get('epochs_done', '?'))}/{r.get('epochs', '?')}", str(r.get("precision", "?")),
+                f"{ev.get('epochs_trained', r.get('epochs_done', '?'))}/{r.get('epochs', '?')}", initial_weights(r),
+                str(r.get("precision", "?")),
                 hw.get("device", "?"), f"`{commit}`",
                 f"{_fmt(r.get('wall_time_s', float('nan')) / 60, 1)} min",
                 f"[run](results/{r['_dir']}/{split}/metrics.md)" if "_dir" in r else ""]))
@@ -94,8 +105,8 @@ def run_rows(runs, papers_numbers) -> list[str]:
 
 
 TABLE_HEAD = ("| paper | variant | paper's number (marked, with citation) | this code: MAE months [95% CI] | RMSE | "
-              "bias | within 12 mo | data (fingerprint) | split | n | image size | epochs | precision | hardware | "
-              "commit | train time | details |\n" + "|" + "---|" * 17)
+              "bias | within 12 mo | data (fingerprint) | split | n | image size | epochs | initial weights | precision | "
+              "hardware | commit | train time | details |\n" + "|" + "---|" * 18)
 
 
 def render(runs, papers_numbers, link_prefix="") -> str:

@@ -47,7 +47,7 @@ def test_table_from_run_records(tmp_path):
     assert row == [
         "| `larson18` | paper | **paper:** MAD 0.5 years (6.0 months); 200 exams (Larson et al. 2018, Abstract) | "
         "**10.00** [9.00, 11.00] | 10.00 | 10.00 | 50.0% | folder/rsna-thumbs100 (`abcdef0123`) | test | 1023 | "
-        "256 px | 4/4 | float32 | CPU (2 cores) | `0123456789` | 10.0 min | [run](larson18/run-a/test/metrics.md) |"]
+        "256 px | 4/4 | random | float32 | CPU (2 cores) | `0123456789` | 10.0 min | [run](larson18/run-a/test/metrics.md) |"]
     readme = (repo_readme := repro / "README.md").read_text()
     assert readme.startswith("# Larson18\n\nintro\n\n<!-- results:begin -->\n<!-- Generated")
     assert "\nold\n" not in readme and readme.endswith("<!-- results:end -->\n\ntail\n")
@@ -55,6 +55,16 @@ def test_table_from_run_records(tmp_path):
     # Regenerating is idempotent.
     results.regenerate(tmp_path / "results", tmp_path / "reproductions", log=lambda *_: None)
     assert repo_readme.read_text() == readme
+
+
+def test_the_initial_weights_are_named():
+    assert results.initial_weights({"weights": "none"}) == "random"
+    assert results.initial_weights({"weights": "/w/efficientnet_lite0_imagenet.h5"}) == (
+        "ImageNet (`efficientnet_lite0_imagenet.h5`)")
+    assert results.initial_weights({"weights": "none", "init_from": {
+        "run": "/r/results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px", "dataset": "folder/rsna-thumbs100",
+        "image_size": 100, "loaded_layers": 95, "layers": 96}}) == (
+        "run `folder-rsna-thumbs100_thumbs_100px` (folder/rsna-thumbs100, 100 px; 95/96 layers)")
 
 
 def test_no_runs_says_so(tmp_path):

@@ -56,6 +56,9 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--image-size", type=positive_int, default=None,
                    help="image size in px (the config's data.image_size)")
     p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
+    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                   help="train: start from another run's trained weights (the same network, e.g. its thumbnail run), "
+                        "every layer whose name and shapes match; the rest are listed and keep their initial weights")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
     p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
@@ -338,7 +341,7 @@ def epoch_clock(elapsed_before: float, run_dir):
 def train(task, args, log=print):
     import keras
 
-    from common import checkpoint
+    from common import checkpoint, init_from
     from common import data as data_lib
     from common.weights import NONE_VALUES
     config = make_config(task, args)
@@ -347,6 +350,8 @@ def train(task, args, log=print):
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
+    if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
+        init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
     precision = resolve_precision(args.precision)
     _set_policy(precision)
     strategy = _strategy()  # before any TensorFlow op: multi-worker collectives are configured at start-up
@@ -372,8 +377,13 @@ def train(task, args, log=print):
     if steps <= 0:
         raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
 
+    source = None
+    if getattr(args, "init_from", None):
+        source = init_from.read_source(args.init_from, task, config, sub_run=run_dir.name)
     with strategy.scope():
         model = build_and_load(task, config, args.weights, log)
+        if source is not None:
+            record["init_from"] = init_from.load_matching(model, source, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
     (run_dir / "checkpoints").mkdir(exist_ok=True)

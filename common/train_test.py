@@ -65,6 +65,23 @@ def test_train_then_evaluate_writes_every_file_and_record(tiny_task, tmp_path):
     assert len(predictions) == 16 and predictions["boneage_pred"].notna().all()
 
 
+def test_init_from_starts_a_run_from_another_runs_weights_and_records_it(tiny_task, tmp_path):
+    run, _ = tiny_task
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = run("train", "--data", "phantoms/tiny", "--out", str(first), "--epochs", "1", "--no-eval")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run("train", "--data", "phantoms/tiny", "--out", str(second), "--epochs", "1", "--no-eval",
+                 "--init-from", str(first))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Initialised from {first} (best.weights.h5): loaded 2 of 2 layers" in result.stdout
+    source = json.loads((second / "run.json").read_text())["init_from"]
+    assert (source["run"], source["loaded_layers"], source["skipped"]) == (str(first), 2, [])
+    assert source["commit"] == json.loads((first / "run.json").read_text())["commit"] and source["fingerprint"]
+    result = run("train", "--data", "phantoms/tiny", "--out", str(tmp_path / "third"), "--init-from", str(tmp_path))
+    assert result.returncode == 2 and "no config.json in it" in result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / "third" / "checkpoints").exists()  # refused before any training
+
+
 def test_predict_needs_sex_and_skips_unreadable_files(tiny_task, tmp_path, shared_data):
     run, _ = tiny_task
     out = tmp_path / "run"

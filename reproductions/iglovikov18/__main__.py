@@ -1,7 +1,7 @@
 """`python -m reproductions.iglovikov18 COMMAND --stage STAGE ...`: the chain, one stage at a time.
 
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
-             [--init-from RUN_DIR]   (segment/keypoints: start from a trained run of the stage)
+             [--init-from RUN_DIR]   (start from a trained run of the same stage: common/init_from.py)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
     register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs]
              (writes the dataset's registered canvases as a folder dataset for the age stages)
@@ -18,9 +18,7 @@ The age stages use common.train as it is (train, evaluate, the results table); s
 key points train through common.train.train and are evaluated here (Dice / IoU, pixels).
 """
 import argparse
-import dataclasses
 import sys
-from pathlib import Path
 
 from reproductions.iglovikov18 import config as ig_config
 
@@ -52,28 +50,12 @@ def _age_needs_registration(rest, log=print):
             "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
 
 
-def _with_init(task, init_from, stage_names, log=print):
-    """The task whose model starts from a trained run's best weights (same stage and sizes)."""
-    if not init_from:
-        return task
-    from reproductions.iglovikov18 import chain
-    _, weights = chain.check_run(init_from, stage_names)
-
-    def build_model(config):
-        model = task.build_model(config)
-        model.load_weights(weights)
-        log(f"Starting from the weights of {init_from} ({weights.name})")
-        return model
-    return dataclasses.replace(task, build_model=build_model)
-
-
 def _shared_parser(task, command):
     from common import train as common_train
     p = argparse.ArgumentParser(prog=f"python -m reproductions.iglovikov18 {command}")
     common_train.add_shared_flags(p, task)
     p.add_argument("--split", default="test")
     p.add_argument("--no-eval", action="store_true")
-    p.add_argument("--init-from", default=None)
     return p
 
 
@@ -90,9 +72,11 @@ def _train_or_evaluate_stage(command, stage, base, rest):
     args = _shared_parser(task, command).parse_args(rest + ["--variant", ig_config.variant_name(base, stage)])
     evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
     if command == "train":
-        if args.init_from:
+        if args.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
+            from reproductions.iglovikov18 import chain
+            chain.check_run(args.init_from, (stage,))
             args.set = list(args.set) + [f"{stage}.init_from={args.init_from}"]
-        run_dir, _, handle, config = common_train.train(_with_init(task, args.init_from, (stage,)), args)
+        run_dir, _, handle, config = common_train.train(task, args)
         if not args.no_eval and args.split in handle.splits:
             evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
         return 0

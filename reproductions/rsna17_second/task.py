@@ -231,6 +231,12 @@ def run_train(task, args, log=print):
                                _sub_config(config, sex)), limit=args.limit)}
                      for sex, s in subs.items()},
     })
+    if first.get("init_from"):  # --init-from: each sex started from the same sex's network of the source run
+        source = dict(first["init_from"])
+        source["run"] = str(Path(source["run"]).parent) if Path(source["run"]).name in SEXES else source["run"]
+        record["init_from"] = source
+        for sex, s in subs.items():
+            record["sub_runs"][sex]["init_from"] = s.get("init_from")
     io.atomic_write_json(run_dir / "config.json", config.to_dict())
     io.atomic_to_csv(combined_history(run_dir, sexes), run_dir / "metrics.csv")
     io.atomic_write_json(run_dir / "run.json", record)
