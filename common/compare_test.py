@@ -146,6 +146,7 @@ def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_leve
     monkeypatch.setattr(reproductions.ablations, "ABLATIONS", (ablation,))
     assert main(["compare", "--results", str(tmp_path)]) == 0
     assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_r512_vs_r512_scratch.png").is_file()
+    assert "| transfer? | weights | `lite0_regressor / r512` |" in (tmp_path / "README.md").read_text()  # the tables got it too
 
 
 def test_compare_command_writes_the_readme_and_plots(tmp_path):

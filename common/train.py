@@ -168,15 +168,16 @@ def in_results(run_dir) -> bool:
     return Path(run_dir).resolve().is_relative_to(Path(RESULTS_DIR).resolve())
 
 
-def update_tables(run_dir, log=print):
+def update_tables(run_dir, log=print, ablations=()):
     """Regenerates the results tables after a run inside RESULTS_DIR; a run kept elsewhere (--out)
-    leaves them alone: a command writes only where it was told to."""
+    leaves them alone: a command writes only where it was told to. `ablations`: the pairs the
+    comparison reports, handed in by the paper's command (reproductions.registry.ablations())."""
     if not in_results(run_dir):
         log(f"The results tables in {RESULTS_DIR} were left alone: {run_dir} is outside that folder. To add the "
             f"run, copy it to {RESULTS_DIR}/<paper>/ and run `python -m reproductions compare`.")
         return
     from common import results
-    results.regenerate(RESULTS_DIR, log=log)
+    results.regenerate(RESULTS_DIR, log=log, ablations=ablations)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -300,9 +301,20 @@ def build_and_load(task, config, weights=None, log=print):
         log(f"Training {task.backbone_name} from scratch (--weights none). The paper started from "
             f"ImageNet weights: pass --weights PATH ({task.weights_hint}) to match it.")
         if config.get("model", {}).get("pretrained") == "imagenet":
+            scratch = random_init_variants(task)
             log("WARNING: this config is the paper's fine-tuning setting (it assumes ImageNet weights); from "
-                "random weights it learns slowly. Use --variant scratch (or --small) to train from scratch.")
+                "random weights it learns slowly. " + (
+                    f"Use --variant {scratch[0]} (or another variant set for random weights: "
+                    f"{', '.join(scratch[1:]) or 'none'}) to train from scratch." if scratch else
+                    "No variant of this paper is set for random weights."))
     return model
+
+
+def random_init_variants(task) -> list[str]:
+    """The task's variants whose config is set for random initial weights (model.pretrained other
+    than "imagenet"), the one named "scratch" first: what the fine-tuning warning suggests."""
+    out = [v for v in task.variants if task.get_config(v).get("model", {}).get("pretrained") != "imagenet"]
+    return sorted(out, key=lambda v: v != "scratch")
 
 
 def _logged_seconds(history) -> float:
@@ -660,7 +672,9 @@ def predict(task, args, log=print):
 
 
 # ----------------------------------------------------------------------------- CLI
-def main(task, argv=None):
+def main(task, argv=None, ablations=()):
+    """The command line of one paper. `ablations` (reproductions.registry.ablations()) go into the
+    results tables that train and evaluate regenerate: common/ imports nothing from reproductions/."""
     parser = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
@@ -692,9 +706,9 @@ def main(task, argv=None):
                 print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
             else:
                 evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
-                update_tables(run_dir)
+                update_tables(run_dir, ablations=ablations)
         elif args.command == "evaluate":
-            update_tables(evaluate(task, args).parent)  # evaluate returns <run>/<split>
+            update_tables(evaluate(task, args).parent, ablations=ablations)  # evaluate returns <run>/<split>
         else:
             predict(task, args)
     except (DataError, LabelError, WeightsError, UsageError) as e:

@@ -7,6 +7,7 @@ import sys
 
 from common import compare, results
 from common.errors import UsageError
+from reproductions import registry
 
 
 def main(argv=None):
@@ -22,10 +23,10 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
+    ablations = registry.ablations()  # handed to common/, which imports nothing from reproductions/
     if not args.no_plots:
-        from reproductions.ablations import ABLATIONS
-        compare.plot_all(runs, args.results, ablations=ABLATIONS)
-    results.regenerate(args.results)
+        compare.plot_all(runs, args.results, ablations=ablations)
+    results.regenerate(args.results, ablations=ablations)
     return 0
 
 

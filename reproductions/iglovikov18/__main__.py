@@ -122,7 +122,9 @@ def main(argv=None):
                     common_train.require_trained(AGE_TASK, common_train.run_dir_of(
                         AGE_TASK, args, common_train.make_config(AGE_TASK, args)))
                 _age_needs_registration(rest)
-                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant])
+                from reproductions import registry
+                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant],
+                                           ablations=registry.ablations())
                 if status == 0 and (args.out is None or common_train.in_results(args.out)):  # else left as they are
                     regions.regenerate()
                 return status

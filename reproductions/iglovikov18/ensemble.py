@@ -109,7 +109,8 @@ def main(base, argv, log=print):
     log(f"{args.split}: ensemble of {len(members)} MAE {overall['mae']['value']:.2f} months "
         f"[{overall['mae']['ci_low']:.2f}, {overall['mae']['ci_high']:.2f}] on {len(table)} images -> {out}")
     from common import train as common_train
-    common_train.update_tables(out, log)  # only for an ensemble inside the results folder
+    from reproductions import registry
+    common_train.update_tables(out, log, ablations=registry.ablations())  # only for an ensemble inside the results folder
     if common_train.in_results(out):
         from reproductions.iglovikov18 import regions
         regions.regenerate()
