@@ -12,9 +12,12 @@ only when their test ids are identical.
 For each experiment: one table (MAE, RMSE, bias, within 12 months, each with its bootstrap 95%
 interval, beside each paper's own number, marked as the paper's); a paired bootstrap of the MAE
 difference for every pair of runs (the verdict "real" only when the 95% interval excludes 0);
-the ablations of reproductions/ablations.py, each with the training time both of its runs needed
-to reach the validation MAE both reach (from metrics.csv) and its learning curves; and plots
-across methods (MAE by age band, Bland-Altman grid, predicted vs reference grid).
+the ablations, each with the training time both of its runs needed to reach the validation MAE
+both reach (from metrics.csv) and its learning curves; and plots across methods: a forest plot
+(each run's MAE with its 95% interval, grouped by paper, against the no-learning reference: the
+figure to read first), MAE by age band, Bland-Altman grid, predicted vs reference grid. The
+ablations (reproductions/ablations.py) are handed in by the caller (reproductions/registry.py):
+common/ imports nothing from reproductions/.
 """
 from __future__ import annotations
 
@@ -194,15 +197,21 @@ def time_to_common_level(results_dir, run_a, run_b) -> str:
     return f"to {level:.2f} months: A {ma:.1f} min (epoch {ea}), B {mb:.1f} min (epoch {eb}); {where}"
 
 
+_REFERENCES: dict = {}  # (key, data_dir) -> mean_predictor's answer; keyed by content fingerprint, so never stale
+
+
 def mean_predictor(key, data_dir=None) -> dict | None:
     """The no-learning reference of an experiment: MAE on its split of predicting the training
     split's mean age, pooled and per sex, from the dataset's own labels. None when the dataset
-    is not built on this machine or its content differs from the runs' (fingerprint)."""
+    is not built on this machine or its content differs from the runs' (fingerprint). A found
+    reference is kept for the process: the plots and the tables of one `compare` read the labels once."""
+    if (key, str(data_dir)) in _REFERENCES:
+        return _REFERENCES[(key, str(data_dir))]
     from common import data, pipeline
     dataset, fingerprint, split = key
     handle = data.open_built(dataset, data_dir)
     if handle is None or handle.fingerprint() != fingerprint or not {"train", split} <= set(handle.splits):
-        return None
+        return None  # not kept: the dataset may be built later in the same process
 
     def labels(s):  # ages and sexes only: the images are never decoded
         pairs = pipeline.read_split(handle, s).map(lambda e: (e["boneage_months"], e["male"]))
@@ -211,8 +220,10 @@ def mean_predictor(key, data_dir=None) -> dict | None:
     train_age, train_male = labels("train")
     age, male = labels(split)
     per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
-    return {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
-            "per_sex": float(np.abs(age - per_sex).mean())}
+    reference = {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
+                 "per_sex": float(np.abs(age - per_sex).mean())}
+    _REFERENCES[(key, str(data_dir))] = reference
+    return reference
 
 
 def slug(key) -> str:
@@ -228,8 +239,11 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         dataset, fingerprint, split = key
-        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", "",
-                comparison_table(members, paper_cells), ""]
+        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", ""]
+        plot_dir = Path(results_dir) / "comparison" / slug(key)
+        if plots_linked and (plot_dir / "forest_mae.png").is_file():
+            out += [f"![MAE per run with 95% intervals, grouped by paper](comparison/{slug(key)}/forest_mae.png)", ""]
+        out += [comparison_table(members, paper_cells), ""]
         reference = mean_predictor(key)
         if reference:
             out += [f"No-learning reference on these {reference['n']} images: predicting each sex's training-split "
@@ -241,7 +255,6 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
                                                   for r, _ in members)]
         if relevant:
             out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
-        plot_dir = Path(results_dir) / "comparison" / slug(key)
         if plots_linked and plot_dir.exists():
             pngs = sorted(p.name for p in plot_dir.glob("*.png"))
             out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]
@@ -306,6 +319,86 @@ def plot_experiment(results_dir, key, members, out_dir):
         plt.close(fig)
 
 
+def paper_colours(runs) -> dict:
+    """{paper: colour}, one distinct colour per paper (tab10, tab20 beyond ten papers), by paper
+    name: a paper keeps its colour in every experiment's plots."""
+    import matplotlib
+    from matplotlib import colors
+    papers = sorted({str(run.get("paper", "?")) for run in runs})
+    cmap = matplotlib.colormaps["tab10" if len(papers) <= 10 else "tab20"]
+    return {paper: colors.to_hex(cmap(i % cmap.N)) for i, paper in enumerate(papers)}
+
+
+def forest_rows(members) -> list[dict]:
+    """The forest plot's rows, top to bottom: papers in blocks, the block of the paper with the
+    lowest MAE first, and within a block its runs by MAE. Each row: paper, label, estimate and
+    the primary estimate's MAE with its 95% bootstrap interval (NaN where the record has none)."""
+    def number(x):
+        return float("nan") if x is None else float(x)
+    rows = []
+    for run, split in members:
+        m, estimate = _primary(run, split)
+        mae = m["mae"]
+        rows.append({"paper": str(run.get("paper", "?")), "label": label(run), "estimate": estimate,
+                     "mae": number(mae["value"]), "ci_low": number(mae.get("ci_low")),
+                     "ci_high": number(mae.get("ci_high"))})
+    best = {}
+    for r in rows:
+        best[r["paper"]] = min(best.get(r["paper"], np.inf), r["mae"])
+    return sorted(rows, key=lambda r: (best[r["paper"]], r["paper"], r["mae"], r["label"]))
+
+
+def plot_forest(key, members, out_dir, reference: dict | None = None, colours: dict | None = None) -> Path:
+    """forest_mae.png: one row per run with its test MAE and 95% bootstrap interval, papers in
+    blocks of their own colour (best paper first, runs by MAE within it), and the no-learning
+    reference (mean_predictor: each sex's training-split mean age) as a dashed vertical line
+    when it is known."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    rows = forest_rows(members)
+    colours = colours or paper_colours([run for run, _ in members])
+    n_legend = len({r["paper"] for r in rows}) + bool(reference)
+    legend_inches = 0.1 + 0.2 * int(np.ceil(n_legend / 3))  # below the axes, three entries a line
+    height = 1.6 + 0.42 * len(rows) + legend_inches
+    fig, ax = plt.subplots(figsize=(8, height))
+    y = np.arange(len(rows))[::-1]  # the first row at the top
+    for yi, r in zip(y, rows):
+        lo, hi = r["ci_low"], r["ci_high"]
+        xerr = [[r["mae"] - lo if lo == lo else 0.0], [hi - r["mae"] if hi == hi else 0.0]]
+        ax.errorbar(r["mae"], yi, xerr=xerr, fmt="o", color=colours[r["paper"]], ecolor=colours[r["paper"]],
+                    capsize=3, markersize=5, linewidth=1.5)
+        interval = f" [{lo:.2f}, {hi:.2f}]" if lo == lo and hi == hi else ""
+        ax.annotate(f"{r['mae']:.2f}{interval}", (1.0, yi), xycoords=("axes fraction", "data"),
+                    xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    for yi, previous, r in zip(y[1:], rows, rows[1:]):  # a thin rule between two papers' blocks
+        if r["paper"] != previous["paper"]:
+            ax.axhline(yi + 0.5, color="0.85", linewidth=0.8)
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    for tick, r in zip(ax.get_yticklabels(), rows):
+        tick.set_color(colours[r["paper"]])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    handles = [Patch(color=colours[p], label=p) for p in dict.fromkeys(r["paper"] for r in rows)]
+    if reference:
+        ax.axvline(reference["per_sex"], color="0.3", linestyle="--", linewidth=1)
+        handles.append(plt.Line2D([], [], color="0.3", linestyle="--",
+                                  label=f"no learning: each sex's training mean ({reference['per_sex']:.2f})"))
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    ax.set_xlabel("test MAE, months (95% bootstrap interval)")
+    run, split = members[0]
+    n = run["evaluations"][split].get("images", "?")
+    ax.set_title(f"MAE per run, grouped by paper — {key[0]} ({key[2]} split, n={n})", fontsize=9)
+    ax.grid(axis="x", color="0.92")
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 1))
+    path = Path(out_dir) / "forest_mae.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.atomic_savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
 def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path | None:
     """Validation MAE against training minutes for the two runs of an ablation; None without curves."""
     curves = [learning_curve(results_dir, r) for r in (a_run, b_run)]
@@ -328,8 +421,12 @@ def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path |
 
 
 def plot_all(runs, results_dir, log=print, ablations=()):
+    """Every experiment's plots in results/comparison/<experiment>/; `ablations` (handed in by the
+    caller: reproductions.registry.ablations()) add each pair's learning curves."""
+    colours = paper_colours(runs)
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
+        plot_forest(key, members, out, reference=mean_predictor(key), colours=colours)
         plot_experiment(results_dir, key, members, out)
         by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
         for ab in ablations:

@@ -158,8 +158,54 @@ def test_compare_command_writes_the_readme_and_plots(tmp_path):
     assert "## Side by side, one experiment at a time" in text and "On the full RSNA data with a GPU" in text
     assert "| `rsna17_winner / thumbs` | `larson18 / thumbs` |" in text  # the paired row
     plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
-    assert plots == ["bland_altman_grid.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
+    assert plots == ["bland_altman_grid.png", "forest_mae.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
     assert "(comparison/folder-rsna-thumbs100-ffffffffff-test/mae_by_age_band.png)" in text
+    assert "![MAE per run with 95% intervals, grouped by paper](comparison/folder-rsna-thumbs100-ffffffffff-test/forest_mae.png)" in text
+
+
+def test_forest_plot_groups_runs_by_paper_sorted_by_mae_with_the_no_learning_reference(tmp_path, monkeypatch):
+    """One row per run with its MAE and 95% interval; papers in blocks (best paper first), each in its
+    own colour, runs by MAE within a block; the no-learning reference as a dashed vertical line."""
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])            # MAE 10
+    fake_run(tmp_path, "larson18", "thumbs_nosex", [100, 100, 60, 200])      # MAE 5
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])       # MAE 2.5: its paper's block first
+    fake_run(tmp_path, "rsna17_winner", "thumbs_nosex", [130, 140, 60, 200])  # MAE 12.5
+    fake_run(tmp_path, "rsna17_second", "thumbs", [104, 124, 64, 204])       # MAE 4
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    rows = compare.forest_rows(members)
+    assert [(r["label"], r["mae"], r["ci_low"], r["ci_high"]) for r in rows] == [
+        ("rsna17_winner / thumbs", 2.5, 1.5, 3.5), ("rsna17_winner / thumbs_nosex", 12.5, 11.5, 13.5),
+        ("rsna17_second / thumbs", 4.0, 3.0, 5.0),
+        ("larson18 / thumbs_nosex", 5.0, 4.0, 6.0), ("larson18 / thumbs", 10.0, 9.0, 11.0)]
+    colours = compare.paper_colours(loaded(tmp_path))
+    assert sorted(colours) == ["larson18", "rsna17_second", "rsna17_winner"] and len(set(colours.values())) == 3
+
+    drawn = {}
+    real_savefig = compare.io.atomic_savefig
+
+    def keep(fig, path, **kwargs):
+        real_savefig(fig, path, **kwargs)
+        if path.name != "forest_mae.png":
+            return
+        (ax,) = fig.axes
+        ticks = sorted(zip(ax.get_yticks(), ax.get_yticklabels()), key=lambda t: -t[0])  # top row first
+        drawn[path.name] = {
+            "labels": [t.get_text() for _, t in ticks], "label_colours": [t.get_color() for _, t in ticks],
+            "dashed": [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]}
+    monkeypatch.setattr(compare.io, "atomic_savefig", keep)
+    path = compare.plot_forest(key, members, tmp_path / "plots", reference={"n": 4, "pooled": 31.0, "per_sex": 30.5},
+                               colours=colours)
+    assert path == tmp_path / "plots" / "forest_mae.png" and path.stat().st_size > 0
+    assert drawn["forest_mae.png"]["labels"] == [r["label"] for r in rows]
+    assert drawn["forest_mae.png"]["label_colours"] == [colours[r["paper"]] for r in rows]
+    assert drawn["forest_mae.png"]["dashed"] == [30.5]
+    compare.plot_forest(key, members, tmp_path / "plots", reference=None)  # reference unknown: no line
+    assert drawn["forest_mae.png"]["dashed"] == []
+
+    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
+    compare.plot_all(loaded(tmp_path), tmp_path, log=lambda *_: None)  # plot_all draws it with the experiment's reference
+    assert drawn["forest_mae.png"]["dashed"] == [29.0]
+    assert (tmp_path / "comparison" / compare.slug(key) / "forest_mae.png").is_file()
 
 
 def test_mean_predictor_reads_the_labels_of_the_built_dataset_and_refuses_other_content(tiny_phantoms, data_dir):
