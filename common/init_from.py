@@ -56,7 +56,7 @@ def find_source_run(init_from, sub_run: str | None = None) -> Path:
     run_dir = Path(init_from).expanduser()
     if not run_dir.is_dir():
         raise UsageError(f"--init-from {init_from}: no such run directory")
-    if not (run_dir / "config.json").is_file() and sub_run and (run_dir / sub_run / "config.json").is_file():
+    if sub_run and (run_dir / sub_run / "config.json").is_file():  # before RUN_DIR's own: its config is the combined one
         run_dir = run_dir / sub_run
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"--init-from {init_from}: no config.json in it; expected a run directory that `train` wrote")

@@ -60,7 +60,9 @@ def test_a_run_of_sub_runs_gives_the_sub_run_of_the_same_name(tmp_path):
     parent = tmp_path / "second"
     parent.mkdir()
     run.rename(parent / "female")
+    (parent / "config.json").write_text(json.dumps({"name": "net"}))  # the combined run's own config, no weights
     assert init_from.find_source_run(parent, sub_run="female") == parent / "female"
+    assert init_from.find_source_run(parent, sub_run="elsewhere") == parent
 
 
 def test_wrong_sources_are_refused_with_the_reason(tmp_path):

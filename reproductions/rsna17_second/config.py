@@ -19,9 +19,7 @@ Commands (run from the repository root):
     python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_whole --sex both
     T=runs/rsna17_second-thumbs     # weights are never committed: retrain the thumbs run into a fresh directory first
     python -m reproductions.rsna17_second train --variant thumbs --data folder:../shared/data/rsna-thumbs100 --out $T
-    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-512 --variant r512 --sex female --precision mixed_bfloat16 --init-from $T/female
-    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-512 --variant r512 --sex male --precision mixed_bfloat16 --init-from $T/male
-    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-512 --variant r512 --sex both --precision mixed_bfloat16   # combines the two, evaluates
+    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-512 --variant r512 --precision mixed_bfloat16 --init-from $T
     python -m reproductions.rsna17_second train --sex female ...    # one sex only (default: both)
     python -m reproductions.rsna17_second evaluate --out RUN_DIR    # mean / median / learned fusion
     python -m reproductions.rsna17_second predict FILE --sex F --out RUN_DIR
@@ -46,10 +44,9 @@ budget with 4 epochs (~38 minutes; the arithmetic is at its `train.epochs`).
 The `r512` variant (954 real radiographs at long side 512: 763 in training, 369 girls and 394
 boys; issue 17) is the paper's geometry (hand crop + CLAHE at 512 px, the 7 x 7 grid of 128-px
 patches) with a fresh random 14 of the 49 positions per radiograph and epoch, 14 epochs. Each
-sex's network starts from the same sex's network of the `thumbs` run (`--init-from $T/<sex>`, one
-sex per command: `--init-from $T` with `--sex both` finds the finished run's combined config.json
-and looks for weights beside it, not in its sex sub-runs; all layers match: the pooled ResNet-50
-does not depend on the patch size). Weights are never committed, so the `thumbs` run is
+sex's network starts from the same sex's network of the `thumbs` run (`--init-from $T` takes
+$T/female for the girls' network and $T/male for the boys'; all layers match: the pooled
+ResNet-50 does not depend on the patch size). Weights are never committed, so the `thumbs` run is
 retrained first, into a fresh directory (in the committed one `train` skips both sexes, whose
 records say they are trained); without `--init-from` the run starts from random weights. Its
 run goes to results/rsna17_second/folder-rsna-512_r512_512px. Estimated from the measured train
