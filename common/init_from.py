@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 from pathlib import Path
 
-from common.config import Config
 from common.errors import UsageError
-
-WEIGHTS = ("checkpoints/best.weights.h5", "checkpoints/last.weights.h5")  # best if validation picked one, else last
+from common.runs import WEIGHTS, RunDir  # WEIGHTS: best if validation picked one, else last
 
 
 @dataclasses.dataclass
@@ -67,11 +64,11 @@ def check_source(init_from, config, sub_run=None):
     """(run directory, weights file, config) of the source run, checked without building anything:
     `train` calls it before any data is built. Refuses another paper's run and a run without weights."""
     run_dir = find_source_run(init_from, sub_run)
-    source_config = Config(json.loads((run_dir / "config.json").read_text()))
+    source_config = RunDir(run_dir).config()
     if source_config.get("name") != config.get("name"):
         raise UsageError(f"--init-from {run_dir}: a {source_config.get('name')} run; this is a {config.get('name')} "
                          "run, and only the same network's weights can start it")
-    weights = next((run_dir / w for w in WEIGHTS if (run_dir / w).is_file()), None)
+    weights = RunDir(run_dir).best_weights()
     if weights is None:
         raise UsageError(f"--init-from {run_dir}: no trained weights ({' or '.join(WEIGHTS)}); train it first "
                          "(weights are never committed: a run from the repository has only its record)")
@@ -86,8 +83,7 @@ def read_source(init_from, task, config, sub_run=None) -> Source:
     model.load_weights(weights)
     layers = [(path, type(layer).__name__, [w.numpy() if hasattr(w, "numpy") else w for w in layer.get_weights()])
               for path, layer in weighted_layers(model)]
-    record_path = run_dir / "run.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record = RunDir(run_dir).record()
     return Source(run_dir, weights, layers, record)
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from common import io
+from common import runs as runs_lib
 from common.errors import UsageError
 from common.provenance import REPO_ROOT
 
@@ -40,10 +41,12 @@ def check_results_dir(results_dir):
 
 
 def load_runs(results_dir=RESULTS_DIR) -> list[dict]:
+    """The run records of a results folder (common.runs.find_runs), each with "_dir": its run
+    directory relative to the folder. An unreadable record stops with a message naming its file."""
     runs = []
-    for path in sorted(Path(results_dir).glob("*/*/run.json")):
-        record = json.loads(path.read_text())
-        record["_dir"] = path.parent.relative_to(results_dir).as_posix()
+    for run in runs_lib.find_runs(results_dir):
+        record = run.record()
+        record["_dir"] = run.path.relative_to(results_dir).as_posix()
         runs.append(record)
     return runs
 

@@ -7,7 +7,7 @@
     predict   bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
 
 Run directory (default results/<paper>/<data>_<variant>_<size>px; --out to choose):
-    config.json  run.json (the run record)  metrics.csv (per epoch)  <split>/ (evaluation)
+    config.json  run.json (the run record: common/runs.py)  metrics.csv (per epoch)  <split>/ (evaluation)
     checkpoints/ backup/ tensorboard/   (weights and logs: never committed)
 """
 import argparse
@@ -25,6 +25,7 @@ from common import io, provenance
 from common.config import Config
 from common.datasets.base import DataError
 from common.errors import UsageError
+from common.runs import RunDir, run_name
 
 # BONEAGE_RESULTS_DIR moves run directories and the generated table elsewhere (the tests use it,
 # so that running them never rewrites the committed results).
@@ -90,8 +91,7 @@ def resolve_precision(flag: str) -> str:
 
 
 def default_run_dir(task, data_name: str, config) -> Path:
-    slug = data_name.replace("/", "-")
-    return RESULTS_DIR / task.paper / f"{slug}_{config.variant}_{config.data.image_size}px"
+    return RESULTS_DIR / task.paper / run_name(data_name, config.variant, config.data.image_size)
 
 
 def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
@@ -129,9 +129,7 @@ def trained_weights(run_dir) -> list[Path]:
     """The weights files of a run: checkpoints/best and last, in the run or in its sub-runs (one
     directory down: rsna17_second trains one model per sex in <run>/<sex>/). A run record alone does
     not count: the committed results have records, but weights are never committed."""
-    names = ("checkpoints/best.weights.h5", "checkpoints/last.weights.h5")
-    return [p for name in names for p in (Path(run_dir) / name, *sorted(Path(run_dir).glob(f"*/{name}")))
-            if p.is_file()]
+    return RunDir(run_dir).weights_files()
 
 
 def run_commit(record: dict) -> str:
@@ -144,7 +142,7 @@ def require_trained(task, run_dir, what: str | None = None, instead: str = "--ou
     the model ("iglovikov18 segment"; default the paper), `instead` the flag that picks another run."""
     if trained_weights(run_dir):
         return
-    status = _record(run_dir).get("status")
+    status = RunDir(run_dir).record().get("status")
     why = (f"its run.json says {status!r}, but the weights are not there: they are never committed"
            if status else "no checkpoints/best.weights.h5 or last.weights.h5 there or in a sub-run")
     raise UsageError(f"no trained {what or task.paper} model in {run_dir} ({why}). Train it first with the same "
@@ -153,14 +151,14 @@ def require_trained(task, run_dir, what: str | None = None, instead: str = "--ou
 
 def describe_run(run_dir) -> str:
     """How a command's log names the run it uses: "RUN (trained on DATA, commit C)"."""
-    record = _record(run_dir)
+    record = RunDir(run_dir).record()
     return f"{run_dir} (trained on {record.get('dataset', {}).get('name', '?')}, commit {run_commit(record)})"
 
 
 def run_columns(run_dir, suffix: str = "") -> dict:
     """The columns that make a predictions file traceable on its own: the run that answered and the
     commit it was trained at (`suffix` tells apart the runs of a chain: "_segment")."""
-    return {f"run_dir{suffix}": str(run_dir), f"run_commit{suffix}": run_commit(_record(run_dir))}
+    return {f"run_dir{suffix}": str(run_dir), f"run_commit{suffix}": run_commit(RunDir(run_dir).record())}
 
 
 def in_results(run_dir) -> bool:
@@ -250,15 +248,6 @@ def read_history(run_dir) -> pd.DataFrame:
     history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
     history["epoch"] = history["epoch"] + 1  # Keras counts from 0; people count from 1
     return history.reset_index(drop=True)
-
-
-def _record(run_dir) -> dict:
-    path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_record(run_dir, record):
-    io.atomic_write_json(Path(run_dir) / "run.json", record)
 
 
 def _set_policy(precision):
@@ -373,7 +362,7 @@ def train(task, args, log=print):
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"{task.paper}: {handle.describe()}; precision {precision}; run directory {run_dir}")
 
-    record = _record(run_dir)
+    record = RunDir(run_dir).record()
     previous = record.get("config")
     if previous and previous != json.loads(json.dumps(config.to_dict())):
         changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.to_dict().get(k))
@@ -443,7 +432,7 @@ def train(task, args, log=print):
     })
     record.setdefault("started", provenance.now())
     record.pop("evaluations", None)  # the weights are about to change: old evaluations no longer describe them
-    _save_record(run_dir, record)
+    RunDir(run_dir).write_record(record)
     start = time.time()
     status = "failed"
     try:
@@ -462,7 +451,7 @@ def train(task, args, log=print):
         if monitor in history and len(history):
             best = history.loc[history[monitor].idxmin() if mode == "min" else history[monitor].idxmax()]
             record["best_epoch"], record[f"best_{monitor}"] = int(best["epoch"]), float(best[monitor])
-        _save_record(run_dir, record)
+        RunDir(run_dir).write_record(record)
     units = " months" if task.monitor == "mae" else ""
     log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best {monitor} "
         f"{record.get(f'best_{monitor}', float('nan')):.4g}{units} (epoch {record.get('best_epoch')}).")
@@ -502,10 +491,8 @@ def load_trained(task, config, run_dir, model=None, log=print):
     Returns (model, what was loaded, for the run record). A task whose run is not one set of
     weights (rsna17_second: one model per sex in sub-runs) passes its own `Task.load_trained`.
     """
-    weights = Path(run_dir) / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = Path(run_dir) / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
+    weights = RunDir(run_dir).best_weights()
+    if weights is None:
         raise UsageError(f"no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
     if model is None:
         model = task.build_model(config)
@@ -525,10 +512,11 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
         run_dir = run_dir_of(task, args, config, log)
         require_trained(task, run_dir)
     run_dir = Path(run_dir)
-    record = _record(run_dir)
-    if from_flags and (run_dir / "config.json").exists():
+    record = RunDir(run_dir).record()
+    saved = RunDir(run_dir).config() if from_flags else None
+    if saved is not None:
         # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+        config = saved
     if handle is None:
         spec = args.data or record.get("dataset", {}).get("name")
         handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
@@ -568,7 +556,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     if record.get("status") == "trained":
         record["status"] = "evaluated"
     record.setdefault("paper", task.paper)
-    _save_record(run_dir, record)
+    RunDir(run_dir).write_record(record)
     primary = summaries[next(iter(estimates))]
     log(f"{split}: MAE {primary['mae']['value']:.2f} months "
         f"[{primary['mae']['ci_low']:.2f}, {primary['mae']['ci_high']:.2f}] on {len(ids)} images -> {out_dir}")
@@ -632,8 +620,9 @@ def predict(task, args, log=print):
     require_trained(task, run_dir)
     log(f"Predicting with the run {describe_run(run_dir)}" + (
         "" if args.out else "; the run --data, --small/--variant and --image-size name, or pass --out RUN_DIR"))
-    if (run_dir / "config.json").exists():
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+    saved = RunDir(run_dir).config()
+    if saved is not None:
+        config = saved
     if task.sex_needed(config):  # per run: an ablation variant without the sex input needs none
         unknown = [str(f) for f, s in sexes.items() if s is None]
         if unknown:

@@ -19,10 +19,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         results.check_results_dir(args.results)  # before the plots: nothing is written to a wrong folder
+        runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]  # an unreadable record: its file
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
     ablations = registry.ablations()  # handed to common/, which imports nothing from reproductions/
     if not args.no_plots:
         compare.plot_all(runs, args.results, ablations=ablations)

@@ -61,11 +61,9 @@ def _shared_parser(task, command):
 
 def _train_or_evaluate_stage(command, stage, base, rest):
     """Segmentation or key points: common.train.train, then the stage's own evaluation."""
-    import json
-
     from common import data as data_lib
     from common import train as common_train
-    from common.config import Config
+    from common.runs import RunDir
     from reproductions.iglovikov18 import stages
     from reproductions.iglovikov18.task import TASKS
     task = TASKS[stage]
@@ -84,8 +82,9 @@ def _train_or_evaluate_stage(command, stage, base, rest):
     run_dir = common_train.run_dir_of(task, args, config)
     common_train.require_trained(task, run_dir)  # before the data is built: a missing run is said at once
     handle = data_lib.resolve(args.data, data_dir=args.data_dir)
-    if (run_dir / "config.json").exists():
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+    saved = RunDir(run_dir).config()
+    if saved is not None:
+        config = saved
     evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
     return 0
 
