@@ -2,7 +2,8 @@
 
     train     fit with the config's optimizer and schedule; checkpoint every epoch; resume
               after any interruption by rerunning the same command; then evaluate and
-              regenerate the results tables
+              regenerate the results tables. With KERAS_BACKEND=jax, data parallel on every
+              device of the machine (--devices)
     evaluate  metrics, intervals and plots of a trained run on a split (default: test)
     predict   bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
 
@@ -46,6 +47,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def devices_flag(text: str):
+    """argparse type of --devices: "auto" or a whole number of at least 1."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME, "
                    "rsna/CONFIG (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
@@ -60,6 +66,10 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--init-from", default=None, metavar="RUN_DIR",
                    help="train: start from another run's trained weights (the same network, e.g. its thumbnail run), "
                         "every layer whose name and shapes match; the rest are listed and keep their initial weights")
+    p.add_argument("--devices", type=devices_flag, default="auto", metavar="N|auto",
+                   help="train: how many of this machine's devices share each batch (data parallel, KERAS_BACKEND=jax "
+                        "only; the batch size must divide by N): auto = every device JAX sees, 1 = one device. "
+                        "evaluate and predict run on one device")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
     p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
@@ -180,24 +190,109 @@ def update_tables(run_dir, log=print, ablations=()):
 
 # ----------------------------------------------------------------------------- helpers
 def _strategy():
-    """The distribution strategy (TensorFlow backend).
+    """The TensorFlow backend's distribution strategy: always the default one (one device).
 
-    TF_CONFIG set (one per machine): MultiWorkerMirroredStrategy across the workers it names;
-    several local GPUs: MirroredStrategy; otherwise the default (one device).
+    TensorFlow's MirroredStrategy and MultiWorkerMirroredStrategy were removed (issue 20): neither
+    was tested, two local workers failed on their first batch (FILE-based sharding of a split stored
+    as one file), and with Keras 3 MultiWorkerMirroredStrategy is broken upstream since TF 2.16
+    (keras-team/keras#20585, tensorflow/tensorflow#72388). Several devices train with the JAX
+    backend instead (`_distribution`).
     """
     import keras
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
-        if os.environ.get("TF_CONFIG"):
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        if len(tf.config.list_physical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
         return tf.distribute.get_strategy()
 
     class _Null:
         def scope(self):
             return contextlib.nullcontext()
     return _Null()
+
+
+def _tf_config_tasks() -> int:
+    """How many tasks (machines) the TF_CONFIG environment variable names; 0 when it is not set."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+        return sum(len(addresses) for addresses in cluster.values())
+    except (ValueError, AttributeError, TypeError):
+        return 2  # unreadable: it was meant for several machines
+
+
+def _data_parallel(devices):
+    """keras.distribution.DataParallel over `devices` whose validation batches are not split.
+
+    The JAX trainer splits every batch of an epoch the way it split the first, and a split needs a
+    batch that divides by the device count: the last, partial batch of a validation split of any
+    size may not. So while Keras validates (and evaluates) each device computes whole batches;
+    training batches, all full (the pipeline drops a partial last one), are split between the devices.
+    """
+    import keras
+
+    class WholeValidationBatches(keras.distribution.DataParallel):
+        replicate_data = False
+
+        def get_data_layout(self, data_shape):
+            if self.replicate_data:
+                return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+            return super().get_data_layout(data_shape)
+
+    class Toggle(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            distribution.replicate_data = True
+
+        def on_test_end(self, logs=None):
+            distribution.replicate_data = False
+
+    distribution = WholeValidationBatches(devices=devices)
+    return distribution, Toggle()
+
+
+def _distribution(devices, batch_size: int, log=print):
+    """The devices `train` runs on: (callbacks it needs, the run record's "distribution").
+
+    JAX backend: keras.distribution.DataParallel over the first N devices JAX sees (--devices N;
+    auto = all of them) when N > 1: every device takes batch_size / N examples of each batch and the
+    gradients are combined, so the run trains as on one device with the same global batch. Other
+    backends, and N = 1: one device. Training on several machines is not supported (TF_CONFIG is
+    refused, not ignored: every machine would otherwise train its own copy).
+    """
+    import keras
+    backend = keras.backend.backend()
+    if _tf_config_tasks() > 1:
+        raise UsageError("TF_CONFIG names several machines, but training on several machines is not supported: "
+                         "TensorFlow's MultiWorkerMirroredStrategy was removed (with Keras 3 it is broken since "
+                         "TF 2.16). Unset TF_CONFIG to train on this machine; its devices (GPUs) train together "
+                         "with KERAS_BACKEND=jax (--devices).")
+    if backend != "jax":
+        if devices not in ("auto", 1):
+            raise UsageError(f"--devices {devices}: training on several devices needs KERAS_BACKEND=jax "
+                             f"(keras.distribution.DataParallel); the {backend} backend trains on one device.")
+        if backend == "tensorflow" and len(provenance.accelerators()) > 1:
+            log(f"Note: {len(provenance.accelerators())} GPUs are visible, but the TensorFlow backend trains on one; "
+                "set KERAS_BACKEND=jax to train on all of them.")
+        return [], {"name": "none", "devices": 1}
+    import jax
+    visible = jax.devices()
+    n = len(visible) if devices == "auto" else devices
+    if n > len(visible):
+        raise UsageError(f"--devices {n}: JAX sees only {len(visible)} device(s) ({', '.join(map(str, visible))}).")
+    chosen = visible[:n]
+    if n == 1:
+        keras.distribution.set_distribution(None)
+        return [], {"name": "none", "devices": 1, "device_names": [str(chosen[0])]}
+    if batch_size % n:
+        raise UsageError(f"the batch size {batch_size} does not divide by the {n} devices (every device takes an "
+                         f"equal share of each batch): pass --batch-size a multiple of {n} (it is the global "
+                         f"batch), or --devices N with N dividing {batch_size}.")
+    distribution, toggle = _data_parallel(chosen)
+    keras.distribution.set_distribution(distribution)
+    log(f"Data parallel on {n} devices ({', '.join(map(str, chosen))}): {batch_size // n} examples of each batch "
+        f"of {batch_size} per device.")
+    return [toggle], {"name": "DataParallel", "devices": n, "device_names": [str(d) for d in chosen],
+                      "per_device_batch": batch_size // n}
 
 
 def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
@@ -355,7 +450,9 @@ def train(task, args, log=print):
         init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
     precision = resolve_precision(args.precision)
     _set_policy(precision)
-    strategy = _strategy()  # before any TensorFlow op: multi-worker collectives are configured at start-up
+    distribution_callbacks, distribution = _distribution(getattr(args, "devices", "auto"), config.train.batch_size,
+                                                         log)
+    strategy = _strategy()
     keras.utils.set_random_seed(config.seed)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
@@ -411,6 +508,7 @@ def train(task, args, log=print):
         checkpoint.WeightsCheckpoint(run_dir / "checkpoints" / "best.weights.h5", monitor=monitor, mode=mode,
                                      best_so_far=best_so_far),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        *distribution_callbacks,
     ]
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
@@ -425,7 +523,7 @@ def train(task, args, log=print):
                     "splits": n, "train_images": min(n["train"], args.limit or n["train"]),
                     "validation_images": min(n["validation"], args.limit or n["validation"])},
         "image_size": config.data.image_size, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
-        "precision": precision, "seed": config.seed,
+        "precision": precision, "seed": config.seed, "distribution": distribution,
         "weights": "none" if args.weights in (None, "", "none") else str(args.weights),
         "hardware": provenance.hardware(), "versions": provenance.library_versions(), **provenance.git_commit(),
         "config": config.to_dict(),
@@ -474,7 +572,8 @@ def with_ids(to_model_io):
 def predict_dataset(task, model, config, ds):
     """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids."""
     estimates, targets, males, ids = {}, [], [], []
-    for inputs, y, meta in ds:
+    # NumPy batches: a model of the JAX (or torch) backend cannot take TensorFlow tensors.
+    for inputs, y, meta in ds.as_numpy_iterator():
         ids.extend(i.decode() for i in np.asarray(meta["id"]).reshape(-1))
         for name, months in task.predict(model, inputs, config).items():
             estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
