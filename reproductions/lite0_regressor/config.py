@@ -105,7 +105,7 @@ def get_config(variant: str = "") -> Config:
     if variant.startswith("thumbs"):
         config.data.image_size = 128  # thumbs: the 100-px thumbnails upsampled to 128 so Lite0's last grid is 4 x 4, not 3 x 3
         config.train.batch_size = 32  # thumbs: small images, more per step
-        config.train.epochs = 4  # thumbs: measured 37.7 train images/s at 128 px float32 (benchmarks/train_step.py --row lite0_regressor,128,float32) -> ~3.6 min per epoch of ~8,050 images; 4 epochs (~15 min) per arm, below the 45-min cap, so that both pairs run in one working session (a kit choice, README "Results")
+        config.train.epochs = 3  # thumbs: measured 37.7 train images/s at 128 px float32 (benchmarks/train_step.py --row lite0_regressor,128,float32) -> ~3.6 min of steps per epoch of ~8,050 images (~4.7 min with the pipeline and validation, the +30% the r512 run showed); 3 epochs (~14 min) per arm, below the 45-min cap, so that both pairs run in one working session (a kit choice, README "Results")
     if variant.startswith("r512"):
         config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); measured 5.65 train images/s at 384 px float32 -> ~2.3 min per epoch of 763 radiographs, 14 epochs ~32 min, inside 45 min
     return config
