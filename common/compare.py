@@ -170,11 +170,17 @@ def learning_curve(results_dir, run) -> pd.DataFrame | None:
     path = Path(results_dir) / run["_dir"] / "metrics.csv"
     if not path.is_file():
         return None
-    m = pd.read_csv(path)
-    if not {"epoch", "train_seconds", "val_mae"} <= set(m.columns) or m.empty:
+    try:
+        m = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+    if not {"epoch", "train_seconds", "val_mae"} <= set(m.columns):
+        return None
+    m = m.drop_duplicates("epoch", keep="last").dropna(subset=["val_mae", "train_seconds"])  # a resumed epoch counts once
+    if m.empty:
         return None
     return pd.DataFrame({"epoch": m["epoch"].astype(int) + 1, "minutes": m["train_seconds"] / 60.0,
-                         "val_mae": m["val_mae"]})
+                         "val_mae": m["val_mae"]}).reset_index(drop=True)
 
 
 def minutes_to_reach(curve: pd.DataFrame, mae: float):
@@ -191,7 +197,7 @@ def time_to_common_level(results_dir, run_a, run_b) -> str:
     if any(c is None for c in curves):
         return "— (no per-epoch training times in metrics.csv)"
     level = max(float(c["val_mae"].min()) for c in curves)
-    (ma, ea), (mb, eb) = (minutes_to_reach(c, level) for c in curves)
+    (ma, ea), (mb, eb) = (minutes_to_reach(c, level) for c in curves)  # each reaches its own best, so both reach it
     devices = {r.get("hardware", {}).get("device", "?") for r in (run_a, run_b)}
     where = devices.pop() if len(devices) == 1 else "different hardware: not comparable"
     return f"to {level:.2f} months: A {ma:.1f} min (epoch {ea}), B {mb:.1f} min (epoch {eb}); {where}"
@@ -414,7 +420,8 @@ def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path |
     ax.set_ylabel("validation MAE (months)")
     ax.set_title(ablation["question"], fontsize=9)
     ax.legend(fontsize=8)
-    path = Path(out_dir) / f"learning_curves_{ablation['a'][1]}_vs_{ablation['b'][1]}.png"
+    (pa, va), (pb, vb) = ablation["a"], ablation["b"]
+    path = Path(out_dir) / f"learning_curves_{pa}-{va}_vs_{pb}-{vb}.png"
     io.atomic_savefig(fig, path)
     plt.close(fig)
     return path

@@ -141,11 +141,14 @@ def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_leve
     timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [90, 90, 90, 90])
     assert "A 4.0 min (epoch 2), B 6.0 min (epoch 4)" in compare.ablation_table(tmp_path, members, [ablation])
     assert compare.minutes_to_reach(compare.learning_curve(tmp_path, loaded(tmp_path)[0]), 5.0) is None  # never reached
+    timed_metrics(b, [float("nan")] * 4, [90, 90, 90, 90])  # a diverged run: no curve, no crash
+    assert "| — (no per-epoch training times in metrics.csv) |" in compare.ablation_table(tmp_path, members, [ablation])
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [90, 90, 90, 90])
 
     import reproductions.ablations
     monkeypatch.setattr(reproductions.ablations, "ABLATIONS", (ablation,))
     assert main(["compare", "--results", str(tmp_path)]) == 0
-    assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_r512_vs_r512_scratch.png").is_file()
+    assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_lite0_regressor-r512_vs_lite0_regressor-r512_scratch.png").is_file()
     assert "| transfer? | weights | `lite0_regressor / r512` |" in (tmp_path / "README.md").read_text()  # the tables got it too
 
 

@@ -68,6 +68,9 @@ def check_source(init_from, config, sub_run=None):
     if source_config.get("name") != config.get("name"):
         raise UsageError(f"--init-from {run_dir}: a {source_config.get('name')} run; this is a {config.get('name')} "
                          "run, and only the same network's weights can start it")
+    if source_config.get("stage") != config.get("stage"):  # a paper of several networks (iglovikov18's chain)
+        raise UsageError(f"--init-from {run_dir}: a run of its {source_config.get('stage')!r} network; this run trains "
+                         f"its {config.get('stage')!r} network")
     weights = RunDir(run_dir).best_weights()
     if weights is None:
         raise UsageError(f"--init-from {run_dir}: no trained weights ({' or '.join(WEIGHTS)}); train it first "

@@ -83,3 +83,12 @@ def test_a_network_with_nothing_in_common_is_refused(tmp_path):
     other = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, name="other")])
     with pytest.raises(UsageError, match="none of this network's 1 layers with weights matches"):
         init_from.load_matching(other, source, log=lambda *_: None)
+
+
+def test_a_run_of_another_network_of_the_same_paper_is_refused(tmp_path):
+    """iglovikov18 trains several networks under one name: a key-point run cannot start a segmentation one."""
+    run = trained_run(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "stage": "keypoints"}))
+    with pytest.raises(UsageError, match="a run of its 'keypoints' network; this run trains its 'segment' network"):
+        init_from.check_source(run, {"name": "net", "stage": "segment"})

@@ -487,6 +487,8 @@ def train(task, args, log=print):
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
     initial_epoch = checkpoint.restore(model, run_dir / "backup", log)
+    if source is None and initial_epoch == 0:
+        record.pop("init_from", None)  # retrained from the start without --init-from: the old source no longer applies
     drop_partial_last_row(run_dir / "metrics.csv")
     # Only epochs up to the restored one count: a row logged just before a kill is trained again.
     history = read_history(run_dir)
