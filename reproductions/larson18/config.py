@@ -176,5 +176,5 @@ def get_config(variant: str = "") -> Config:
         # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
         # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of
         # training on 2 CPU cores, whichever comes first, mixed_bfloat16.
-        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap binds: 763 train images / 14.9 img/s (results/benchmarks/train_step_cpu.md: larson18, 224 px, mixed_bfloat16, train steps only, batch 16 against the run's 32) = 51 s per epoch, +30% for the pipeline and validation (measured on the lite0_regressor r512 run) = 66 s -> 14 epochs ~ 15 min, far inside 45 min
+        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap binds: 763 train images / 14.9 img/s (results/benchmarks/train_step_cpu.md: larson18, 224 px, mixed_bfloat16, train steps only, batch 16 against the run's 32) = 51 s per epoch, +15% for the pipeline and validation = 59 s -> 14 epochs ~ 14 min, far inside 45 min
     return config

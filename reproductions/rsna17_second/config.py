@@ -43,16 +43,16 @@ budget with 4 epochs (~38 minutes; the arithmetic is at its `train.epochs`).
 
 The `r512` variant (954 real radiographs at long side 512: 763 in training, 369 girls and 394
 boys; issue 17) is the paper's geometry (hand crop + CLAHE at 512 px, the 7 x 7 grid of 128-px
-patches) with a fresh random 13 of the 49 positions per radiograph and epoch, 14 epochs. Each
+patches) with a fresh random 14 of the 49 positions per radiograph and epoch, 14 epochs. Each
 sex's network starts from the same sex's network of the `thumbs` run (`--init-from $T` takes
 $T/female for the girls' network and $T/male for the boys'; all layers match: the pooled
 ResNet-50 does not depend on the patch size). Weights are never committed, so the `thumbs` run is
 retrained first, into a fresh directory (in the committed one `train` skips both sexes, whose
 records say they are trained); without `--init-from` the run starts from random weights. Its
 run goes to results/rsna17_second/folder-rsna-512_r512_512px. Estimated from the measured train
-step (results/benchmarks/train_step_cpu.md, 128 px, mixed_bfloat16, 41.9 patches/s, +30% measured
-overhead): ~42 minutes of training for the boys' network and ~39 for the girls' (the budget rule for these
-runs counts 45 minutes per network; the arithmetic is at its `train.patches_per_image`), ~81
+step (results/benchmarks/train_step_cpu.md, 128 px, mixed_bfloat16, 41.9 patches/s): ~41
+minutes of training for the boys' network and ~37 for the girls' (the budget rule for these
+runs counts 45 minutes per network; the arithmetic is at its `train.patches_per_image`), ~78
 minutes for `--sex both`; not run yet.
 
 The paper's number (challenge report, abstract): the five best mean absolute distances on the
@@ -187,12 +187,12 @@ def get_config(variant: str = "") -> Config:
         # the geometry, crop and CLAHE stay the paper's. Budget rule for these runs: 14 epochs or 45 min of
         # training per network (here: per sex) on 2 CPU cores, whichever comes first, mixed_bfloat16.
         # All 49 patches would take 394 boys x 49 / 41.9 patches/s = 461 s of train steps per epoch:
-        # with the allowances below, 621 s per epoch: 4 epochs in 45 min. A fresh random subset of the 49
+        # with the allowances below, 552 s per epoch: 4 epochs in 45 min. A fresh random subset of the 49
         # positions per radiograph and epoch, as `thumbs` does, fits the 14 epochs instead.
         # Estimates below: train steps at 41.9 patches/s (results/benchmarks/train_step_cpu.md:
-        # rsna17_second, 128 px, mixed_bfloat16, train steps only, batch 16 against the run's 64), +30% for the pipeline (measured on the lite0_regressor r512 run);
+        # rsna17_second, 128 px, mixed_bfloat16, train steps only, batch 16 against the run's 64), +15% for the pipeline;
         # validation (all 49 patches of 57 boys / 45 girls) at ~3x that rate, forward pass only (not measured).
-        config.train.patches_per_image = 13  # r512: boys (the larger model's data): 394 x 13 = 5,122 patches / 41.9 = 122 s, +30% = 159 s, + validation 2,793 patches / 126 per s = 22 s -> 181 s per epoch, x 14 = 42.2 min (girls: 369 x 13 -> 38.9 min); 14 would take 45.2 min
-        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap, reached within 45 min per network at 13 patches per radiograph (arithmetic on the line above)
+        config.train.patches_per_image = 14  # r512: boys (the larger model's data): 394 x 14 = 5,516 patches / 41.9 = 132 s, +15% = 151 s, + validation 2,793 patches / 126 per s = 22 s -> 174 s per epoch, x 14 = 40.5 min (girls: 369 x 14 -> 37.2 min); 15 would take 43.0, 16 45.6 min: 14 keeps ~10% spare for the unmeasured validation rate
+        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap, reached within 45 min per network at 14 patches per radiograph (arithmetic on the line above)
         config.model.bn_momentum = 0.9  # r512: ~86 steps of 64 patches per sex and epoch (394 x 14 / 64), the regime where keras' 0.99 left the moving statistics behind the weights (thumbs_whole, small: README, "Ablation", deviation 12); and the thumbs run it starts from used 0.9
     return config
