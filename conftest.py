@@ -154,16 +154,19 @@ TINY_TASK = textwrap.dedent('''
 @pytest.fixture()
 def tiny_task(tmp_path, tiny_phantoms, monkeypatch):
     (tmp_path / "tiny_task.py").write_text(TINY_TASK)
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+    base_env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
                BONEAGE_DATA_DIR=str(tiny_phantoms.version_dir.parents[2]), TF_CPP_MIN_LOG_LEVEL="2")
     data = "phantoms/tiny"
 
-    def run(*args, wait=True, script="tiny_task.py"):
+    def run(*args, wait=True, script="tiny_task.py", env=None):
+        """Runs the tiny task's command line; `env`: variables to set (or, as None, to unset) for this run."""
         cmd = [sys.executable, str(tmp_path / script), *args]
+        run_env = {k: v for k, v in {**base_env, **(env or {})}.items() if v is not None}
         if not wait:
-            return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return subprocess.Popen(cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
         # The timeout only guards against a hang: a loaded 2-core machine may be many times slower
         # than an idle one, and a test must not fail for that.
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+        return subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     return run, data
 

@@ -188,6 +188,34 @@ def test_runs_outside_the_results_folder_leave_the_tables_alone(tmp_path, result
         tables.clear()
 
 
+def test_the_paper_command_hands_its_ablations_to_the_tables(results_dir, monkeypatch):
+    """common.train imports nothing from reproductions/: the ablations reach the tables through main."""
+    calls = []
+    monkeypatch.setattr(results, "regenerate", lambda results_dir=None, **kwargs: calls.append(kwargs["ablations"]))
+    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
+    ablation = {"question": "q", "a": ("tiny", "a"), "b": ("tiny", "b")}
+    inside = results_dir / "tiny" / "run"
+    assert train.main(TASK, ["evaluate", "--out", str(inside)], ablations=(ablation,)) == 0
+    assert train.main(TASK, ["evaluate", "--out", str(inside)]) == 0
+    assert calls == [(ablation,), ()]
+
+
+def test_the_fine_tuning_warning_names_the_variants_set_for_random_weights():
+    def get_config(variant=""):
+        return Config({"model": {"pretrained": "imagenet" if variant in ("", "nosex") else "none"}})
+    task = dataclasses.replace(TASK, get_config=get_config, variants=("nosex", "small", "scratch", "thumbs"))
+    assert train.random_init_variants(task) == ["scratch", "small", "thumbs"]
+    assert train.random_init_variants(dataclasses.replace(task, variants=("nosex",))) == []
+
+
+def test_python_m_common_results_points_to_the_compare_command_and_writes_nothing(capsys):
+    import runpy
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("common.results", run_name="__main__")
+    assert exit_.value.code == 2
+    assert "`python -m reproductions compare --no-plots` (tables only)" in capsys.readouterr().err
+
+
 def _predict(tmp_path, *flags):
     csv = tmp_path / "pred.csv"
     status = train.main(TASK, ["predict", str(image(tmp_path)), "--sex", "F", "--output-csv", str(csv), *flags])

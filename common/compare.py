@@ -12,8 +12,12 @@ only when their test ids are identical.
 For each experiment: one table (MAE, RMSE, bias, within 12 months, each with its bootstrap 95%
 interval, beside each paper's own number, marked as the paper's); a paired bootstrap of the MAE
 difference for every pair of runs (the verdict "real" only when the 95% interval excludes 0);
-the ablations of reproductions/ablations.py; and plots across methods (MAE by age band,
-Bland-Altman grid, predicted vs reference grid).
+the ablations, each with the training time both of its runs needed to reach the validation MAE
+both reach (from metrics.csv) and its learning curves; and plots across methods: a forest plot
+(each run's MAE with its 95% interval, grouped by paper, against the no-learning reference: the
+figure to read first), MAE by age band, Bland-Altman grid, predicted vs reference grid. The
+ablations (reproductions/ablations.py) are handed in by the caller (reproductions/registry.py):
+common/ imports nothing from reproductions/.
 """
 from __future__ import annotations
 
@@ -138,7 +142,8 @@ def pairwise_table(results_dir, members, n_boot=2000) -> str:
 
 def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
     by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
-    head = "| question | factor | A | B | MAE A − B [95% CI] | verdict |\n" + "|---" * 6 + "|"
+    head = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
+            "both reach |\n" + "|---" * 7 + "|")
     rows = []
     for ab in ablations:
         a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
@@ -147,23 +152,72 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
             r = paired(results_dir, a, b, n_boot)
             cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
-            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} |")
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} "
+                        f"| {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
             missing = [n for n, x in zip(names, (a, b)) if x is None]
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
-                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` |")
+                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` | — |")
     return head + "\n" + "\n".join(rows)
+
+
+# ------------------------------------------------------------- training time (learning curves)
+
+def learning_curve(results_dir, run) -> pd.DataFrame | None:
+    """Validation MAE against cumulative training minutes (across resumes), one row per epoch, from the
+    run's metrics.csv; None for a run without one (per-sex sub-runs) or from before the kit timed
+    its epochs (no train_seconds column)."""
+    path = Path(results_dir) / run["_dir"] / "metrics.csv"
+    if not path.is_file():
+        return None
+    try:
+        m = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+    if not {"epoch", "train_seconds", "val_mae"} <= set(m.columns):
+        return None
+    m = m.drop_duplicates("epoch", keep="last").dropna(subset=["val_mae", "train_seconds"])  # a resumed epoch counts once
+    if m.empty:
+        return None
+    return pd.DataFrame({"epoch": m["epoch"].astype(int) + 1, "minutes": m["train_seconds"] / 60.0,
+                         "val_mae": m["val_mae"]}).reset_index(drop=True)
+
+
+def minutes_to_reach(curve: pd.DataFrame, mae: float):
+    """(minutes, epoch) at the end of the first epoch whose validation MAE is at or below `mae`; None if never."""
+    hit = curve[curve["val_mae"] <= mae + 1e-9]
+    return None if hit.empty else (float(hit["minutes"].iloc[0]), int(hit["epoch"].iloc[0]))
+
+
+def time_to_common_level(results_dir, run_a, run_b) -> str:
+    """What a factor buys in training time: the validation MAE both runs reach (the worse of their two
+    best epochs) and the training minutes each needed to get there, on its own hardware. Minutes
+    are comparable only between runs on the same hardware, which the cell names."""
+    curves = [learning_curve(results_dir, r) for r in (run_a, run_b)]
+    if any(c is None for c in curves):
+        return "— (no per-epoch training times in metrics.csv)"
+    level = max(float(c["val_mae"].min()) for c in curves)
+    (ma, ea), (mb, eb) = (minutes_to_reach(c, level) for c in curves)  # each reaches its own best, so both reach it
+    devices = {r.get("hardware", {}).get("device", "?") for r in (run_a, run_b)}
+    where = devices.pop() if len(devices) == 1 else "different hardware: not comparable"
+    return f"to {level:.2f} months: A {ma:.1f} min (epoch {ea}), B {mb:.1f} min (epoch {eb}); {where}"
+
+
+_REFERENCES: dict = {}  # (key, data_dir) -> mean_predictor's answer; keyed by content fingerprint, so never stale
 
 
 def mean_predictor(key, data_dir=None) -> dict | None:
     """The no-learning reference of an experiment: MAE on its split of predicting the training
     split's mean age, pooled and per sex, from the dataset's own labels. None when the dataset
-    is not built on this machine or its content differs from the runs' (fingerprint)."""
+    is not built on this machine or its content differs from the runs' (fingerprint). A found
+    reference is kept for the process: the plots and the tables of one `compare` read the labels once."""
+    if (key, str(data_dir)) in _REFERENCES:
+        return _REFERENCES[(key, str(data_dir))]
     from common import data, pipeline
     dataset, fingerprint, split = key
     handle = data.open_built(dataset, data_dir)
     if handle is None or handle.fingerprint() != fingerprint or not {"train", split} <= set(handle.splits):
-        return None
+        return None  # not kept: the dataset may be built later in the same process
 
     def labels(s):  # ages and sexes only: the images are never decoded
         pairs = pipeline.read_split(handle, s).map(lambda e: (e["boneage_months"], e["male"]))
@@ -172,8 +226,10 @@ def mean_predictor(key, data_dir=None) -> dict | None:
     train_age, train_male = labels("train")
     age, male = labels(split)
     per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
-    return {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
-            "per_sex": float(np.abs(age - per_sex).mean())}
+    reference = {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
+                 "per_sex": float(np.abs(age - per_sex).mean())}
+    _REFERENCES[(key, str(data_dir))] = reference
+    return reference
 
 
 def slug(key) -> str:
@@ -189,8 +245,11 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         dataset, fingerprint, split = key
-        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", "",
-                comparison_table(members, paper_cells), ""]
+        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", ""]
+        plot_dir = Path(results_dir) / "comparison" / slug(key)
+        if plots_linked and (plot_dir / "forest_mae.png").is_file():
+            out += [f"![MAE per run with 95% intervals, grouped by paper](comparison/{slug(key)}/forest_mae.png)", ""]
+        out += [comparison_table(members, paper_cells), ""]
         reference = mean_predictor(key)
         if reference:
             out += [f"No-learning reference on these {reference['n']} images: predicting each sex's training-split "
@@ -202,7 +261,6 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
                                                   for r, _ in members)]
         if relevant:
             out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
-        plot_dir = Path(results_dir) / "comparison" / slug(key)
         if plots_linked and plot_dir.exists():
             pngs = sorted(p.name for p in plot_dir.glob("*.png"))
             out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]
@@ -267,8 +325,119 @@ def plot_experiment(results_dir, key, members, out_dir):
         plt.close(fig)
 
 
-def plot_all(runs, results_dir, log=print):
+def paper_colours(runs) -> dict:
+    """{paper: colour}, one distinct colour per paper (tab10, tab20 beyond ten papers), by paper
+    name: a paper keeps its colour in every experiment's plots."""
+    import matplotlib
+    from matplotlib import colors
+    papers = sorted({str(run.get("paper", "?")) for run in runs})
+    cmap = matplotlib.colormaps["tab10" if len(papers) <= 10 else "tab20"]
+    return {paper: colors.to_hex(cmap(i % cmap.N)) for i, paper in enumerate(papers)}
+
+
+def forest_rows(members) -> list[dict]:
+    """The forest plot's rows, top to bottom: papers in blocks, the block of the paper with the
+    lowest MAE first, and within a block its runs by MAE. Each row: paper, label, estimate and
+    the primary estimate's MAE with its 95% bootstrap interval (NaN where the record has none)."""
+    def number(x):
+        return float("nan") if x is None else float(x)
+    rows = []
+    for run, split in members:
+        m, estimate = _primary(run, split)
+        mae = m["mae"]
+        rows.append({"paper": str(run.get("paper", "?")), "label": label(run), "estimate": estimate,
+                     "mae": number(mae["value"]), "ci_low": number(mae.get("ci_low")),
+                     "ci_high": number(mae.get("ci_high"))})
+    best = {}
+    for r in rows:
+        best[r["paper"]] = min(best.get(r["paper"], np.inf), r["mae"])
+    return sorted(rows, key=lambda r: (best[r["paper"]], r["paper"], r["mae"], r["label"]))
+
+
+def plot_forest(key, members, out_dir, reference: dict | None = None, colours: dict | None = None) -> Path:
+    """forest_mae.png: one row per run with its test MAE and 95% bootstrap interval, papers in
+    blocks of their own colour (best paper first, runs by MAE within it), and the no-learning
+    reference (mean_predictor: each sex's training-split mean age) as a dashed vertical line
+    when it is known."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    rows = forest_rows(members)
+    colours = colours or paper_colours([run for run, _ in members])
+    n_legend = len({r["paper"] for r in rows}) + bool(reference)
+    legend_inches = 0.1 + 0.2 * int(np.ceil(n_legend / 3))  # below the axes, three entries a line
+    height = 1.6 + 0.42 * len(rows) + legend_inches
+    fig, ax = plt.subplots(figsize=(8, height))
+    y = np.arange(len(rows))[::-1]  # the first row at the top
+    for yi, r in zip(y, rows):
+        lo, hi = r["ci_low"], r["ci_high"]
+        xerr = [[r["mae"] - lo if lo == lo else 0.0], [hi - r["mae"] if hi == hi else 0.0]]
+        ax.errorbar(r["mae"], yi, xerr=xerr, fmt="o", color=colours[r["paper"]], ecolor=colours[r["paper"]],
+                    capsize=3, markersize=5, linewidth=1.5)
+        interval = f" [{lo:.2f}, {hi:.2f}]" if lo == lo and hi == hi else ""
+        ax.annotate(f"{r['mae']:.2f}{interval}", (1.0, yi), xycoords=("axes fraction", "data"),
+                    xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    for yi, previous, r in zip(y[1:], rows, rows[1:]):  # a thin rule between two papers' blocks
+        if r["paper"] != previous["paper"]:
+            ax.axhline(yi + 0.5, color="0.85", linewidth=0.8)
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    for tick, r in zip(ax.get_yticklabels(), rows):
+        tick.set_color(colours[r["paper"]])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    handles = [Patch(color=colours[p], label=p) for p in dict.fromkeys(r["paper"] for r in rows)]
+    if reference:
+        ax.axvline(reference["per_sex"], color="0.3", linestyle="--", linewidth=1)
+        handles.append(plt.Line2D([], [], color="0.3", linestyle="--",
+                                  label=f"no learning: each sex's training mean ({reference['per_sex']:.2f})"))
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    ax.set_xlabel("test MAE, months (95% bootstrap interval)")
+    run, split = members[0]
+    n = run["evaluations"][split].get("images", "?")
+    ax.set_title(f"MAE per run, grouped by paper — {key[0]} ({key[2]} split, n={n})", fontsize=9)
+    ax.grid(axis="x", color="0.92")
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 1))
+    path = Path(out_dir) / "forest_mae.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.atomic_savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path | None:
+    """Validation MAE against training minutes for the two runs of an ablation; None without curves."""
+    curves = [learning_curve(results_dir, r) for r in (a_run, b_run)]
+    if any(c is None for c in curves):
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for role, run, c in (("A", a_run, curves[0]), ("B", b_run, curves[1])):
+        ax.plot(c["minutes"], c["val_mae"], marker="o", markersize=3, label=f"{role}: {label(run)}")
+    ax.set_xlabel(f"training minutes ({a_run.get('hardware', {}).get('device', '?')})")
+    ax.set_ylabel("validation MAE (months)")
+    ax.set_title(ablation["question"], fontsize=9)
+    ax.legend(fontsize=8)
+    (pa, va), (pb, vb) = ablation["a"], ablation["b"]
+    path = Path(out_dir) / f"learning_curves_{pa}-{va}_vs_{pb}-{vb}.png"
+    io.atomic_savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_all(runs, results_dir, log=print, ablations=()):
+    """Every experiment's plots in results/comparison/<experiment>/; `ablations` (handed in by the
+    caller: reproductions.registry.ablations()) add each pair's learning curves."""
+    colours = paper_colours(runs)
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
+        plot_forest(key, members, out, reference=mean_predictor(key), colours=colours)
         plot_experiment(results_dir, key, members, out)
+        by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
+        for ab in ablations:
+            a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
+            if a and b:
+                plot_learning_curves(results_dir, ab, a, b, out)
         log(f"Plots for {key[0]} {key[2]} ({len(members)} runs) -> {out}")

@@ -114,7 +114,42 @@ def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
     text = compare.ablation_table(tmp_path, members, ablations)
     assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
     assert "; caveat: fewer steps in B |" in text
-    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` |" in text
+    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` | — |" in text
+    assert "| — (no per-epoch training times in metrics.csv) |" in text  # fake runs have no metrics.csv
+
+
+def timed_metrics(run_dir, val_mae, epoch_seconds):
+    """A metrics.csv as common/train.epoch_clock writes it (train_seconds: cumulative)."""
+    pd.DataFrame({"epoch": range(len(val_mae)), "val_mae": val_mae,
+                  "epoch_seconds": epoch_seconds, "train_seconds": np.cumsum(epoch_seconds)}).to_csv(
+        run_dir / "metrics.csv", index=False)
+
+
+def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_level_both_reach(tmp_path, monkeypatch):
+    """Transfer (A) reaches 20 months at its 2nd epoch; scratch (B) gets there only at its 4th: the
+    cell says so in minutes, and the pair's learning curves are drawn."""
+    from reproductions.__main__ import main
+    a = fake_run(tmp_path, "lite0_regressor", "r512", [110, 120, 60, 200])
+    b = fake_run(tmp_path, "lite0_regressor", "r512_scratch", [120, 130, 70, 210])
+    timed_metrics(a, [30.0, 18.0, 12.0, 11.0], [120, 120, 120, 120])
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [60, 60, 60, 60])  # B's best, 20, is the level both reach
+    members = [(r, "test") for r in loaded(tmp_path)]
+    ablation = {"question": "transfer?", "factor": "weights", "a": ("lite0_regressor", "r512"),
+                "b": ("lite0_regressor", "r512_scratch"), "commands": ["x"]}
+    text = compare.ablation_table(tmp_path, members, [ablation])
+    assert "| to 20.00 months: A 4.0 min (epoch 2), B 4.0 min (epoch 4); CPU (2 cores) |" in text
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [90, 90, 90, 90])
+    assert "A 4.0 min (epoch 2), B 6.0 min (epoch 4)" in compare.ablation_table(tmp_path, members, [ablation])
+    assert compare.minutes_to_reach(compare.learning_curve(tmp_path, loaded(tmp_path)[0]), 5.0) is None  # never reached
+    timed_metrics(b, [float("nan")] * 4, [90, 90, 90, 90])  # a diverged run: no curve, no crash
+    assert "| — (no per-epoch training times in metrics.csv) |" in compare.ablation_table(tmp_path, members, [ablation])
+    timed_metrics(b, [40.0, 35.0, 25.0, 20.0], [90, 90, 90, 90])
+
+    import reproductions.ablations
+    monkeypatch.setattr(reproductions.ablations, "ABLATIONS", (ablation,))
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_lite0_regressor-r512_vs_lite0_regressor-r512_scratch.png").is_file()
+    assert "| transfer? | weights | `lite0_regressor / r512` |" in (tmp_path / "README.md").read_text()  # the tables got it too
 
 
 def test_compare_command_writes_the_readme_and_plots(tmp_path):
@@ -126,8 +161,54 @@ def test_compare_command_writes_the_readme_and_plots(tmp_path):
     assert "## Side by side, one experiment at a time" in text and "On the full RSNA data with a GPU" in text
     assert "| `rsna17_winner / thumbs` | `larson18 / thumbs` |" in text  # the paired row
     plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
-    assert plots == ["bland_altman_grid.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
+    assert plots == ["bland_altman_grid.png", "forest_mae.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
     assert "(comparison/folder-rsna-thumbs100-ffffffffff-test/mae_by_age_band.png)" in text
+    assert "![MAE per run with 95% intervals, grouped by paper](comparison/folder-rsna-thumbs100-ffffffffff-test/forest_mae.png)" in text
+
+
+def test_forest_plot_groups_runs_by_paper_sorted_by_mae_with_the_no_learning_reference(tmp_path, monkeypatch):
+    """One row per run with its MAE and 95% interval; papers in blocks (best paper first), each in its
+    own colour, runs by MAE within a block; the no-learning reference as a dashed vertical line."""
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])            # MAE 10
+    fake_run(tmp_path, "larson18", "thumbs_nosex", [100, 100, 60, 200])      # MAE 5
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])       # MAE 2.5: its paper's block first
+    fake_run(tmp_path, "rsna17_winner", "thumbs_nosex", [130, 140, 60, 200])  # MAE 12.5
+    fake_run(tmp_path, "rsna17_second", "thumbs", [104, 124, 64, 204])       # MAE 4
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    rows = compare.forest_rows(members)
+    assert [(r["label"], r["mae"], r["ci_low"], r["ci_high"]) for r in rows] == [
+        ("rsna17_winner / thumbs", 2.5, 1.5, 3.5), ("rsna17_winner / thumbs_nosex", 12.5, 11.5, 13.5),
+        ("rsna17_second / thumbs", 4.0, 3.0, 5.0),
+        ("larson18 / thumbs_nosex", 5.0, 4.0, 6.0), ("larson18 / thumbs", 10.0, 9.0, 11.0)]
+    colours = compare.paper_colours(loaded(tmp_path))
+    assert sorted(colours) == ["larson18", "rsna17_second", "rsna17_winner"] and len(set(colours.values())) == 3
+
+    drawn = {}
+    real_savefig = compare.io.atomic_savefig
+
+    def keep(fig, path, **kwargs):
+        real_savefig(fig, path, **kwargs)
+        if path.name != "forest_mae.png":
+            return
+        (ax,) = fig.axes
+        ticks = sorted(zip(ax.get_yticks(), ax.get_yticklabels()), key=lambda t: -t[0])  # top row first
+        drawn[path.name] = {
+            "labels": [t.get_text() for _, t in ticks], "label_colours": [t.get_color() for _, t in ticks],
+            "dashed": [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]}
+    monkeypatch.setattr(compare.io, "atomic_savefig", keep)
+    path = compare.plot_forest(key, members, tmp_path / "plots", reference={"n": 4, "pooled": 31.0, "per_sex": 30.5},
+                               colours=colours)
+    assert path == tmp_path / "plots" / "forest_mae.png" and path.stat().st_size > 0
+    assert drawn["forest_mae.png"]["labels"] == [r["label"] for r in rows]
+    assert drawn["forest_mae.png"]["label_colours"] == [colours[r["paper"]] for r in rows]
+    assert drawn["forest_mae.png"]["dashed"] == [30.5]
+    compare.plot_forest(key, members, tmp_path / "plots", reference=None)  # reference unknown: no line
+    assert drawn["forest_mae.png"]["dashed"] == []
+
+    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
+    compare.plot_all(loaded(tmp_path), tmp_path, log=lambda *_: None)  # plot_all draws it with the experiment's reference
+    assert drawn["forest_mae.png"]["dashed"] == [29.0]
+    assert (tmp_path / "comparison" / compare.slug(key) / "forest_mae.png").is_file()
 
 
 def test_mean_predictor_reads_the_labels_of_the_built_dataset_and_refuses_other_content(tiny_phantoms, data_dir):

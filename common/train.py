@@ -2,12 +2,13 @@
 
     train     fit with the config's optimizer and schedule; checkpoint every epoch; resume
               after any interruption by rerunning the same command; then evaluate and
-              regenerate the results tables
+              regenerate the results tables. With KERAS_BACKEND=jax, data parallel on every
+              device of the machine (--devices)
     evaluate  metrics, intervals and plots of a trained run on a split (default: test)
     predict   bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
 
 Run directory (default results/<paper>/<data>_<variant>_<size>px; --out to choose):
-    config.json  run.json (the run record)  metrics.csv (per epoch)  <split>/ (evaluation)
+    config.json  run.json (the run record: common/runs.py)  metrics.csv (per epoch)  <split>/ (evaluation)
     checkpoints/ backup/ tensorboard/   (weights and logs: never committed)
 """
 import argparse
@@ -25,6 +26,7 @@ from common import io, provenance
 from common.config import Config
 from common.datasets.base import DataError
 from common.errors import UsageError
+from common.runs import RunDir, run_name
 
 # BONEAGE_RESULTS_DIR moves run directories and the generated table elsewhere (the tests use it,
 # so that running them never rewrites the committed results).
@@ -45,6 +47,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def devices_flag(text: str):
+    """argparse type of --devices: "auto" or a whole number of at least 1."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME, "
                    "rsna/CONFIG (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
@@ -56,6 +63,13 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--image-size", type=positive_int, default=None,
                    help="image size in px (the config's data.image_size)")
     p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
+    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                   help="train: start from another run's trained weights (the same network, e.g. its thumbnail run), "
+                        "every layer whose name and shapes match; the rest are listed and keep their initial weights")
+    p.add_argument("--devices", type=devices_flag, default="auto", metavar="N|auto",
+                   help="train: how many of this machine's devices share each batch (data parallel, KERAS_BACKEND=jax "
+                        "only; the batch size must divide by N): auto = every device JAX sees, 1 = one device. "
+                        "evaluate and predict run on one device")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
     p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
@@ -87,8 +101,7 @@ def resolve_precision(flag: str) -> str:
 
 
 def default_run_dir(task, data_name: str, config) -> Path:
-    slug = data_name.replace("/", "-")
-    return RESULTS_DIR / task.paper / f"{slug}_{config.variant}_{config.data.image_size}px"
+    return RESULTS_DIR / task.paper / run_name(data_name, config.variant, config.data.image_size)
 
 
 def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
@@ -126,9 +139,7 @@ def trained_weights(run_dir) -> list[Path]:
     """The weights files of a run: checkpoints/best and last, in the run or in its sub-runs (one
     directory down: rsna17_second trains one model per sex in <run>/<sex>/). A run record alone does
     not count: the committed results have records, but weights are never committed."""
-    names = ("checkpoints/best.weights.h5", "checkpoints/last.weights.h5")
-    return [p for name in names for p in (Path(run_dir) / name, *sorted(Path(run_dir).glob(f"*/{name}")))
-            if p.is_file()]
+    return RunDir(run_dir).weights_files()
 
 
 def run_commit(record: dict) -> str:
@@ -141,7 +152,7 @@ def require_trained(task, run_dir, what: str | None = None, instead: str = "--ou
     the model ("iglovikov18 segment"; default the paper), `instead` the flag that picks another run."""
     if trained_weights(run_dir):
         return
-    status = _record(run_dir).get("status")
+    status = RunDir(run_dir).record().get("status")
     why = (f"its run.json says {status!r}, but the weights are not there: they are never committed"
            if status else "no checkpoints/best.weights.h5 or last.weights.h5 there or in a sub-run")
     raise UsageError(f"no trained {what or task.paper} model in {run_dir} ({why}). Train it first with the same "
@@ -150,14 +161,14 @@ def require_trained(task, run_dir, what: str | None = None, instead: str = "--ou
 
 def describe_run(run_dir) -> str:
     """How a command's log names the run it uses: "RUN (trained on DATA, commit C)"."""
-    record = _record(run_dir)
+    record = RunDir(run_dir).record()
     return f"{run_dir} (trained on {record.get('dataset', {}).get('name', '?')}, commit {run_commit(record)})"
 
 
 def run_columns(run_dir, suffix: str = "") -> dict:
     """The columns that make a predictions file traceable on its own: the run that answered and the
     commit it was trained at (`suffix` tells apart the runs of a chain: "_segment")."""
-    return {f"run_dir{suffix}": str(run_dir), f"run_commit{suffix}": run_commit(_record(run_dir))}
+    return {f"run_dir{suffix}": str(run_dir), f"run_commit{suffix}": run_commit(RunDir(run_dir).record())}
 
 
 def in_results(run_dir) -> bool:
@@ -165,37 +176,123 @@ def in_results(run_dir) -> bool:
     return Path(run_dir).resolve().is_relative_to(Path(RESULTS_DIR).resolve())
 
 
-def update_tables(run_dir, log=print):
+def update_tables(run_dir, log=print, ablations=()):
     """Regenerates the results tables after a run inside RESULTS_DIR; a run kept elsewhere (--out)
-    leaves them alone: a command writes only where it was told to."""
+    leaves them alone: a command writes only where it was told to. `ablations`: the pairs the
+    comparison reports, handed in by the paper's command (reproductions.registry.ablations())."""
     if not in_results(run_dir):
         log(f"The results tables in {RESULTS_DIR} were left alone: {run_dir} is outside that folder. To add the "
             f"run, copy it to {RESULTS_DIR}/<paper>/ and run `python -m reproductions compare`.")
         return
     from common import results
-    results.regenerate(RESULTS_DIR, log=log)
+    results.regenerate(RESULTS_DIR, log=log, ablations=ablations)
 
 
 # ----------------------------------------------------------------------------- helpers
 def _strategy():
-    """The distribution strategy (TensorFlow backend).
+    """The TensorFlow backend's distribution strategy: always the default one (one device).
 
-    TF_CONFIG set (one per machine): MultiWorkerMirroredStrategy across the workers it names;
-    several local GPUs: MirroredStrategy; otherwise the default (one device).
+    TensorFlow's MirroredStrategy and MultiWorkerMirroredStrategy were removed (issue 20): neither
+    was tested, two local workers failed on their first batch (FILE-based sharding of a split stored
+    as one file), and with Keras 3 MultiWorkerMirroredStrategy is broken upstream since TF 2.16
+    (keras-team/keras#20585, tensorflow/tensorflow#72388). Several devices train with the JAX
+    backend instead (`_distribution`).
     """
     import keras
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
-        if os.environ.get("TF_CONFIG"):
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        if len(tf.config.list_physical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
         return tf.distribute.get_strategy()
 
     class _Null:
         def scope(self):
             return contextlib.nullcontext()
     return _Null()
+
+
+def _tf_config_tasks() -> int:
+    """How many tasks (machines) the TF_CONFIG environment variable names; 0 when it is not set."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+        return sum(len(addresses) for addresses in cluster.values())
+    except (ValueError, AttributeError, TypeError):
+        return 2  # unreadable: it was meant for several machines
+
+
+def _data_parallel(devices):
+    """keras.distribution.DataParallel over `devices` whose validation batches are not split.
+
+    The JAX trainer splits every batch of an epoch the way it split the first, and a split needs a
+    batch that divides by the device count: the last, partial batch of a validation split of any
+    size may not. So while Keras validates (and evaluates) each device computes whole batches;
+    training batches, all full (the pipeline drops a partial last one), are split between the devices.
+    """
+    import keras
+
+    class WholeValidationBatches(keras.distribution.DataParallel):
+        replicate_data = False
+
+        def get_data_layout(self, data_shape):
+            if self.replicate_data:
+                return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+            return super().get_data_layout(data_shape)
+
+    class Toggle(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            distribution.replicate_data = True
+
+        def on_test_end(self, logs=None):
+            distribution.replicate_data = False
+
+    distribution = WholeValidationBatches(devices=devices)
+    return distribution, Toggle()
+
+
+def _distribution(devices, batch_size: int, log=print):
+    """The devices `train` runs on: (callbacks it needs, the run record's "distribution").
+
+    JAX backend: keras.distribution.DataParallel over the first N devices JAX sees (--devices N;
+    auto = all of them) when N > 1: every device takes batch_size / N examples of each batch and the
+    gradients are combined, so the run trains as on one device with the same global batch. Other
+    backends, and N = 1: one device. Training on several machines is not supported (TF_CONFIG is
+    refused, not ignored: every machine would otherwise train its own copy).
+    """
+    import keras
+    backend = keras.backend.backend()
+    if _tf_config_tasks() > 1:
+        raise UsageError("TF_CONFIG names several machines, but training on several machines is not supported: "
+                         "TensorFlow's MultiWorkerMirroredStrategy was removed (with Keras 3 it is broken since "
+                         "TF 2.16). Unset TF_CONFIG to train on this machine; its devices (GPUs) train together "
+                         "with KERAS_BACKEND=jax (--devices).")
+    if backend != "jax":
+        if devices not in ("auto", 1):
+            raise UsageError(f"--devices {devices}: training on several devices needs KERAS_BACKEND=jax "
+                             f"(keras.distribution.DataParallel); the {backend} backend trains on one device.")
+        if backend == "tensorflow" and len(provenance.accelerators()) > 1:
+            log(f"Note: {len(provenance.accelerators())} GPUs are visible, but the TensorFlow backend trains on one; "
+                "set KERAS_BACKEND=jax to train on all of them.")
+        return [], {"name": "none", "devices": 1}
+    import jax
+    visible = jax.devices()
+    n = len(visible) if devices == "auto" else devices
+    if n > len(visible):
+        raise UsageError(f"--devices {n}: JAX sees only {len(visible)} device(s) ({', '.join(map(str, visible))}).")
+    chosen = visible[:n]
+    if n == 1:
+        keras.distribution.set_distribution(None)
+        return [], {"name": "none", "devices": 1, "device_names": [str(chosen[0])]}
+    if batch_size % n:
+        raise UsageError(f"the batch size {batch_size} does not divide by the {n} devices (every device takes an "
+                         f"equal share of each batch): pass --batch-size a multiple of {n} (it is the global "
+                         f"batch), or --devices N with N dividing {batch_size}.")
+    distribution, toggle = _data_parallel(chosen)
+    keras.distribution.set_distribution(distribution)
+    log(f"Data parallel on {n} devices ({', '.join(map(str, chosen))}): {batch_size // n} examples of each batch "
+        f"of {batch_size} per device.")
+    return [toggle], {"name": "DataParallel", "devices": n, "device_names": [str(d) for d in chosen],
+                      "per_device_batch": batch_size // n}
 
 
 def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
@@ -248,15 +345,6 @@ def read_history(run_dir) -> pd.DataFrame:
     return history.reset_index(drop=True)
 
 
-def _record(run_dir) -> dict:
-    path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_record(run_dir, record):
-    io.atomic_write_json(Path(run_dir) / "run.json", record)
-
-
 def _set_policy(precision):
     import keras
     keras.mixed_precision.set_dtype_policy(precision)
@@ -297,9 +385,20 @@ def build_and_load(task, config, weights=None, log=print):
         log(f"Training {task.backbone_name} from scratch (--weights none). The paper started from "
             f"ImageNet weights: pass --weights PATH ({task.weights_hint}) to match it.")
         if config.get("model", {}).get("pretrained") == "imagenet":
+            scratch = random_init_variants(task)
             log("WARNING: this config is the paper's fine-tuning setting (it assumes ImageNet weights); from "
-                "random weights it learns slowly. Use --variant scratch (or --small) to train from scratch.")
+                "random weights it learns slowly. " + (
+                    f"Use --variant {scratch[0]} (or another variant set for random weights: "
+                    f"{', '.join(scratch[1:]) or 'none'}) to train from scratch." if scratch else
+                    "No variant of this paper is set for random weights."))
     return model
+
+
+def random_init_variants(task) -> list[str]:
+    """The task's variants whose config is set for random initial weights (model.pretrained other
+    than "imagenet"), the one named "scratch" first: what the fine-tuning warning suggests."""
+    out = [v for v in task.variants if task.get_config(v).get("model", {}).get("pretrained") != "imagenet"]
+    return sorted(out, key=lambda v: v != "scratch")
 
 
 def _logged_seconds(history) -> float:
@@ -338,7 +437,7 @@ def epoch_clock(elapsed_before: float, run_dir):
 def train(task, args, log=print):
     import keras
 
-    from common import checkpoint
+    from common import checkpoint, init_from
     from common import data as data_lib
     from common.weights import NONE_VALUES
     config = make_config(task, args)
@@ -347,16 +446,20 @@ def train(task, args, log=print):
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
+    if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
+        init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
     precision = resolve_precision(args.precision)
     _set_policy(precision)
-    strategy = _strategy()  # before any TensorFlow op: multi-worker collectives are configured at start-up
+    distribution_callbacks, distribution = _distribution(getattr(args, "devices", "auto"), config.train.batch_size,
+                                                         log)
+    strategy = _strategy()
     keras.utils.set_random_seed(config.seed)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"{task.paper}: {handle.describe()}; precision {precision}; run directory {run_dir}")
 
-    record = _record(run_dir)
+    record = RunDir(run_dir).record()
     previous = record.get("config")
     if previous and previous != json.loads(json.dumps(config.to_dict())):
         changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.to_dict().get(k))
@@ -372,13 +475,20 @@ def train(task, args, log=print):
     if steps <= 0:
         raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
 
+    source = None
+    if getattr(args, "init_from", None):
+        source = init_from.read_source(args.init_from, task, config, sub_run=run_dir.name)
     with strategy.scope():
         model = build_and_load(task, config, args.weights, log)
+        if source is not None:
+            record["init_from"] = init_from.load_matching(model, source, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
     initial_epoch = checkpoint.restore(model, run_dir / "backup", log)
+    if source is None and initial_epoch == 0:
+        record.pop("init_from", None)  # retrained from the start without --init-from: the old source no longer applies
     drop_partial_last_row(run_dir / "metrics.csv")
     # Only epochs up to the restored one count: a row logged just before a kill is trained again.
     history = read_history(run_dir)
@@ -400,6 +510,7 @@ def train(task, args, log=print):
         checkpoint.WeightsCheckpoint(run_dir / "checkpoints" / "best.weights.h5", monitor=monitor, mode=mode,
                                      best_so_far=best_so_far),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        *distribution_callbacks,
     ]
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
@@ -414,14 +525,14 @@ def train(task, args, log=print):
                     "splits": n, "train_images": min(n["train"], args.limit or n["train"]),
                     "validation_images": min(n["validation"], args.limit or n["validation"])},
         "image_size": config.data.image_size, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
-        "precision": precision, "seed": config.seed,
+        "precision": precision, "seed": config.seed, "distribution": distribution,
         "weights": "none" if args.weights in (None, "", "none") else str(args.weights),
         "hardware": provenance.hardware(), "versions": provenance.library_versions(), **provenance.git_commit(),
         "config": config.to_dict(),
     })
     record.setdefault("started", provenance.now())
     record.pop("evaluations", None)  # the weights are about to change: old evaluations no longer describe them
-    _save_record(run_dir, record)
+    RunDir(run_dir).write_record(record)
     start = time.time()
     status = "failed"
     try:
@@ -440,7 +551,7 @@ def train(task, args, log=print):
         if monitor in history and len(history):
             best = history.loc[history[monitor].idxmin() if mode == "min" else history[monitor].idxmax()]
             record["best_epoch"], record[f"best_{monitor}"] = int(best["epoch"]), float(best[monitor])
-        _save_record(run_dir, record)
+        RunDir(run_dir).write_record(record)
     units = " months" if task.monitor == "mae" else ""
     log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best {monitor} "
         f"{record.get(f'best_{monitor}', float('nan')):.4g}{units} (epoch {record.get('best_epoch')}).")
@@ -463,7 +574,8 @@ def with_ids(to_model_io):
 def predict_dataset(task, model, config, ds):
     """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids."""
     estimates, targets, males, ids = {}, [], [], []
-    for inputs, y, meta in ds:
+    # NumPy batches: a model of the JAX (or torch) backend cannot take TensorFlow tensors.
+    for inputs, y, meta in ds.as_numpy_iterator():
         ids.extend(i.decode() for i in np.asarray(meta["id"]).reshape(-1))
         for name, months in task.predict(model, inputs, config).items():
             estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
@@ -480,10 +592,8 @@ def load_trained(task, config, run_dir, model=None, log=print):
     Returns (model, what was loaded, for the run record). A task whose run is not one set of
     weights (rsna17_second: one model per sex in sub-runs) passes its own `Task.load_trained`.
     """
-    weights = Path(run_dir) / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = Path(run_dir) / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
+    weights = RunDir(run_dir).best_weights()
+    if weights is None:
         raise UsageError(f"no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
     if model is None:
         model = task.build_model(config)
@@ -503,10 +613,11 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
         run_dir = run_dir_of(task, args, config, log)
         require_trained(task, run_dir)
     run_dir = Path(run_dir)
-    record = _record(run_dir)
-    if from_flags and (run_dir / "config.json").exists():
+    record = RunDir(run_dir).record()
+    saved = RunDir(run_dir).config() if from_flags else None
+    if saved is not None:
         # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+        config = saved
     if handle is None:
         spec = args.data or record.get("dataset", {}).get("name")
         handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
@@ -546,7 +657,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     if record.get("status") == "trained":
         record["status"] = "evaluated"
     record.setdefault("paper", task.paper)
-    _save_record(run_dir, record)
+    RunDir(run_dir).write_record(record)
     primary = summaries[next(iter(estimates))]
     log(f"{split}: MAE {primary['mae']['value']:.2f} months "
         f"[{primary['mae']['ci_low']:.2f}, {primary['mae']['ci_high']:.2f}] on {len(ids)} images -> {out_dir}")
@@ -610,8 +721,9 @@ def predict(task, args, log=print):
     require_trained(task, run_dir)
     log(f"Predicting with the run {describe_run(run_dir)}" + (
         "" if args.out else "; the run --data, --small/--variant and --image-size name, or pass --out RUN_DIR"))
-    if (run_dir / "config.json").exists():
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+    saved = RunDir(run_dir).config()
+    if saved is not None:
+        config = saved
     if task.sex_needed(config):  # per run: an ablation variant without the sex input needs none
         unknown = [str(f) for f, s in sexes.items() if s is None]
         if unknown:
@@ -650,7 +762,9 @@ def predict(task, args, log=print):
 
 
 # ----------------------------------------------------------------------------- CLI
-def main(task, argv=None):
+def main(task, argv=None, ablations=()):
+    """The command line of one paper. `ablations` (reproductions.registry.ablations()) go into the
+    results tables that train and evaluate regenerate: common/ imports nothing from reproductions/."""
     parser = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
@@ -682,9 +796,9 @@ def main(task, argv=None):
                 print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
             else:
                 evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
-                update_tables(run_dir)
+                update_tables(run_dir, ablations=ablations)
         elif args.command == "evaluate":
-            update_tables(evaluate(task, args).parent)  # evaluate returns <run>/<split>
+            update_tables(evaluate(task, args).parent, ablations=ablations)  # evaluate returns <run>/<split>
         else:
             predict(task, args)
     except (DataError, LabelError, WeightsError, UsageError) as e:

@@ -4,13 +4,12 @@ A small CNN regressing months stands in for a paper here, so that resume and eva
 tested in seconds; each reproduction's own smoke test runs its real model.
 """
 import json
-import os
 import signal
 
 import pandas as pd
 import pytest
 
-from conftest import SUBPROCESS_TIMEOUT_S
+from conftest import SUBPROCESS_TIMEOUT_S, requires_jax
 
 
 def test_kill_and_resume_continues_from_the_saved_epoch(tiny_task, tmp_path):
@@ -63,6 +62,23 @@ def test_train_then_evaluate_writes_every_file_and_record(tiny_task, tmp_path):
     assert record["evaluations"]["validation"]["images"] == 16
     predictions = pd.read_csv(out / "validation" / "predictions.csv")
     assert len(predictions) == 16 and predictions["boneage_pred"].notna().all()
+
+
+def test_init_from_starts_a_run_from_another_runs_weights_and_records_it(tiny_task, tmp_path):
+    run, _ = tiny_task
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = run("train", "--data", "phantoms/tiny", "--out", str(first), "--epochs", "1", "--no-eval")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run("train", "--data", "phantoms/tiny", "--out", str(second), "--epochs", "1", "--no-eval",
+                 "--init-from", str(first))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Initialised from {first} (best.weights.h5): loaded 2 of 2 layers" in result.stdout
+    source = json.loads((second / "run.json").read_text())["init_from"]
+    assert (source["run"], source["loaded_layers"], source["skipped"]) == (str(first), 2, [])
+    assert source["commit"] == json.loads((first / "run.json").read_text())["commit"] and source["fingerprint"]
+    result = run("train", "--data", "phantoms/tiny", "--out", str(tmp_path / "third"), "--init-from", str(tmp_path))
+    assert result.returncode == 2 and "no config.json in it" in result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / "third" / "checkpoints").exists()  # refused before any training
 
 
 def test_predict_needs_sex_and_skips_unreadable_files(tiny_task, tmp_path, shared_data):
@@ -120,3 +136,103 @@ def test_evaluation_reads_the_sex_beside_the_inputs_of_a_model_without_sex_input
     estimates, targets, males, ids = train_lib.predict_dataset(NoSexTask, None, None, ds)
     assert ids == ["a", "b"] and males.tolist() == [1, 0] and targets.tolist() == [90.0, 110.0]
     assert estimates["regression"].tolist() == [100.0, 100.0]
+
+
+# ----------------------------------------------------------------------------- the JAX backend
+# tf.data still feeds the batches; JAX trains. JAX_PLATFORMS=cpu: a test never waits on a GPU driver.
+JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+# Two devices on this CPU, as on a machine with two GPUs. TF_DETERMINISTIC_OPS: the training pipeline
+# otherwise lets its parallel maps hand examples on out of order (faster), so two runs with the same
+# seed see different batches; deterministic, both runs of a comparison see the same batches.
+TWO_DEVICES = {**JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "TF_DETERMINISTIC_OPS": "1"}
+
+
+@requires_jax
+def test_train_resume_evaluate_and_predict_with_the_jax_backend(tiny_task, tmp_path):
+    import cv2
+    import numpy as np
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    args = ["--data", "phantoms/tiny", "--out", str(out)]
+    first = run("train", *args, "--epochs", "1", "--split", "validation", env=JAX)
+    assert first.returncode == 0, first.stdout + first.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["hardware"]["keras_backend"] == "jax" and record["status"] == "evaluated"
+    assert (record["distribution"]["name"], len(record["distribution"]["device_names"])) == ("none", 1)
+    assert record["evaluations"]["validation"]["images"] == 16
+    # Rerun with more epochs: it resumes after the saved epoch (weights and optimizer state), no kill needed.
+    second = run("train", *args, "--epochs", "2", "--no-eval", env=JAX)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Resuming after epoch 1" in second.stdout and "Epoch 2/2" in second.stdout
+    assert "Epoch 1/" not in second.stdout
+    assert sorted(pd.read_csv(out / "metrics.csv")["epoch"]) == [0, 1]
+    assert json.loads((out / "run.json").read_text())["epochs_done"] == 2
+    # evaluate and predict on their own, in a new process: the model gets NumPy batches, not TensorFlow tensors.
+    evaluated = run("evaluate", *args, "--split", "validation", env=JAX)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert pd.read_csv(out / "validation" / "predictions.csv")["boneage_pred"].notna().sum() == 16
+    image = tmp_path / "hand.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (80, 60), dtype=np.uint8))
+    csv = tmp_path / "pred.csv"
+    predicted = run("predict", str(image), "--sex", "M", "--out", str(out), "--output-csv", str(csv), env=JAX)
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    assert pd.read_csv(csv)["boneage_months"].notna().all()
+
+
+@requires_jax
+def test_two_devices_train_as_one_does_and_resume(tiny_task, tmp_path):
+    """DataParallel on 2 devices: the same epoch-1 loss as 1 device (same seed, same batches), and it learns."""
+    run, _ = tiny_task
+    one, two = tmp_path / "one", tmp_path / "two"
+    # 15 images a split in batches of 6: 2 training steps an epoch, 3 images per device and step, and a
+    # last validation batch of 3 images, which 2 devices cannot share (each device validates it whole).
+    args = ["--data", "phantoms/tiny", "--limit", "15", "--batch-size", "6", "--no-eval"]
+    single = run("train", *args, "--out", str(one), "--epochs", "1", "--devices", "1", env=TWO_DEVICES)
+    assert single.returncode == 0, single.stdout + single.stderr
+    double = run("train", *args, "--out", str(two), "--epochs", "1", env=TWO_DEVICES)  # --devices auto: both
+    assert double.returncode == 0, double.stdout + double.stderr
+    assert "Data parallel on 2 devices" in double.stdout
+    a, b = pd.read_csv(one / "metrics.csv"), pd.read_csv(two / "metrics.csv")
+    # Not bit-equal: the two devices sum their halves of the batch in another order than one device does.
+    for column in ("loss", "val_loss", "val_mae"):
+        assert b[column].iloc[0] == pytest.approx(a[column].iloc[0], rel=1e-5), column
+    record = json.loads((two / "run.json").read_text())
+    distribution = record["distribution"]  # device names as JAX gives them (cpu:0 here, cuda:0 on a GPU)
+    assert (distribution["name"], distribution["devices"], distribution["per_device_batch"]) == ("DataParallel", 2, 3)
+    assert len(set(distribution["device_names"])) == 2
+    # Resumed on 2 devices, then evaluated there: it learns (the validation MAE falls), the record is whole.
+    resumed = run("train", *args[:-1], "--out", str(two), "--epochs", "3", "--split", "validation", env=TWO_DEVICES)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Resuming after epoch 1" in resumed.stdout and "Epoch 1/" not in resumed.stdout
+    log = pd.read_csv(two / "metrics.csv")
+    # Learning is read on the validation MAE (the same 15 images each epoch), not on the training loss: each
+    # epoch trains on another 12 of the 15 images (the shuffled order differs, a partial batch is dropped).
+    assert sorted(log["epoch"]) == [0, 1, 2] and log["val_mae"].is_monotonic_decreasing, log
+    record = json.loads((two / "run.json").read_text())
+    assert record["epochs_done"] == 3 and record["evaluations"]["validation"]["images"] == 15
+    # A batch the devices cannot share equally is refused before any data is built, saying why.
+    odd = run("train", *args, "--out", str(tmp_path / "odd"), "--batch-size", "7", env=TWO_DEVICES)
+    assert odd.returncode == 2 and "does not divide by the 2 devices" in odd.stderr, odd.stdout + odd.stderr
+    assert not (tmp_path / "odd").exists()
+
+
+def test_several_devices_or_machines_are_refused_with_tensorflow(monkeypatch, capsys):
+    """The TensorFlow backend trains on one device: --devices 2 and a TF_CONFIG of two workers are
+    refused (with the way that works), never run as something else."""
+    import keras
+
+    from common import train
+    from common.config import Config
+    from common.task import Task
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the TensorFlow backend's refusals")
+    task = Task(paper="tiny", citation="", get_config=lambda variant="": Config(
+                    {"seed": 0, "data": {"image_size": 32}, "train": {"epochs": 1, "batch_size": 8}}),
+                build_model=None, preprocess=None, to_model_io=None, loss=None, metrics=None, predict=None)
+    assert train.main(task, ["train", "--data", "phantoms", "--devices", "2"]) == 2
+    assert "needs KERAS_BACKEND=jax" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:23451", "localhost:23452"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert train.main(task, ["train", "--data", "phantoms"]) == 2
+    err = capsys.readouterr().err
+    assert "several machines is not supported" in err and "KERAS_BACKEND=jax" in err

@@ -7,6 +7,7 @@ import sys
 
 from common import compare, results
 from common.errors import UsageError
+from reproductions import registry
 
 
 def main(argv=None):
@@ -18,13 +19,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         results.check_results_dir(args.results)  # before the plots: nothing is written to a wrong folder
+        runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]  # an unreadable record: its file
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runs = [r for r in results.load_runs(args.results) if r.get("evaluations")]
+    ablations = registry.ablations()  # handed to common/, which imports nothing from reproductions/
     if not args.no_plots:
-        compare.plot_all(runs, args.results)
-    results.regenerate(args.results)
+        compare.plot_all(runs, args.results, ablations=ablations)
+    results.regenerate(args.results, ablations=ablations)
     return 0
 
 

@@ -1,7 +1,7 @@
 """`python -m reproductions.iglovikov18 COMMAND --stage STAGE ...`: the chain, one stage at a time.
 
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
-             [--init-from RUN_DIR]   (segment/keypoints: start from a trained run of the stage)
+             [--init-from RUN_DIR]   (start from a trained run of the same stage: common/init_from.py)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
     register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs]
              (writes the dataset's registered canvases as a folder dataset for the age stages)
@@ -18,9 +18,7 @@ The age stages use common.train as it is (train, evaluate, the results table); s
 key points train through common.train.train and are evaluated here (Dice / IoU, pixels).
 """
 import argparse
-import dataclasses
 import sys
-from pathlib import Path
 
 from reproductions.iglovikov18 import config as ig_config
 
@@ -52,47 +50,31 @@ def _age_needs_registration(rest, log=print):
             "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
 
 
-def _with_init(task, init_from, stage_names, log=print):
-    """The task whose model starts from a trained run's best weights (same stage and sizes)."""
-    if not init_from:
-        return task
-    from reproductions.iglovikov18 import chain
-    _, weights = chain.check_run(init_from, stage_names)
-
-    def build_model(config):
-        model = task.build_model(config)
-        model.load_weights(weights)
-        log(f"Starting from the weights of {init_from} ({weights.name})")
-        return model
-    return dataclasses.replace(task, build_model=build_model)
-
-
 def _shared_parser(task, command):
     from common import train as common_train
     p = argparse.ArgumentParser(prog=f"python -m reproductions.iglovikov18 {command}")
     common_train.add_shared_flags(p, task)
     p.add_argument("--split", default="test")
     p.add_argument("--no-eval", action="store_true")
-    p.add_argument("--init-from", default=None)
     return p
 
 
 def _train_or_evaluate_stage(command, stage, base, rest):
     """Segmentation or key points: common.train.train, then the stage's own evaluation."""
-    import json
-
     from common import data as data_lib
     from common import train as common_train
-    from common.config import Config
+    from common.runs import RunDir
     from reproductions.iglovikov18 import stages
     from reproductions.iglovikov18.task import TASKS
     task = TASKS[stage]
     args = _shared_parser(task, command).parse_args(rest + ["--variant", ig_config.variant_name(base, stage)])
     evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
     if command == "train":
-        if args.init_from:
+        if args.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
+            from reproductions.iglovikov18 import chain
+            chain.check_run(args.init_from, (stage,))
             args.set = list(args.set) + [f"{stage}.init_from={args.init_from}"]
-        run_dir, _, handle, config = common_train.train(_with_init(task, args.init_from, (stage,)), args)
+        run_dir, _, handle, config = common_train.train(task, args)
         if not args.no_eval and args.split in handle.splits:
             evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
         return 0
@@ -100,8 +82,9 @@ def _train_or_evaluate_stage(command, stage, base, rest):
     run_dir = common_train.run_dir_of(task, args, config)
     common_train.require_trained(task, run_dir)  # before the data is built: a missing run is said at once
     handle = data_lib.resolve(args.data, data_dir=args.data_dir)
-    if (run_dir / "config.json").exists():
-        config = Config(json.loads((run_dir / "config.json").read_text()))
+    saved = RunDir(run_dir).config()
+    if saved is not None:
+        config = saved
     evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
     return 0
 
@@ -138,7 +121,9 @@ def main(argv=None):
                     common_train.require_trained(AGE_TASK, common_train.run_dir_of(
                         AGE_TASK, args, common_train.make_config(AGE_TASK, args)))
                 _age_needs_registration(rest)
-                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant])
+                from reproductions import registry
+                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant],
+                                           ablations=registry.ablations())
                 if status == 0 and (args.out is None or common_train.in_results(args.out)):  # else left as they are
                     regions.regenerate()
                 return status

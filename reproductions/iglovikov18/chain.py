@@ -7,14 +7,13 @@ radiograph's own pixels.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from common import preprocessing as common_pp
-from common.config import Config
+from common.runs import RecordError, RunDir
 from reproductions.iglovikov18 import masks
 from reproductions.iglovikov18 import preprocessing as pp
 from reproductions.iglovikov18 import task as ig_task
@@ -27,17 +26,18 @@ class RunError(ValueError):
 def check_run(run_dir, stage_names):
     """(config, weights path) of a trained run directory of one of `stage_names`; RunError otherwise."""
     run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.exists():
+    run = RunDir(run_dir)
+    try:
+        config = run.config()
+    except RecordError as e:
+        raise RunError(str(e)) from None
+    if config is None:
         raise RunError(f"{run_dir}: no config.json; not a run directory (train it first)")
-    config = Config(json.loads(path.read_text()))
     if config.get("name") != "iglovikov18" or config.get("stage") not in stage_names:
         raise RunError(f"{run_dir}: a {config.get('name')} {config.get('stage')} run; expected an iglovikov18 "
                        f"run of stage {' or '.join(stage_names)}")
-    weights = run_dir / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = run_dir / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
+    weights = run.best_weights()
+    if weights is None:
         raise RunError(f"{run_dir}: no trained weights in checkpoints/; train it first")
     return config, weights
 

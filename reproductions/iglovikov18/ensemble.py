@@ -19,6 +19,7 @@ import pandas as pd
 
 from common import evaluation, io, provenance
 from common import results as common_results
+from common.runs import RunDir, run_name
 from reproductions.iglovikov18 import config as ig_config
 
 
@@ -28,8 +29,8 @@ def default_members(results_dir, data_slug, base, image_size):
     out = []
     for region in ig_config.REGIONS:
         for stage in ig_config.AGE_STAGES:
-            run = root / f"{data_slug}_{ig_config.variant_name(base, stage, region)}_{image_size}px"
-            if (run / "run.json").exists():
+            run = root / run_name(data_slug, ig_config.variant_name(base, stage, region), image_size)
+            if RunDir(run).has_record():
                 out.append(run)
     return out
 
@@ -69,7 +70,7 @@ def main(base, argv, log=print):
     results_dir = Path(common_results.RESULTS_DIR)
     if args.runs:
         members = [Path(r) for r in args.runs]
-        data_name = json.loads((members[0] / "run.json").read_text()).get("dataset", {}).get("name", "?")
+        data_name = RunDir(members[0]).record(missing_ok=False).get("dataset", {}).get("name", "?")
     else:
         from common import data as data_lib
         handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
@@ -81,10 +82,10 @@ def main(base, argv, log=print):
                          "Train them first, or pass --runs.")
     start = time.time()
     table, names = ensemble_predictions(members, args.split)
-    records = [json.loads((Path(m) / "run.json").read_text()) for m in members]
+    records = [RunDir(m).record(missing_ok=False) for m in members]
     size = records[0].get("image_size")
-    out = Path(args.out) if args.out else results_dir / "iglovikov18" / (
-        f"{data_name.replace('/', '-')}_{ig_config.variant_name(base, 'regress', 'hand').replace('regress-hand', 'ensemble')}_{size}px")
+    out = Path(args.out) if args.out else results_dir / "iglovikov18" / run_name(
+        data_name, ig_config.variant_name(base, "regress", "hand").replace("regress-hand", "ensemble"), size)
     variant = f"{base}-ensemble" if base else "ensemble"
     evaluation.write_evaluation(out / args.split, table[["id", "boneage_true", "boneage_pred", "male"]],
                                 title=f"iglovikov18 ensemble of {len(members)} on {data_name} {args.split}")
@@ -105,11 +106,12 @@ def main(base, argv, log=print):
             "image_size": size, "members": names, "wall_time_s": round(time.time() - start, 1), "when": provenance.now(),
             **provenance.git_commit()}},
     }
-    io.atomic_write_json(out / "run.json", record)
+    RunDir(out).write_record(record)
     log(f"{args.split}: ensemble of {len(members)} MAE {overall['mae']['value']:.2f} months "
         f"[{overall['mae']['ci_low']:.2f}, {overall['mae']['ci_high']:.2f}] on {len(table)} images -> {out}")
     from common import train as common_train
-    common_train.update_tables(out, log)  # only for an ensemble inside the results folder
+    from reproductions import registry
+    common_train.update_tables(out, log, ablations=registry.ablations())  # only for an ensemble inside the results folder
     if common_train.in_results(out):
         from reproductions.iglovikov18 import regions
         regions.regenerate()

@@ -11,7 +11,6 @@ The ensemble is in ensemble.py, the region table in regions.py, the figures in f
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,29 +19,24 @@ import pandas as pd
 
 from common import data as data_lib
 from common import io, pipeline, provenance
+from common.runs import RunDir
 from reproductions.iglovikov18 import masks
 from reproductions.iglovikov18 import preprocessing as pp
 
 REGISTERED_MARKER = data_lib.DERIVED_MARKER  # common/data.py: runs on it join the source's experiment
 
 
-def _record(run_dir) -> dict:
-    path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _save_stage_evaluation(run_dir, split, summary):
-    record = _record(run_dir)
+    run = RunDir(run_dir)
+    record = run.record()
     record.setdefault("stage_evaluations", {})[split] = summary
-    io.atomic_write_json(Path(run_dir) / "run.json", record)
+    run.write_record(record)
 
 
 def _best_model(task, config, run_dir):
     model = task.build_model(config)
-    weights = Path(run_dir) / "checkpoints" / "best.weights.h5"
-    if not weights.exists():
-        weights = Path(run_dir) / "checkpoints" / "last.weights.h5"
-    if not weights.exists():
+    weights = RunDir(run_dir).best_weights()
+    if weights is None:
         raise SystemExit(f"error: no trained weights in {run_dir}/checkpoints; run `train` first (same flags).")
     model.load_weights(weights)
     return model, weights

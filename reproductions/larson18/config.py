@@ -16,8 +16,9 @@ whether it comes from that code, from the paper's abstract, or is reconstructed.
 Commands (run from the repository root):
 
     python -m reproductions.larson18 train --data phantoms --small        # CPU smoke run, minutes
-    python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_nosex
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512 --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
     python -m reproductions.larson18 evaluate --out DIR                   # ten-crop test-time eval
     python -m reproductions.larson18 predict FILE --sex M                 # argmax and expected age
 
@@ -27,6 +28,13 @@ precision if the 256-px CLAHE images are cached; the data pipeline (decode, resi
 CPU is the likely bottleneck when they are not. The `small` variant runs on a laptop CPU in
 minutes and proves only that the code runs.
 
+The `r512` variant (954 real radiographs at long side 512, 763 of them in training; issue 17)
+starts from the `thumbs` run's weights (`--init-from`; weights are never committed, so rerun
+the `thumbs` command above first, or drop `--init-from` to start from random weights). Its run
+goes to results/larson18/folder-rsna-512_r512_256px. Estimated from the measured train step
+(results/benchmarks/train_step_cpu.md, 224 px, mixed_bfloat16, 14.9 images/s): ~14 minutes of
+training for its 14 epochs on 2 CPU cores (the arithmetic is at its `train.epochs`); not run yet.
+
 The paper's number (abstract): against the mean of the clinical report and three additional
 reviewers on a 200-examination test set, the model's mean absolute difference (MAD) was
 0.50 years (~6.0 months), root mean square 0.63 years, mean difference 0 years. These could
@@ -35,7 +43,7 @@ and says where they stand. Our test set (RSNA's 200 images) carries a six-review
 """
 from common.config import Config
 
-VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex")
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512")
 
 
 def get_config(variant: str = "") -> Config:
@@ -50,6 +58,10 @@ def get_config(variant: str = "") -> Config:
         "nosex": the paper setting with one 240-class head shared by both sexes and no sex input
             (the sex-input ablation, issue #8).
         "thumbs_nosex": "thumbs" with that shared head.
+        "r512": "scratch" on the 512-px radiographs (../shared/data/rsna-512), at the paper's own
+            256-px load size and 224-px crops (nothing to shrink), under the budget rule for these
+            runs (README.md, "Budget rule"): only the epochs change. It starts from the `thumbs`
+            run (`--init-from`), a network trained with the scratch optimizer, not an ImageNet one.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
@@ -130,7 +142,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("scratch", "small", "thumbs", "thumbs_nosex"):
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
         config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
@@ -159,4 +171,10 @@ def get_config(variant: str = "") -> Config:
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
             channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
+    if variant == "r512":
+        # The radiographs are larger than the paper's 256-px load size, so sizes, crops and CLAHE tiles
+        # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
+        # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of
+        # training on 2 CPU cores, whichever comes first, mixed_bfloat16.
+        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap binds: 763 train images / 14.9 img/s (results/benchmarks/train_step_cpu.md: larson18, 224 px, mixed_bfloat16, train steps only, batch 16 against the run's 32) = 51 s per epoch, +15% for the pipeline and validation = 59 s -> 14 epochs ~ 14 min, far inside 45 min
     return config

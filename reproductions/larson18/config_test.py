@@ -41,6 +41,15 @@ def test_small_and_thumbs_variants_change_only_sizes_and_length():
     assert small.data.crop_size < small.data.image_size <= 96
 
 
+def test_r512_variant_changes_only_the_epochs_of_scratch():
+    """Issue 17: the 512-px radiographs force nothing but the budget; sizes, CLAHE and warm-up stay the paper's."""
+    assert _changed("scratch", "r512") == {"train.epochs"}
+    assert _changed("", "r512") == _changed("", "scratch") | {"train.epochs"}
+    r512 = get_config("r512")
+    assert (r512.data.image_size, r512.data.crop_size) == (256, 224)
+    assert r512.train.epochs <= 14  # the budget rule's cap
+
+
 @pytest.mark.parametrize("base", ["", "thumbs"])
 def test_nosex_variants_change_only_the_sex_handling(base):
     """The sex-input ablation (issue #8) must differ from its base in that one key, or it is no ablation."""
@@ -50,14 +59,14 @@ def test_nosex_variants_change_only_the_sex_handling(base):
     assert nosex.model.sex_handling == "shared_head"
 
 
-@pytest.mark.parametrize("variant", ["", "small", "thumbs"])
+@pytest.mark.parametrize("variant", ["", "small", "thumbs", "r512"])
 def test_clahe_channels_stay_distinct_at_the_load_size(variant):
     from reproductions.larson18.preprocessing import opencv_clip_counts
 
     config = get_config(variant)
     counts = opencv_clip_counts(config.data.image_size, config.data.clahe)
     assert len(set(counts)) == 3, counts
-    if not variant:
+    if variant in ("", "r512"):
         assert counts == [4, 12, 20]
 
 
@@ -74,5 +83,5 @@ def test_every_value_has_a_source_comment():
     """Each literal value line in get_config names its source in a trailing comment."""
     missing = values_without_source(config_module.get_config, (
         "taken from", "reconstructed", "Larson18", "small:", "scratch:", "thumbs:", "nosex:", "kit choice",
-        "same source", "the reproduction"))
+        "same source", "the reproduction", "r512:"))
     assert not missing, f"values without a source comment: {missing}"

@@ -2,7 +2,8 @@
 import sys
 
 from common.train import main
+from reproductions import registry
 from reproductions.lite0_regressor.task import TASK
 
 if __name__ == "__main__":
-    sys.exit(main(TASK))
+    sys.exit(main(TASK, ablations=registry.ablations()))

@@ -43,14 +43,12 @@ def batch_augment(config):
     return common_pp.affine_batch_augment(config.train.augmentation, config.seed, name="lite0_augmentation")
 
 
-def to_model_io(config):
-    def io(batch):
-        image = tf.cast(batch["image"], tf.float32) / 255.0
-        inputs = {"image": tf.repeat(image, 3, axis=-1)}
-        if config.model.sex_input:
-            inputs["male"] = tf.cast(batch["male"], tf.float32)[:, None]
-        return inputs, {"months": tf.cast(batch["boneage_months"], tf.float32)[:, None]}
-    return io
+def unit_rgb(image, config):
+    """uint8 grey -> [0, 1] repeated to RGB; the backbone's first layer applies the checkpoint's scaling."""
+    return tf.repeat(tf.cast(image, tf.float32) / 255.0, 3, axis=-1)
+
+
+to_model_io = months_regression.model_io(unit_rgb)
 
 
 TASK = Task(
@@ -61,9 +59,7 @@ TASK = Task(
     preprocess=preprocess,
     batch_augment=batch_augment,
     to_model_io=to_model_io,
-    loss=months_regression.loss,
-    metrics=months_regression.metrics,
-    predict=months_regression.predict,
+    **months_regression.HOOKS,
     backbone_name=lite0_model.BACKBONE_NAME,
     weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "
                   "writes ~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5)"),

@@ -17,6 +17,9 @@ Commands (run from the repository root):
     python -m reproductions.rsna17_second train --small --data phantoms/small      # CPU smoke run, minutes
     python -m reproductions.rsna17_second train --variant thumbs --data folder:../shared/data/rsna-thumbs100
     python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_whole --sex both
+    T=runs/rsna17_second-thumbs     # weights are never committed: retrain the thumbs run into a fresh directory first
+    python -m reproductions.rsna17_second train --variant thumbs --data folder:../shared/data/rsna-thumbs100 --out $T
+    python -m reproductions.rsna17_second train --data folder:../shared/data/rsna-512 --variant r512 --precision mixed_bfloat16 --init-from $T
     python -m reproductions.rsna17_second train --sex female ...    # one sex only (default: both)
     python -m reproductions.rsna17_second evaluate --out RUN_DIR    # mean / median / learned fusion
     python -m reproductions.rsna17_second predict FILE --sex F --out RUN_DIR
@@ -38,12 +41,26 @@ third of the 49-patch run's 310,000 x 128^2 px: an estimated ~20 minutes on one 
 sexes' 20 epochs (scaled from the estimate above, not measured). `thumbs_whole` fits the CPU
 budget with 4 epochs (~38 minutes; the arithmetic is at its `train.epochs`).
 
+The `r512` variant (954 real radiographs at long side 512: 763 in training, 369 girls and 394
+boys; issue 17) is the paper's geometry (hand crop + CLAHE at 512 px, the 7 x 7 grid of 128-px
+patches) with a fresh random 14 of the 49 positions per radiograph and epoch, 14 epochs. Each
+sex's network starts from the same sex's network of the `thumbs` run (`--init-from $T` takes
+$T/female for the girls' network and $T/male for the boys'; all layers match: the pooled
+ResNet-50 does not depend on the patch size). Weights are never committed, so the `thumbs` run is
+retrained first, into a fresh directory (in the committed one `train` skips both sexes, whose
+records say they are trained); without `--init-from` the run starts from random weights. Its
+run goes to results/rsna17_second/folder-rsna-512_r512_512px. Estimated from the measured train
+step (results/benchmarks/train_step_cpu.md, 128 px, mixed_bfloat16, 41.9 patches/s): ~41
+minutes of training for the boys' network and ~37 for the girls' (the budget rule for these
+runs counts 45 minutes per network; the arithmetic is at its `train.patches_per_image`), ~78
+minutes for `--sex both`; not run yet.
+
 The paper's number (challenge report, abstract): the five best mean absolute distances on the
 200-image test set were 4.2, 4.4, 4.4, 4.5 and 4.5 months; the second place's is 4.4 months.
 """
 from common.config import Config
 
-VARIANTS = ("", "small", "thumbs", "whole", "thumbs_whole")
+VARIANTS = ("", "small", "thumbs", "whole", "thumbs_whole", "r512")
 SEXES = ("female", "male")
 
 
@@ -62,6 +79,10 @@ def get_config(variant: str = "") -> Config:
             ablation "whole image vs 49 patches + fusion" (issue #8).
         "thumbs_whole": "thumbs" with the whole 128-px hand crop as the one patch, and 9 epochs
             (the CPU budget at the measured ~4.4 minutes per epoch for both sexes on 2 cores).
+        "r512": the paper setting on the 512-px radiographs (../shared/data/rsna-512) under the
+            budget rule for these runs (README.md, "Budget rule"): the paper's crop, CLAHE and
+            49 128-px patch positions, a random 14 of them per radiograph and epoch, batch-norm
+            momentum 0.9, 14 epochs.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown rsna17_second config variant; expected one of {VARIANTS}. "
@@ -161,4 +182,17 @@ def get_config(variant: str = "") -> Config:
         # Measured: the first thumbs_whole run (4 epochs, both sexes, alone on 2 cores) took 1,131 s including
         # model builds and evaluation, ~4.4 min per epoch for both sexes (README, "Ablation").
         config.train.epochs = 9  # thumbs_whole: the CPU budget (14 epochs or 45 min on 2 cores, whichever fewer): 9 x ~4.4 min + ~2 min start-up = ~42 min (measured speed: README)
+    if variant == "r512":
+        # The radiographs (long side 512) hold the paper's 512-px crop, 128-px patches and 7 x 7 grid, so
+        # the geometry, crop and CLAHE stay the paper's. Budget rule for these runs: 14 epochs or 45 min of
+        # training per network (here: per sex) on 2 CPU cores, whichever comes first, mixed_bfloat16.
+        # All 49 patches would take 394 boys x 49 / 41.9 patches/s = 461 s of train steps per epoch:
+        # with the allowances below, 552 s per epoch: 4 epochs in 45 min. A fresh random subset of the 49
+        # positions per radiograph and epoch, as `thumbs` does, fits the 14 epochs instead.
+        # Estimates below: train steps at 41.9 patches/s (results/benchmarks/train_step_cpu.md:
+        # rsna17_second, 128 px, mixed_bfloat16, train steps only, batch 16 against the run's 64), +15% for the pipeline;
+        # validation (all 49 patches of 57 boys / 45 girls) at ~3x that rate, forward pass only (not measured).
+        config.train.patches_per_image = 14  # r512: boys (the larger model's data): 394 x 14 = 5,516 patches / 41.9 = 132 s, +15% = 151 s, + validation 2,793 patches / 126 per s = 22 s -> 174 s per epoch, x 14 = 40.5 min (girls: 369 x 14 -> 37.2 min); 15 would take 43.0, 16 45.6 min: 14 keeps ~10% spare for the unmeasured validation rate
+        config.train.epochs = 14  # r512: the budget rule's 14-epoch cap, reached within 45 min per network at 14 patches per radiograph (arithmetic on the line above)
+        config.model.bn_momentum = 0.9  # r512: ~86 steps of 64 patches per sex and epoch (394 x 14 / 64), the regime where keras' 0.99 left the moving statistics behind the weights (thumbs_whole, small: README, "Ablation", deviation 12); and the thumbs run it starts from used 0.9
     return config

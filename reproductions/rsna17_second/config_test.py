@@ -51,6 +51,18 @@ def test_whole_variants_change_only_what_makes_one_patch_the_whole_image():
     assert get_config("thumbs_whole").train.epochs == 9  # the CPU budget at the measured speed (config comment)
 
 
+def test_r512_variant_samples_the_paper_patches_within_the_budget():
+    """Issue 17: the paper's crop, CLAHE and 49 patches of 128 px at 512; only the sampling per epoch,
+    the epochs and the batch-norm momentum (as thumbs) change."""
+    paper, r512 = get_config(), get_config("r512")
+    assert changed_keys(paper, r512) == {"train.patches_per_image", "train.epochs", "model.bn_momentum"}
+    assert (r512.data.image_size, r512.data.patch_size, r512.data.patch_grid) == (512, 128, 7)
+    assert r512.data.clahe == paper.data.clahe and r512.data.hand_crop == paper.data.hand_crop
+    assert 1 <= r512.train.patches_per_image < 49  # a random subset per radiograph and epoch, as thumbs
+    assert r512.model.bn_momentum == get_config("thumbs").model.bn_momentum  # as the run it starts from
+    assert r512.train.epochs <= 14  # the budget rule's cap
+
+
 def test_unknown_variant_and_override():
     with pytest.raises(ValueError, match="Received: variant='tiny'"):
         get_config("tiny")
@@ -61,5 +73,6 @@ def test_unknown_variant_and_override():
 
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
-        "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "whole:", "the reproduction's"))
+        "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "whole:", "the reproduction's",
+        "r512:"))
     assert not missing, f"values without a source comment: {missing}"

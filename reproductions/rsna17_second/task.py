@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common import io, provenance
+from common.runs import RunDir
 from common.task import Task
 from reproductions.rsna17_second import config as second_config
 from reproductions.rsna17_second import fusion as second_fusion
@@ -195,7 +196,7 @@ def run_train(task, args, log=print):
         sub_args = argparse.Namespace(**vars(args))
         sub_args.out, sub_args.set = str(run_dir / sex), [*args.set, f"model.sex={sex}"]
         sub_config = common_train.make_config(task, sub_args)
-        done = _read_json(run_dir / sex / "run.json")
+        done = RunDir(run_dir / sex).record()
         if (done.get("status") in ("trained", "evaluated") and done.get("epochs_done", 0) >= sub_config.train.epochs
                 and done.get("config") == json.loads(json.dumps(sub_config.to_dict()))):
             log(f"rsna17_second: the {sex} model in {run_dir / sex} is trained ({done['epochs_done']} epochs); "
@@ -207,9 +208,9 @@ def run_train(task, args, log=print):
         keras.backend.clear_session()  # free the first model before the second is built
         gc.collect()
 
-    subs = {sex: _read_json(run_dir / sex / "run.json") for sex in sexes}
+    subs = {sex: RunDir(run_dir / sex).record() for sex in sexes}
     first = subs[sexes[0]]
-    record = _read_json(run_dir / "run.json")
+    record = RunDir(run_dir).record()
     if trained_now:
         record.pop("evaluations", None)  # the weights changed: old evaluations no longer describe them
     keep = ("paper", "citation", "variant", "dataset", "image_size", "epochs", "batch_size", "precision", "seed",
@@ -231,9 +232,15 @@ def run_train(task, args, log=print):
                                _sub_config(config, sex)), limit=args.limit)}
                      for sex, s in subs.items()},
     })
+    if first.get("init_from"):  # --init-from: each sex started from the same sex's network of the source run
+        source = dict(first["init_from"])
+        source["run"] = str(Path(source["run"]).parent) if Path(source["run"]).name in SEXES else source["run"]
+        record["init_from"] = source
+        for sex, s in subs.items():
+            record["sub_runs"][sex]["init_from"] = s.get("init_from")
     io.atomic_write_json(run_dir / "config.json", config.to_dict())
     io.atomic_to_csv(combined_history(run_dir, sexes), run_dir / "metrics.csv")
-    io.atomic_write_json(run_dir / "run.json", record)
+    RunDir(run_dir).write_record(record)
     log(f"rsna17_second: {' and '.join(sexes)} model(s) trained in {record['wall_time_s'] / 60:.1f} min; run {run_dir}")
     return run_dir, None, handle, config
 

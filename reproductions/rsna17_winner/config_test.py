@@ -31,6 +31,15 @@ def test_cpu_variants_change_only_initialisation_size_and_length():
     assert get_config("thumbs").data.image_size == 100  # the thumbnails' own size
 
 
+def test_r512_variant_changes_only_the_epochs_of_scratch():
+    """Issue 17: the entry's own 500 px fits the budget, so only the epochs differ from scratch."""
+    assert changed_keys(get_config("scratch"), get_config("r512")) == {"train.epochs"}
+    assert changed_keys(get_config(), get_config("r512")) == {"model.pretrained", "train.optimizer.learning_rate",
+                                                              "train.epochs"}
+    assert get_config("r512").data.image_size == 500  # the paper's size
+    assert get_config("r512").train.epochs <= 14  # the budget rule's cap
+
+
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="Received: variant='tiny'"):
         get_config("tiny")
@@ -39,5 +48,5 @@ def test_unknown_variant_is_refused():
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
         "taken from", "reconstructed", "challenge report", "kit choice", "the reproduction", "scratch:", "nosex:",
-        "small:", "thumbs:"))
+        "small:", "thumbs:", "r512:"))
     assert not missing, f"values without a source comment: {missing}"

@@ -65,13 +65,8 @@ def scale_image(image, scale: str, channels: int):
     return tf.repeat(image, channels, axis=-1) if channels > 1 else image
 
 
-def to_model_io(config):
-    def io(batch):
-        inputs = {"image": scale_image(batch["image"], config.data.scale, config.data.channels)}
-        if config.model.sex_input:
-            inputs["male"] = tf.cast(batch["male"], tf.float32)[:, None]
-        return inputs, {"months": tf.cast(batch["boneage_months"], tf.float32)[:, None]}
-    return io
+to_model_io = months_regression.model_io(
+    lambda image, config: scale_image(image, config.data.scale, config.data.channels))
 
 
 TASK = Task(
@@ -82,9 +77,7 @@ TASK = Task(
     preprocess=preprocess,
     batch_augment=batch_augment,
     to_model_io=to_model_io,
-    loss=months_regression.loss,
-    metrics=months_regression.metrics,
-    predict=months_regression.predict,
+    **months_regression.HOOKS,
     backbone_name=winner_model.BACKBONE_NAME,
     weights_hint="keras.applications InceptionV3 ImageNet weights without top "
                  "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)",
