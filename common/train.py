@@ -47,6 +47,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type of a duration (--max-minutes): a clear message for 0, negatives and words."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, received {text!r}")
+    return value
+
+
 def devices_flag(text: str):
     """argparse type of --devices: "auto" or a whole number of at least 1."""
     return "auto" if text == "auto" else positive_int(text)
@@ -74,6 +85,9 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
                    help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
     p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="train: stop after the epoch past which one more would end beyond this many minutes of "
+                        "training (across resumes); the config's train.max_minutes")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N examples of each split (smoke runs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -86,6 +100,8 @@ def make_config(task, args) -> Config:
         raise UsageError(f"unknown variant {variant!r}; known: {list(task.variants)}")
     config = task.get_config(variant)
     config.apply_overrides(args.set)
+    if getattr(args, "max_minutes", None) is not None:
+        config.train["max_minutes"] = args.max_minutes  # a key only some configs hold (the budget rules')
     for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
                       ("image_size", "data.image_size"), ("seed", "seed")):
         if getattr(args, flag, None) is not None:
@@ -408,18 +424,25 @@ def _logged_seconds(history) -> float:
     return 0.0
 
 
-def epoch_clock(elapsed_before: float, run_dir):
+def epoch_clock(elapsed_before: float, run_dir, max_minutes=None, log=print):
     """A callback adding `epoch_seconds` (wall time of the epoch, validation included) and
     `train_seconds` (the run's total so far, across resumes) to each epoch's logs, so metrics.csv
     can be read against time: how many CPU minutes a run took to reach a given validation error.
     A run whose metrics.csv was started without these columns keeps its columns (CSVLogger cannot
-    add a column to an existing file)."""
+    add a column to an existing file).
+
+    With `max_minutes` (train.max_minutes, the real-resolution budget rule's "45 minutes or the
+    epochs, whichever comes first") it stops training after the epoch past which one more epoch,
+    as long as the longest so far, would end beyond the budget; `stopped_by_budget` says so."""
     import keras
 
     csv = run_dir / "metrics.csv"
     add_columns = not (csv.exists() and csv.stat().st_size > 0 and "train_seconds" not in csv.open().readline())
 
     class EpochClock(keras.callbacks.Callback):
+        longest = 0.0
+        stopped_by_budget = False
+
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.time()
 
@@ -427,9 +450,16 @@ def epoch_clock(elapsed_before: float, run_dir):
             nonlocal elapsed_before
             seconds = time.time() - self.start
             elapsed_before += seconds
+            self.longest = max(self.longest, seconds)
             if logs is not None and add_columns:
                 logs["epoch_seconds"] = round(seconds, 1)
                 logs["train_seconds"] = round(elapsed_before, 1)
+            if max_minutes and elapsed_before + self.longest > max_minutes * 60:
+                self.stopped_by_budget = True
+                self.model.stop_training = True
+                log(f"Stopping after epoch {epoch + 1}: {elapsed_before / 60:.1f} min trained, and one more "
+                    f"epoch ({self.longest / 60:.1f} min) would pass the {max_minutes:g}-min budget "
+                    "(train.max_minutes).")
     return EpochClock()
 
 
@@ -497,8 +527,13 @@ def train(task, args, log=print):
     best_so_far = None
     if monitor in history and len(history):
         best_so_far = float(history[monitor].min() if mode == "min" else history[monitor].max())
+    clock = epoch_clock(_logged_seconds(history), run_dir, config.train.get("max_minutes"), log)
+    if config.train.get("max_minutes") and _logged_seconds(history) >= config.train.max_minutes * 60:
+        raise UsageError(f"{run_dir} already trained {_logged_seconds(history) / 60:.1f} min, its whole "
+                         f"{config.train.max_minutes:g}-min budget (train.max_minutes): evaluate it, or raise "
+                         "--max-minutes to train on.")
     callbacks = [
-        epoch_clock(_logged_seconds(history), run_dir),  # before CSVLogger, which writes the columns it adds
+        clock,  # before CSVLogger, which writes the columns it adds
         # The log row first, then the backup: a kill between the two logs an epoch that is trained
         # again on resume (read_history keeps its last row) instead of losing its row.
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
@@ -545,6 +580,8 @@ def train(task, args, log=print):
         raise
     finally:
         history = read_history(run_dir)
+        if clock.stopped_by_budget:
+            record["stopped_by_budget"] = f"{config.train.max_minutes:g} min"
         record.update({"status": status, "epochs_done": int(history["epoch"].max()) if len(history) else 0,
                        "wall_time_s": round(record.get("wall_time_s", 0) + time.time() - start, 1),
                        "ended": provenance.now()})

@@ -45,6 +45,25 @@ def test_kill_and_resume_continues_from_the_saved_epoch(tiny_task, tmp_path):
     assert clock["train_seconds"].iloc[-1] >= clock["epoch_seconds"].sum() - 1.0, clock
 
 
+def test_a_training_budget_stops_after_the_epoch_that_would_overrun_it_and_is_recorded(tiny_task, tmp_path):
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    # A budget far below one epoch: the first epoch runs, then one more would overrun.
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "30", "--no-eval",
+                 "--max-minutes", "0.0001")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Stopping after epoch 1" in result.stdout and "0.0001-min budget" in result.stdout, result.stdout
+    record = json.loads((out / "run.json").read_text())
+    assert record["epochs_done"] == 1 and record["stopped_by_budget"] == "0.0001 min" and record["epochs"] == 30
+    assert record["config"]["train"]["max_minutes"] == 0.0001
+    # Rerunning a run that spent its budget says so instead of training on.
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "30", "--no-eval",
+                 "--max-minutes", "0.0001")
+    assert result.returncode == 2 and "its whole 0.0001-min budget" in result.stderr, result.stdout + result.stderr
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--max-minutes", "0")
+    assert result.returncode == 2 and "expected a number above 0" in result.stderr
+
+
 def test_train_then_evaluate_writes_every_file_and_record(tiny_task, tmp_path):
     run, _ = tiny_task
     out = tmp_path / "run"

@@ -168,6 +168,7 @@ def get_config(variant: str = "") -> Config:
         config.data.image_size = 100  # thumbs: the thumbnails' own size (no resampling up or down)
         config.data.crop_size = 88  # thumbs: 88/100 = 88%, close to the paper's 224/256 = 87.5%
         config.train.epochs = 14  # thumbs: about an hour on 2 CPU cores (measured: README)
+        config.train.max_minutes = 45  # thumbs: the thumbnail budget rule (14 epochs or 45 min of 2-core CPU, whichever comes first), enforced by train
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
             channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
@@ -176,5 +177,6 @@ def get_config(variant: str = "") -> Config:
         # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
         # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of
         # training on 2 CPU cores, whichever comes first, mixed_bfloat16.
+        config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
         config.train.epochs = 14  # r512: the budget rule's 14-epoch cap binds: 763 train images / 14.9 img/s (results/benchmarks/train_step_cpu.md: larson18, 224 px, mixed_bfloat16, train steps only, batch 16 against the run's 32) = 51 s per epoch, +15% for the pipeline and validation = 59 s -> 14 epochs ~ 14 min, far inside 45 min
     return config

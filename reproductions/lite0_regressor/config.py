@@ -107,5 +107,6 @@ def get_config(variant: str = "") -> Config:
         config.train.batch_size = 32  # thumbs: small images, more per step
         config.train.epochs = 3  # thumbs: measured 37.7 train images/s at 128 px float32 (benchmarks/train_step.py --row lite0_regressor,128,float32) -> ~3.6 min of train steps per epoch of ~8,050 images (the r512 runs' epochs took 1.0-1.5x their benchmark time: this VM's speed varies); 3 epochs (~11-16 min) per arm, below the 45-min cap, so that both pairs run in one working session (a kit choice, README "Results")
     if variant.startswith("r512"):
+        config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
         config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); measured 5.65 train images/s at 384 px float32 -> ~2.3 min per epoch of 763 radiographs, 14 epochs ~32 min, inside 45 min
     return config
