@@ -22,7 +22,8 @@ def test_paper_setting():
 
 def _changed(a, b):
     a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
-    assert a.keys() - {"train.optimizer.momentum"} == b.keys() - {"train.optimizer.momentum"}
+    optional = {"train.optimizer.momentum", "train.max_minutes"}  # keys only some variants hold
+    assert a.keys() - optional == b.keys() - optional
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
@@ -35,7 +36,7 @@ def test_small_and_thumbs_variants_change_only_sizes_and_length():
     assert _changed("scratch", "small") == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
                                             "train.batch_size", "train.schedule.warmup_epochs"}
     assert _changed("scratch", "thumbs") == {"data.image_size", "data.crop_size", "data.clahe", "train.epochs",
-                                             "train.schedule.warmup_epochs"}
+                                             "train.max_minutes", "train.schedule.warmup_epochs"}
     small = get_config("small")
     assert [c["clip_limit"] for c in small.data.clahe] == [1.0, 3.0, 5.0]  # the method stays
     assert small.data.crop_size < small.data.image_size <= 96
@@ -43,11 +44,11 @@ def test_small_and_thumbs_variants_change_only_sizes_and_length():
 
 def test_r512_variant_changes_only_the_epochs_of_scratch():
     """Issue 17: the 512-px radiographs force nothing but the budget; sizes, CLAHE and warm-up stay the paper's."""
-    assert _changed("scratch", "r512") == {"train.epochs"}
-    assert _changed("", "r512") == _changed("", "scratch") | {"train.epochs"}
+    assert _changed("scratch", "r512") == {"train.epochs", "train.max_minutes"}
+    assert _changed("", "r512") == _changed("", "scratch") | {"train.epochs", "train.max_minutes"}
     r512 = get_config("r512")
     assert (r512.data.image_size, r512.data.crop_size) == (256, 224)
-    assert r512.train.epochs <= 14  # the budget rule's cap
+    assert r512.train.epochs <= 14 and r512.train.max_minutes == 45  # the budget rule's caps
 
 
 @pytest.mark.parametrize("base", ["", "thumbs"])

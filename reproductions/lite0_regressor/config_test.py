@@ -17,7 +17,7 @@ def test_each_transfer_pair_differs_only_in_the_initial_weights(pretrained, scra
 
 def test_budget_variants_change_only_size_batch_and_length():
     assert changed_keys(get_config(), get_config("thumbs")) == {"data.image_size", "train.batch_size", "train.epochs"}
-    assert changed_keys(get_config(), get_config("r512")) == {"train.epochs"}
+    assert changed_keys(get_config(), get_config("r512")) == {"train.epochs", "train.max_minutes"}
     assert get_config("r512").train.epochs <= 14  # the budget rule's cap
 
 

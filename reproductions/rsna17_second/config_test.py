@@ -55,7 +55,7 @@ def test_r512_variant_samples_the_paper_patches_within_the_budget():
     """Issue 17: the paper's crop, CLAHE and 49 patches of 128 px at 512; only the sampling per epoch,
     the epochs and the batch-norm momentum (as thumbs) change."""
     paper, r512 = get_config(), get_config("r512")
-    assert changed_keys(paper, r512) == {"train.patches_per_image", "train.epochs", "model.bn_momentum"}
+    assert changed_keys(paper, r512) == {"train.patches_per_image", "train.epochs", "train.max_minutes", "model.bn_momentum"}
     assert (r512.data.image_size, r512.data.patch_size, r512.data.patch_grid) == (512, 128, 7)
     assert r512.data.clahe == paper.data.clahe and r512.data.hand_crop == paper.data.hand_crop
     assert 1 <= r512.train.patches_per_image < 49  # a random subset per radiograph and epoch, as thumbs
