@@ -618,16 +618,25 @@ def _json_safe(obj):
     return obj
 
 
-def write_evaluation(out_dir, df, history=None, title="", n_boot=1000, seed=0) -> dict:
+def write_evaluation(out_dir, df, history=None, title="", n_boot=1000, seed=0, extra=None) -> dict:
     """Writes the evaluation of one set of predictions into out_dir, every file atomically.
 
-    Files: predictions.csv (df sorted by id, plus abs_error), metrics.json (the
-    `evaluate_predictions` result; NaN as null), metrics.md, predicted_vs_reference.png,
-    bland_altman.png, error_by_age.png, and learning_curves.png when a history is given.
+    Files: predictions.csv (df sorted by id, plus abs_error; any further columns of df kept),
+    metrics.json (the `evaluate_predictions` result; NaN as null), metrics.md,
+    predicted_vs_reference.png, bland_altman.png, error_by_age.png, and learning_curves.png when
+    a history is given. `extra` ({section: (values dict, markdown)}, e.g. a task's interval
+    coverage) adds each section to metrics.json under its name and its markdown to metrics.md.
     Returns {kind: path}. The input is validated before anything is written.
     """
     out_dir = Path(out_dir)
     result = evaluate_predictions(df, n_boot=n_boot, seed=seed)  # validates first
+    clash = sorted(set(extra or {}) & set(result))
+    if clash:
+        raise ValueError(f"extra metric sections {clash} would overwrite the evaluation's own; rename them")
+    markdown = metrics_markdown(result, title)
+    for section, (values, text) in (extra or {}).items():
+        result[section] = values
+        markdown = markdown.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     paths = {}
 
     table = df.copy()
@@ -639,7 +648,7 @@ def write_evaluation(out_dir, df, history=None, title="", n_boot=1000, seed=0) -
     paths["metrics_json"] = str(out_dir / "metrics.json")
     atomic_write_json(paths["metrics_json"], _json_safe(result))
     paths["metrics_md"] = str(out_dir / "metrics.md")
-    atomic_write_text(paths["metrics_md"], metrics_markdown(result, title))
+    atomic_write_text(paths["metrics_md"], markdown)
 
     def titled(what):
         return f"{title}: {what}" if title else what[0].upper() + what[1:]

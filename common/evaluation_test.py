@@ -280,6 +280,19 @@ def test_write_evaluation_without_history_and_with_empty_band(tmp_path):
     assert "NaN" not in (tmp_path / "metrics.json").read_text()
 
 
+def test_write_evaluation_adds_a_tasks_extra_sections_and_columns(tmp_path):
+    """A task's own per-image columns stay in predictions.csv; its sections go into metrics.json and .md."""
+    df = _frame(20).assign(lower_90=lambda d: d["boneage_pred"] - 5, upper_90=lambda d: d["boneage_pred"] + 5)
+    extra = {"uncertainty": ({"coverage_90": 0.85}, "## Uncertainty\n\ncoverage 85%")}
+    ev.write_evaluation(tmp_path, df, n_boot=20, extra=extra)
+    assert json.loads((tmp_path / "metrics.json").read_text())["uncertainty"] == {"coverage_90": 0.85}
+    assert (tmp_path / "metrics.md").read_text().rstrip().endswith("## Uncertainty\n\ncoverage 85%")
+    assert {"lower_90", "upper_90"} <= set(pd.read_csv(tmp_path / "predictions.csv").columns)
+    with pytest.raises(ValueError, match="would overwrite"):
+        ev.write_evaluation(tmp_path / "clash", df, n_boot=20, extra={"overall": ({}, "")})
+    assert not (tmp_path / "clash").exists()
+
+
 def test_write_evaluation_validates_before_writing(tmp_path):
     with pytest.raises(ValueError):
         ev.write_evaluation(tmp_path / "out", _frame(5).drop(columns="male"))

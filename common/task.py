@@ -42,6 +42,9 @@ class Task:
     run_train: Callable | None = None      # (task, args, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
     load_trained: Callable | None = None   # (task, config, run_dir, model, log) -> (model, description); default: build_model + checkpoints/best (else last)
     calibrate: Callable | None = None      # (task, model, config, handle, run_dir, log) -> None: fits on the validation split what evaluate needs (e.g. fusion weights)
+    # --- read-outs beside the estimates (common.train evaluate / predict) --------------------------
+    extra_columns: tuple = ()              # names in `predict`'s output that are per-image columns, not estimates (e.g. an interval's bounds): written beside the primary estimate in predictions.csv and in predict's CSV
+    extra_metrics: Callable | None = None  # (config, run_dir, split, predictions DataFrame with extra_columns) -> {section: (values dict, markdown)}: added to the primary estimate's metrics.json / metrics.md and to the run record's evaluation (e.g. interval coverage)
 
     def sex_needed(self, config) -> bool:
         """Whether this config's model takes the patient's sex (`predict` then requires it)."""

@@ -608,18 +608,34 @@ def with_ids(to_model_io):
     return io
 
 
-def predict_dataset(task, model, config, ds):
-    """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids."""
+def predict_dataset(task, model, config, ds, extras: dict | None = None):
+    """Runs the model over (inputs, targets, ids) batches; returns {estimate: months}, targets, sex, ids.
+
+    Entries of `task.predict`'s output named in `task.extra_columns` (per-image values that are not
+    estimates, such as an interval's bounds) go into `extras` ({column: values}) when it is given,
+    and are left out otherwise.
+    """
     estimates, targets, males, ids = {}, [], [], []
+    extra_names = set(getattr(task, "extra_columns", ()) or ())
+    columns = {}
     # NumPy batches: a model of the JAX (or torch) backend cannot take TensorFlow tensors.
     for inputs, y, meta in ds.as_numpy_iterator():
         ids.extend(i.decode() for i in np.asarray(meta["id"]).reshape(-1))
         for name, months in task.predict(model, inputs, config).items():
-            estimates.setdefault(name, []).append(np.asarray(months, np.float64).reshape(-1))
-        if isinstance(y, dict):  # one named output: its target
-            (y,) = y.values()
+            (columns if name in extra_names else estimates).setdefault(name, []).append(
+                np.asarray(months, np.float64).reshape(-1))
+        if isinstance(y, dict):  # one named output: its target; a multi-task model's (auxiliary heads): "months"
+            if len(y) == 1:
+                (y,) = y.values()
+            elif "months" in y:
+                y = y["months"]
+            else:
+                raise ValueError(f"the batches have several targets {sorted(y)} and none named 'months': name the "
+                                 "age target 'months' (the other targets are the auxiliary heads').")
         targets.append(np.asarray(y, np.float64).reshape(-1))
         males.append(np.asarray(meta["male"]).reshape(-1))
+    if extras is not None:
+        extras.update({k: np.concatenate(v) for k, v in columns.items()})
     return ({k: np.concatenate(v) for k, v in estimates.items()}, np.concatenate(targets), np.concatenate(males), ids)
 
 
@@ -675,22 +691,31 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     n_images = pipeline.count_examples(handle, split, filter=example_filter, limit=limit)
     log(f"Evaluating {weights} on {handle.name} {split} ({n_images} images) ...")
     start = time.time()
-    estimates, targets, males, ids = predict_dataset(task, model, config, eval_ds)
+    extras = {}
+    estimates, targets, males, ids = predict_dataset(task, model, config, eval_ds, extras=extras)
     history = read_history(run_dir)
     out_dir = run_dir / split
-    summaries = {}
+    summaries, extra_metrics = {}, {}
     for i, (name, pred) in enumerate(estimates.items()):
         df = pd.DataFrame({"id": ids, "boneage_true": targets, "boneage_pred": pred, "male": males.astype(int)})
+        sections = None
+        if i == 0:  # the task's per-image columns and metrics (e.g. intervals, coverage) go with the primary estimate
+            df = df.assign(**extras)
+            if task.extra_metrics:
+                sections = task.extra_metrics(config, run_dir, split, df)
+                extra_metrics = {section: values for section, (values, _) in sections.items()}
         target_dir = out_dir if i == 0 else out_dir / f"estimate-{name}"
         evaluation.write_evaluation(target_dir, df, history=history if i == 0 else None,
                                     title=f"{task.paper} ({config.variant}, {name}) on {handle.name} {split}",
-                                    seed=config.seed)
+                                    seed=config.seed, extra=sections)
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
     record.setdefault("evaluations", {})[split] = {
         "images": len(ids), "weights": weights, "estimates": summaries, "primary_estimate": next(iter(estimates)),
         "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split), **handle.derived_from(),
         "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
         "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
+    if extra_metrics:
+        record["evaluations"][split]["extra_metrics"] = evaluation._json_safe(extra_metrics)
     if record.get("status") == "trained":
         record["status"] = "evaluated"
     record.setdefault("paper", task.paper)
@@ -781,11 +806,13 @@ def predict(task, args, log=print):
         test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
         ds = pipeline.from_arrays(records, preprocess=test_preprocess,
                                   to_model_io=with_ids(task.to_model_io(config)), batch_size=config.train.batch_size)
-        estimates, _, _, _ = predict_dataset(task, model, config, ds)
+        extras = {}
+        estimates, _, _, _ = predict_dataset(task, model, config, ds, extras=extras)
         for i, (f, _, male) in enumerate(records):
             row = {"file": f, "male": int(male) if sexes[Path(f)] is not None else ""}
             row.update({f"boneage_months_{k}" if j else "boneage_months": round(float(v[i]), 2)
                         for j, (k, v) in enumerate(estimates.items())})
+            row.update({k: round(float(v[i]), 2) for k, v in extras.items()})  # the task's columns (e.g. interval bounds)
             rows.append(row)
     rows += [{"file": f, "error": e} for f, e in failures]
     # Every row says which model answered, so a predictions file is traceable on its own.

@@ -157,6 +157,38 @@ def test_evaluation_reads_the_sex_beside_the_inputs_of_a_model_without_sex_input
     assert estimates["regression"].tolist() == [100.0, 100.0]
 
 
+def test_a_tasks_extra_columns_are_kept_apart_and_the_age_target_is_found_among_several():
+    """A multi-task model's batches carry several targets (the age is "months"); a task's per-image
+    columns (Task.extra_columns, e.g. interval bounds) are not estimates."""
+    import numpy as np
+    import tensorflow as tf
+
+    from common import train as train_lib
+
+    class IntervalTask:
+        extra_columns = ("lower_90", "upper_90")
+
+        @staticmethod
+        def predict(model, inputs, config):
+            loc = np.full(2, 100.0)
+            return {"location": loc, "lower_90": loc - 10, "upper_90": loc + 10}
+
+    def to_model_io(batch):
+        return {"image": batch["image"]}, {"months": batch["boneage_months"], "sex": batch["male"]}
+
+    batch = {"id": tf.constant(["a", "b"]), "image": tf.zeros((2, 1)), "male": tf.constant([1, 0], tf.int64),
+             "boneage_months": tf.constant([90.0, 110.0])}
+    ds = tf.data.Dataset.from_tensors(batch).map(train_lib.with_ids(to_model_io))
+    extras = {}
+    estimates, targets, _, _ = train_lib.predict_dataset(IntervalTask, None, None, ds, extras=extras)
+    assert list(estimates) == ["location"] and targets.tolist() == [90.0, 110.0]
+    assert extras["lower_90"].tolist() == [90.0, 90.0] and extras["upper_90"].tolist() == [110.0, 110.0]
+    unnamed = tf.data.Dataset.from_tensors(batch).map(train_lib.with_ids(
+        lambda b: ({"image": b["image"]}, {"age": b["boneage_months"], "sex": b["male"]})))
+    with pytest.raises(ValueError, match="none named 'months'"):
+        train_lib.predict_dataset(IntervalTask, None, None, unnamed)
+
+
 # ----------------------------------------------------------------------------- the JAX backend
 # tf.data still feeds the batches; JAX trains. JAX_PLATFORMS=cpu: a test never waits on a GPU driver.
 JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
