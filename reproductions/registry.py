@@ -8,7 +8,7 @@ reproductions/ pass what common needs, such as the ablations the comparison repo
     PAPERS       the reproduced papers, one package each: `python -m reproductions.<paper>`
     ablations()  the ablation pairs of reproductions/ablations.py
 """
-PAPERS = ("iglovikov18", "larson18", "lite0_regressor", "rsna17_second", "rsna17_winner")
+PAPERS = ("attention_mtl", "iglovikov18", "larson18", "lite0_regressor", "rsna17_second", "rsna17_winner")
 
 
 def ablations() -> tuple:

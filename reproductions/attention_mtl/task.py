@@ -1,0 +1,305 @@
+"""attention_mtl as a Task for the shared machinery.
+
+The data path through common.pipeline.make_dataset (as lite0_regressor, plus the hand mask):
+
+    decode -> letterbox to s x s (uint8, cached; the mask with it when the mask head is on)
+      -> shuffle -> batch -> [training: rotation, shift, zoom of image and mask together]
+      -> [0, 1], grey to 3 channels -> {"image"[, "male"]}, {"months"[, "sex"][, "mask"]}
+
+Read-outs: `predict` gives the location (the estimate), and per image the scale and the
+conformal interval bounds at 80 / 90 / 95 % (Task.extra_columns). `calibrate` fits the conformal
+quantiles on the validation split once per set of weights and dataset, into <run>/conformal.json
+(atomic write); `load_trained` reads them back, so `predict` has intervals after one `evaluate`
+(train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common import io, provenance
+from common import preprocessing as common_pp
+from common import train as common_train
+from common.datasets.base import DataError
+from common.task import Task
+from reproductions.attention_mtl import config as attn_config
+from reproductions.attention_mtl import conformal, distribution
+from reproductions.attention_mtl import model as attn_model
+
+CITATION = ("boneage-repro's own method (not a paper): EfficientNet-Lite0 (Tan & Le, ICML 2019) with attention "
+            "pooling conditioned on sex, a Laplace age head trained with the CRPS, split-conformal intervals "
+            "(Lei et al., JASA 2018) and auxiliary sex / hand-mask heads")
+CONFORMAL_FILE = "conformal.json"
+
+
+# --- model -------------------------------------------------------------------------------------------
+
+def heads_on(config) -> dict:
+    """{"sex": bool, "mask": bool}: an auxiliary head is on when its loss weight is above 0."""
+    return {"sex": config.model.aux.sex_weight > 0, "mask": config.model.aux.mask_weight > 0}
+
+
+def build_model(config):
+    m, on = config.model, heads_on(config)
+    return attn_model.build_attention_mtl(
+        config.data.image_size, backbone=m.backbone, pooling=m.pooling, sex_input=m.sex_input, d_model=m.d_model,
+        heads=m.attention_heads, gru_units=m.gru_units, sex_units=m.sex_units, dense_units=m.dense_units,
+        dropout=m.dropout, target_mean_months=m.target_mean_months, target_std_months=m.target_std_months,
+        min_scale_months=m.min_scale_months, sex_head=on["sex"], mask_head=on["mask"], mask_size=m.aux.mask_size,
+        mask_channels=m.aux.mask_channels)
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+def preprocess(config, training):
+    """Per example, deterministic: letterboxed uint8 image [s, s, 1] (and mask, when the mask head is on).
+
+    Training and validation examples need the hand mask when the mask head is on: `run_train`
+    refuses a dataset without masks before anything is built (`check_masks`)."""
+    size, mask_head = config.data.image_size, heads_on(config)["mask"]
+
+    def fn(example):
+        if mask_head and "mask" not in example:  # run_train said so already; here for other callers
+            raise DataError(NO_MASKS)
+        drop = ("keypoints",) if mask_head else ("keypoints", "mask")
+        return common_pp.letterbox({k: v for k, v in example.items() if k not in drop}, size)
+    return fn
+
+
+NO_MASKS = ("the mask head is on (model.aux.mask_weight > 0) but this dataset has no hand masks (only the "
+            "phantoms carry them; the iglovikov18 chain's masks are not wired in yet): pass --set "
+            "model.aux.mask_weight=0, or train on phantoms.")
+
+
+def check_masks(config, handle):
+    """Refuses (DataError, with the fix) a dataset without hand masks when the mask head is on."""
+    if heads_on(config)["mask"] and "mask" not in handle.builder.info.features:
+        raise DataError(f"{handle.name}: {NO_MASKS}")
+
+
+def run_train(task, args, log=print):
+    """common.train.train, after `check_masks` on the dataset the flags name (opened, or built as train would)."""
+    from common import data as data_lib
+    config = common_train.make_config(task, args)
+    if heads_on(config)["mask"]:
+        check_masks(config, data_lib.resolve(args.data, data_dir=args.data_dir, log=log))
+    return common_train.train(task, args, log=log)
+
+
+def test_preprocess(config):
+    """evaluate / predict: the image alone (no mask needed: only the months are read)."""
+    size = config.data.image_size
+
+    def fn(example):
+        return common_pp.letterbox({k: v for k, v in example.items() if k not in ("keypoints", "mask")}, size)
+    return fn
+
+
+def batch_augment(config):
+    """Rotation, shift and zoom of the batch; the mask, when there is one, moves with its image (the two
+    go through the same Keras layers as two channels of one tensor)."""
+    affine = common_pp.affine_batch_augment(config.train.augmentation, config.seed, name="attn_augmentation")
+
+    def fn(batch):
+        if "mask" not in batch:
+            return affine(batch)
+        both = tf.concat([tf.cast(batch["image"], tf.float32), tf.cast(batch["mask"], tf.float32)], axis=-1)
+        moved = affine({**batch, "image": both})["image"]
+        return {**batch, "image": moved[..., :1], "mask": moved[..., 1:]}
+    return fn
+
+
+def to_model_io(config):
+    """({"image": [B, s, s, 3] in [0, 1][, "male"]}, {"months": [B, 1][, "sex": [B, 1]][, "mask": [B, m, m, 1] in [0, 1]]})."""
+    on, size = heads_on(config), config.model.aux.mask_size
+
+    def fn(batch):
+        inputs = {"image": tf.repeat(tf.cast(batch["image"], tf.float32) / 255.0, 3, axis=-1)}
+        male = tf.cast(batch["male"], tf.float32)[:, None]
+        if config.model.sex_input:
+            inputs["male"] = male
+        targets = {"months": tf.cast(batch["boneage_months"], tf.float32)[:, None]}
+        if on["sex"]:
+            targets["sex"] = male
+        if on["mask"] and "mask" in batch:  # evaluate and predict read no mask (test_preprocess)
+            targets["mask"] = tf.image.resize(tf.cast(batch["mask"], tf.float32) / 255.0, (size, size), method="area")
+        return inputs, targets
+    return fn
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+def _weighted(fn, weight, name):
+    def loss(y_true, y_pred):
+        return weight * fn(y_true, y_pred)
+    loss.__name__ = name
+    return loss
+
+
+def _mask_bce(mask, logits):
+    """Per-example mean binary cross-entropy of the mask logits against the (area-resized) mask."""
+    per_pixel = ops.binary_crossentropy(ops.cast(mask, "float32"), ops.cast(logits, "float32"), from_logits=True)
+    return ops.mean(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+
+def _sex_bce(male, probability):
+    return ops.reshape(ops.binary_crossentropy(ops.cast(male, "float32"), ops.cast(probability, "float32")), (-1,))
+
+
+def loss(config):
+    if config.train.loss not in distribution.SCORES:
+        raise ValueError(f"train.loss must be one of {distribution.SCORES}. Received: {config.train.loss!r}")
+    on, aux = heads_on(config), config.model.aux
+    losses = {"months": distribution.age_loss(config.model.distribution, config.train.loss)}
+    if on["sex"]:
+        losses["sex"] = _weighted(_sex_bce, float(aux.sex_weight), "sex_bce")
+    if on["mask"]:
+        losses["mask"] = _weighted(_mask_bce, float(aux.mask_weight), "mask_bce")
+    return losses
+
+
+def metrics(config):
+    out = {"months": [keras.metrics.MeanMetricWrapper(distribution.absolute_error, name="mae")]}
+    if heads_on(config)["sex"]:
+        out["sex"] = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    return out
+
+
+# --- read-out and calibration ------------------------------------------------------------------------
+
+def _location_scale(model, inputs, config):
+    feed = {"image": np.asarray(inputs["image"])}
+    if config.model.sex_input:
+        feed["male"] = np.asarray(inputs["male"], np.float32)
+    months = np.asarray(model.predict_on_batch(feed)["months"], np.float64)
+    return months[:, 0], months[:, 1]
+
+
+def predict(model, inputs, config):
+    """{"location": months, "scale_months": ..., "lower_80": ..., "upper_80": ..., ...}: the estimate, then the
+    per-image columns (NaN bounds until the run is calibrated)."""
+    loc, scale = _location_scale(model, inputs, config)
+    quantiles = (getattr(model, "calibration", None) or {}).get("quantiles") or {
+        conformal.level_name(lv): float("nan") for lv in conformal.LEVELS}
+    return {config.eval.primary_estimate: loc, **conformal.intervals(loc, scale, quantiles)}
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_calibration(run_dir, weights_file, dataset_fingerprint=None) -> dict | None:
+    """The saved calibration when it was fitted for these weights (and this dataset, when given)."""
+    path = Path(run_dir) / CONFORMAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if saved.get("weights_sha256") != _sha256(weights_file):
+        return None
+    if dataset_fingerprint is not None and saved.get("fitted_on", {}).get("dataset_fingerprint") != dataset_fingerprint:
+        return None
+    return saved
+
+
+def load_trained(task, config, run_dir, model=None, log=print):
+    """The best (else last) weights, with the conformal quantiles fitted for them, when there are any."""
+    model, name = common_train.load_trained(task, config, run_dir, model=model, log=log)
+    model.weights_file = Path(run_dir) / "checkpoints" / name
+    model.calibration = _read_calibration(run_dir, model.weights_file)
+    if model.calibration is None:
+        log(f"Note: no conformal calibration for {name} in {run_dir} yet (`evaluate` fits it on the validation "
+            "split); until then the interval columns are empty.")
+    return model, name
+
+
+def calibrate(task, model, config, handle, run_dir, log=print):
+    """Fits the conformal quantiles on the validation split (once per weights file and dataset)."""
+    from common import pipeline
+    split = config.eval.calibration_split
+    fingerprint = handle.fingerprint()
+    fresh = _read_calibration(run_dir, model.weights_file, fingerprint)
+    if fresh is not None:
+        model.calibration = fresh
+        return
+    if split not in handle.splits:
+        log(f"Note: {handle.name} has no {split!r} split: no conformal intervals.")
+        return
+    ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess(config), to_model_io=to_model_io(config),
+                               batch_size=config.train.batch_size, training=False, keys=task.example_keys)
+    locs, scales, ys = [], [], []
+    for inputs, targets in ds.as_numpy_iterator():
+        loc, scale = _location_scale(model, inputs, config)
+        locs.append(loc), scales.append(scale), ys.append(np.asarray(targets["months"], np.float64).reshape(-1))
+    y, loc, scale = np.concatenate(ys), np.concatenate(locs), np.concatenate(scales)
+    quantiles = conformal.fit(y, loc, scale)
+    saved = {
+        "quantiles": quantiles, "levels": [conformal.level_name(lv) for lv in conformal.LEVELS],
+        "rule": "q = ceil((n + 1) level)-th smallest |y - location| / scale on the calibration split; "
+                "interval = location +/- q scale (reproductions/attention_mtl/conformal.py)",
+        "weights_file": model.weights_file.name, "weights_sha256": _sha256(model.weights_file),
+        "fitted_on": {"dataset": handle.name, "dataset_fingerprint": fingerprint, "split": split,
+                      "images": int(len(y)), "split_fingerprint": handle.fingerprint(split)},
+        "calibration_mae_months": float(np.mean(np.abs(y - loc))), "when": provenance.now()}
+    io.atomic_write_json(Path(run_dir) / CONFORMAL_FILE, _finite(saved))
+    model.calibration = saved
+    log(f"Conformal calibration on {len(y)} {split} images of {handle.name}: q = "
+        + ", ".join(f"{k}% {v:.2f}" for k, v in quantiles.items()) + f" scales -> {Path(run_dir) / CONFORMAL_FILE}")
+
+
+def _finite(obj):
+    """JSON-safe: an infinite quantile (too few calibration images for the level) is written as null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def extra_metrics(config, run_dir, split, predictions):
+    """{"uncertainty": (coverage, width and Spearman, their markdown)} for the evaluation."""
+    result = conformal.report(predictions)
+    saved = _read_calibration(run_dir, Path(run_dir) / "checkpoints" / "best.weights.h5") \
+        if (Path(run_dir) / "checkpoints" / "best.weights.h5").is_file() else None
+    fitted = (saved or {}).get("fitted_on", {})
+    result["calibration"] = fitted
+    result["in_sample"] = bool(fitted) and fitted.get("split") == split
+    about = dict(fitted, in_sample=result["in_sample"]) if fitted else None
+    return {"uncertainty": (result, conformal.markdown(result, about))}
+
+
+TASK = Task(
+    paper="attention_mtl",
+    citation=CITATION,
+    get_config=attn_config.get_config,
+    build_model=build_model,
+    preprocess=preprocess,
+    test_preprocess=test_preprocess,
+    batch_augment=batch_augment,
+    to_model_io=to_model_io,
+    loss=loss,
+    metrics=metrics,
+    predict=predict,
+    backbone_name=attn_model.BACKBONE_NAME,
+    weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "
+                  "writes ~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5), or the keras.applications notop "
+                  "file of the network model.backbone names"),
+    example_keys=("id", "image", "boneage_months", "male", "mask"),
+    needs_sex=lambda config: bool(config.model.sex_input),
+    variants=tuple(v for v in attn_config.VARIANTS if v),
+    run_train=run_train,
+    load_trained=load_trained,
+    calibrate=calibrate,
+    extra_columns=conformal.interval_columns(),
+    extra_metrics=extra_metrics,
+)
