@@ -25,6 +25,7 @@ from common import io, provenance
 from common import preprocessing as common_pp
 from common import train as common_train
 from common.datasets.base import DataError
+from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
 from reproductions.attention_mtl import conformal, distribution
@@ -269,8 +270,8 @@ def _finite(obj):
 def extra_metrics(config, run_dir, split, predictions):
     """{"uncertainty": (coverage, width and Spearman, their markdown)} for the evaluation."""
     result = conformal.report(predictions)
-    saved = _read_calibration(run_dir, Path(run_dir) / "checkpoints" / "best.weights.h5") \
-        if (Path(run_dir) / "checkpoints" / "best.weights.h5").is_file() else None
+    weights = RunDir(run_dir).best_weights()  # the file evaluate loaded (best, else last)
+    saved = _read_calibration(run_dir, weights) if weights is not None else None
     fitted = (saved or {}).get("fitted_on", {})
     result["calibration"] = fitted
     result["in_sample"] = bool(fitted) and fitted.get("split") == split

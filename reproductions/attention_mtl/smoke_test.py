@@ -1,0 +1,95 @@
+"""attention_mtl end to end on phantoms: a short CPU run learns -> evaluate writes coverage -> predict gives intervals.
+
+One run is shared by the tests of this module: the `small` variant (64 px, attention pooling with
+a query per sex, the Laplace head with the CRPS, the mask head on) on phantoms/small, with the
+suite's stand-in backbone in place of EfficientNet-Lite0 (conftest.STAND_IN_BACKBONE; Lite0
+itself is built and run in model_test.py) and the geometric augmentation off (`--set`; the
+mask moving with its image is tested in task_test.py).
+
+Calibration (this command, 6 epochs, on the loaded 2-core machine of 2026-12-03: 185 s of
+training, 122 s of it the first epoch's cache and graph building): validation MAE 34.1, 23.4,
+18.6, 16.1, 15.9, 14.9 after epochs 1-6, against ~55 for predicting the training mean
+(rsna17_winner/smoke_test.py measured 55.5 on the same split).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, STAND_IN_BACKBONE, SUBPROCESS_TIMEOUT_S
+from reproductions.attention_mtl import conformal
+from reproductions.attention_mtl.config import get_config
+
+DATA = "phantoms/small"  # 600 / 150 / 150 at 128 px, with hand masks
+EPOCHS = get_config("small").train.epochs
+NO_GEOMETRY = ["--set", "train.augmentation.rotation_degrees=0", "--set", "train.augmentation.shift_fraction=0",
+               "--set", "train.augmentation.zoom_fraction=0"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("attention_mtl") / "run"
+    env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, "-m", "reproductions.attention_mtl", "train", "--small", "--data", DATA, "--out", str(out),
+           *NO_GEOMETRY, *STAND_IN_BACKBONE]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, env
+
+
+def mean_predictor_mae(data_dir):
+    """MAE on validation of always predicting the training labels' mean."""
+    from common import data, pipeline
+    handle = data.resolve(DATA, data_dir=data_dir, log=lambda *_: None)
+
+    def labels(split):
+        return np.array([float(e["boneage_months"]) for e in pipeline.read_split(handle, split)])
+    return float(np.abs(labels("validation") - labels("train").mean()).mean())
+
+
+def test_a_short_cpu_run_learns_with_the_mask_head(trained_run, data_dir):
+    out, _ = trained_run
+    history = pd.read_csv(out / "metrics.csv")
+    baseline = mean_predictor_mae(data_dir)
+    assert len(history) == EPOCHS and "val_mask_loss" in history  # the auxiliary head trained beside the age
+    assert history["val_mae"].min() <= 0.5 * baseline, (history["val_mae"].tolist(), baseline)
+
+
+def test_evaluation_writes_coverage_width_and_spearman(trained_run):
+    out, _ = trained_run
+    calibration = json.loads((out / "conformal.json").read_text())
+    assert calibration["fitted_on"]["split"] == "validation" and calibration["fitted_on"]["images"] == 150
+    metrics = json.loads((out / "test" / "metrics.json").read_text())["uncertainty"]
+    assert metrics["images"] == 150 and not metrics["in_sample"]
+    for name in ("80", "90", "95"):
+        level = metrics["levels"][name]
+        assert 0 <= level["coverage"] <= 1 and level["mean_width_months"] > 0
+    widths = [metrics["levels"][n]["mean_width_months"] for n in ("80", "90", "95")]
+    assert widths == sorted(widths)
+    assert metrics["spearman_scale_vs_abs_error"] is not None
+    assert "split-conformal" in (out / "test" / "metrics.md").read_text()
+    table = pd.read_csv(out / "test" / "predictions.csv")
+    assert set(conformal.interval_columns()) <= set(table.columns)
+    assert (table["lower_90"] <= table["boneage_pred"]).all() and (table["boneage_pred"] <= table["upper_90"]).all()
+    record = json.loads((out / "run.json").read_text())
+    assert record["evaluations"]["test"]["extra_metrics"]["uncertainty"]["levels"]["90"]["coverage"] is not None
+    assert record["evaluations"]["test"]["primary_estimate"] == "location"
+
+
+def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
+    out, env = trained_run
+    import cv2
+    image = tmp_path / "hand.png"
+    cv2.imwrite(str(image), (np.random.default_rng(0).random((80, 60)) * 255).astype("uint8"))
+    csv = tmp_path / "pred.csv"
+    cmd = [sys.executable, "-m", "reproductions.attention_mtl", "predict", str(image), "--sex", "F",
+           "--out", str(out), "--output-csv", str(csv)]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = pd.read_csv(csv).iloc[0]
+    assert row["lower_95"] < row["lower_90"] < row["lower_80"] < row["boneage_months"] < row["upper_80"]
+    assert row["run_dir"] == str(out) and "upper_95" in result.stdout  # printed, too
