@@ -49,6 +49,15 @@ ABLATIONS = (
                   f"python -m reproductions.lite0_regressor train {R512} --variant r512 --weights {LITE0_WEIGHTS} "
                   "--precision float32",  # Lite0 is 6.4x slower in mixed_bfloat16 on CPU (lite0_regressor/config.py)
                   f"python -m reproductions.lite0_regressor train {R512} --variant r512_scratch --precision float32"]},
+    {"question": "Attention or average pooling? (attention_mtl, 512-px radiographs)",
+     "factor": "attention_mtl: cross-attention from a query per sex (A) vs global average pooling (B), same budget",
+     "a": ("attention_mtl", "r512"), "b": ("attention_mtl", "r512_gap"),
+     "commands": [f"python -m reproductions.attention_mtl train {R512} --variant r512 --weights {LITE0_WEIGHTS}",
+                  f"python -m reproductions.attention_mtl train {R512} --variant r512_gap --weights {LITE0_WEIGHTS}"]},
+    {"question": "Attention or a recurrent pooling? (attention_mtl, 512-px radiographs)",
+     "factor": "attention_mtl: cross-attention from a query per sex (A) vs a bidirectional GRU over the tokens (B)",
+     "a": ("attention_mtl", "r512"), "b": ("attention_mtl", "r512_gru"),
+     "commands": [f"python -m reproductions.attention_mtl train {R512} --variant r512_gru --weights {LITE0_WEIGHTS}"]},
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),
