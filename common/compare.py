@@ -37,9 +37,12 @@ class ExperimentMismatch(ValueError):
 
 def experiment_key(run: dict, split: str) -> tuple:
     """(dataset, fingerprint, split) of one evaluation; a dataset a paper derived image by image from
-    another (same ids, labels, splits; e.g. registered canvases) counts as its source."""
+    another (same ids, labels, splits; e.g. registered canvases) counts as its source. `split` is the
+    evaluation's key in the run record: its split, or "<split>-on-<dataset>" for an evaluation on
+    another dataset than the run's (evaluate --eval-data), which joins that dataset's experiment."""
     ev = run["evaluations"][split]
     ds = run.get("dataset", {})
+    split = ev.get("split", split)
     if ev.get("source_dataset"):
         return (ev["source_dataset"], ev["source_fingerprint"], split)
     return (ev.get("dataset", ds.get("name", "?")), ev.get("dataset_fingerprint", ds.get("fingerprint", "?")), split)
@@ -206,30 +209,54 @@ def time_to_common_level(results_dir, run_a, run_b) -> str:
 _REFERENCES: dict = {}  # (key, data_dir) -> mean_predictor's answer; keyed by content fingerprint, so never stale
 
 
-def mean_predictor(key, data_dir=None) -> dict | None:
+def mean_predictor(key, data_dir=None, trained_on: dict | None = None) -> dict | None:
     """The no-learning reference of an experiment: MAE on its split of predicting the training
-    split's mean age, pooled and per sex, from the dataset's own labels. None when the dataset
-    is not built on this machine or its content differs from the runs' (fingerprint). A found
-    reference is kept for the process: the plots and the tables of one `compare` read the labels once."""
-    if (key, str(data_dir)) in _REFERENCES:
-        return _REFERENCES[(key, str(data_dir))]
+    split's mean age, pooled and per sex, from the dataset's own labels, or, for runs evaluated on
+    another dataset than they were trained on (`trained_on`: {"dataset", "fingerprint"}), from the
+    training split of that one. None when a dataset is not built on this machine or its content
+    differs from the runs' (fingerprint). A found reference is kept for the process: the plots and
+    the tables of one `compare` read the labels once."""
+    cache_key = (key, str(data_dir), str(trained_on))
+    if cache_key in _REFERENCES:
+        return _REFERENCES[cache_key]
     from common import data, pipeline
     dataset, fingerprint, split = key
     handle = data.open_built(dataset, data_dir)
-    if handle is None or handle.fingerprint() != fingerprint or not {"train", split} <= set(handle.splits):
+    train_handle = handle
+    if trained_on:
+        train_handle = data.open_built(trained_on["dataset"], data_dir)
+        if train_handle is None or train_handle.fingerprint() != trained_on.get("fingerprint"):
+            return None
+    if handle is None or handle.fingerprint() != fingerprint or split not in handle.splits or \
+            "train" not in train_handle.splits:
         return None  # not kept: the dataset may be built later in the same process
 
-    def labels(s):  # ages and sexes only: the images are never decoded
-        pairs = pipeline.read_split(handle, s).map(lambda e: (e["boneage_months"], e["male"]))
+    def labels(h, s):  # ages and sexes only: the images are never decoded
+        pairs = pipeline.read_split(h, s).map(lambda e: (e["boneage_months"], e["male"]))
         ages, males = zip(*pairs.as_numpy_iterator())
         return np.asarray(ages, float), np.asarray(males, int)
-    train_age, train_male = labels("train")
-    age, male = labels(split)
+    train_age, train_male = labels(train_handle, "train")
+    age, male = labels(handle, split)
     per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
     reference = {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
                  "per_sex": float(np.abs(age - per_sex).mean())}
-    _REFERENCES[(key, str(data_dir))] = reference
+    _REFERENCES[cache_key] = reference
     return reference
+
+
+def trained_elsewhere(members) -> list[tuple]:
+    """[(dataset, fingerprint)] the members were trained on where that is not the experiment's own
+    dataset (evaluations made with `evaluate --eval-data`)."""
+    return sorted({(ev["trained_on"]["dataset"], ev["trained_on"].get("fingerprint"))
+                   for ev in (r["evaluations"][s] for r, s in members) if ev.get("trained_on")})
+
+
+def experiment_reference(key, members, data_dir=None) -> dict | None:
+    """mean_predictor of an experiment, with the training means of the one dataset its runs were
+    trained on when that is another one."""
+    trained_on = trained_elsewhere(members)
+    return mean_predictor(key, data_dir, trained_on=dict(zip(("dataset", "fingerprint"), trained_on[0]))
+                          if len(trained_on) == 1 else None)
 
 
 def slug(key) -> str:
@@ -249,10 +276,16 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
         plot_dir = Path(results_dir) / "comparison" / slug(key)
         if plots_linked and (plot_dir / "forest_mae.png").is_file():
             out += [f"![MAE per run with 95% intervals, grouped by paper](comparison/{slug(key)}/forest_mae.png)", ""]
+        trained_on = trained_elsewhere(members)
+        if trained_on:
+            out += ["Evaluated on these images only: the runs were trained on "
+                    + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
+                    + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.", ""]
         out += [comparison_table(members, paper_cells), ""]
-        reference = mean_predictor(key)
+        reference = experiment_reference(key, members)
         if reference:
-            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's training-split "
+            source = f"{trained_on[0][0]}'s training-split" if len(trained_on) == 1 else "training-split"
+            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
                     f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
                     f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
         out += ["Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
@@ -433,7 +466,7 @@ def plot_all(runs, results_dir, log=print, ablations=()):
     colours = paper_colours(runs)
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
-        plot_forest(key, members, out, reference=mean_predictor(key), colours=colours)
+        plot_forest(key, members, out, reference=experiment_reference(key, members), colours=colours)
         plot_experiment(results_dir, key, members, out)
         by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
         for ab in ablations:

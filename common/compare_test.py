@@ -205,7 +205,7 @@ def test_forest_plot_groups_runs_by_paper_sorted_by_mae_with_the_no_learning_ref
     compare.plot_forest(key, members, tmp_path / "plots", reference=None)  # reference unknown: no line
     assert drawn["forest_mae.png"]["dashed"] == []
 
-    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
+    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None, trained_on=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
     compare.plot_all(loaded(tmp_path), tmp_path, log=lambda *_: None)  # plot_all draws it with the experiment's reference
     assert drawn["forest_mae.png"]["dashed"] == [29.0]
     assert (tmp_path / "comparison" / compare.slug(key) / "forest_mae.png").is_file()
