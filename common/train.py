@@ -553,6 +553,9 @@ def train(task, args, log=print):
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
         *distribution_callbacks,
     ]
+    if config.train.get("bn_recompute_batches"):  # before the checkpoints: they save what was validated
+        from common.batchnorm import RecomputeBeforeValidation
+        callbacks.insert(1, RecomputeBeforeValidation(datasets["train"], config.train.bn_recompute_batches, log))
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=s.factor, patience=s.patience,
