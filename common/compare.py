@@ -143,6 +143,18 @@ def pairwise_table(results_dir, members, n_boot=2000) -> str:
     return DIFF_HEAD + "\n" + "\n".join(rows) if rows else "Only one run in this experiment: nothing to pair."
 
 
+def unequal_training(run_a, run_b) -> str:
+    """A caveat when the two runs of an ablation trained different numbers of epochs (one stopped by
+    its time budget on a slower machine, say): the pair then differs in more than its factor."""
+    done = [r.get("epochs_done") for r in (run_a, run_b)]
+    if None in done or done[0] == done[1]:
+        return ""
+    why = [f" (stopped by its {r['stopped_by_budget']} budget)" if r.get("stopped_by_budget") else ""
+           for r in (run_a, run_b)]
+    return (f"; caveat: unequal training, A {done[0]} of {run_a.get('epochs', '?')} epochs{why[0]}, "
+            f"B {done[1]} of {run_b.get('epochs', '?')}{why[1]}")
+
+
 def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
     by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
     head = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
@@ -155,12 +167,63 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
             r = paired(results_dir, a, b, n_boot)
             cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
+            caveat += unequal_training(a[0], b[0])
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} "
                         f"| {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
             missing = [n for n, x in zip(names, (a, b)) if x is None]
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
                         f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` | — |")
+    return head + "\n" + "\n".join(rows)
+
+
+def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
+    """Paired bootstrap of MAE(a) - MAE(b) on the test images both runs were evaluated on, for two
+    runs of different datasets that share ids (rsna-512's radiographs are also thumbnails in
+    rsna-thumbs100, and the id-hash split puts each in the same split in both). Refuses pairs that
+    share fewer than 10 images or disagree on an image's reference age."""
+    (run_a, split_a), (run_b, split_b) = a, b
+    pa, pb = read_predictions(results_dir, run_a, split_a), read_predictions(results_dir, run_b, split_b)
+    merged = pa.merge(pb, on="id", suffixes=("_a", "_b"))
+    if len(merged) < 10:
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} share {len(merged)} test images; a paired "
+                                 "comparison across datasets needs at least 10")
+    if not np.allclose(merged["boneage_true_a"], merged["boneage_true_b"]):
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} disagree on the reference ages")
+    out = evaluation.paired_bootstrap_mae_difference(merged["boneage_true_a"], merged["boneage_pred_a"],
+                                                     merged["boneage_pred_b"], n_boot=n_boot, seed=seed)
+    out["verdict"] = verdict(out)
+    return out
+
+
+def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str:
+    """The ablations whose two runs were trained on different datasets (`"across_data": True`: e.g.
+    the same network on the 512-px radiographs, A, and on the thumbnails, B), A being a run of this
+    experiment and B its own dataset's test evaluation, paired on the test images both hold."""
+    here = {(r.get("paper"), r.get("variant")): (r, s) for r, s in members}
+    elsewhere = {}
+    for r in runs:
+        if "test" in r.get("evaluations", {}):
+            elsewhere.setdefault((r.get("paper"), r.get("variant")), (r, "test"))
+    head = ("| question | A (this data) | B (other data) | images both hold | MAE A | MAE B | MAE A − B [95% CI] | verdict "
+            "|\n" + "|---" * 8 + "|")
+    rows = []
+    for ab in ablations:
+        a, b = here.get(tuple(ab["a"])), elsewhere.get(tuple(ab["b"]))
+        names = [f"`{p} / {v}`" for p, v in (ab["a"], ab["b"])]
+        try:
+            r = paired_on_shared_ids(results_dir, a, b, n_boot) if a and b else None
+        except ExperimentMismatch as e:
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not paired: {e} | — |")
+            continue
+        if r:
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} ({experiment_key(*b)[0]}) | {r['n']} | "
+                        f"{r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** [{r['ci_low']:+.2f}, "
+                        f"{r['ci_high']:+.2f}] | {r['verdict']} |")
+        else:
+            missing = [n for n, x in zip(names, (a, b)) if x is None]
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not run yet: {', '.join(missing)} "
+                        f"(`{'`; `'.join(ab['commands'])}`) | — |")
     return head + "\n" + "\n".join(rows)
 
 
@@ -290,10 +353,16 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
                     f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
         out += ["Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
                 pairwise_table(results_dir, members, n_boot), ""]
-        relevant = [ab for ab in ablations if any((r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"]))
-                                                  for r, _ in members)]
+        relevant = [ab for ab in ablations if not ab.get("across_data") and any(
+            (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
         if relevant:
             out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
+        across = [ab for ab in ablations if ab.get("across_data") and split == "test" and not trained_on and any(
+            (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
+        if across:
+            out += ["The same network trained on other data (A here, B on its own dataset), paired on the test "
+                    "images both hold (the id-hash split puts an id in the same split in both):", "",
+                    across_data_table(results_dir, members, runs, across, n_boot), ""]
         if plots_linked and plot_dir.exists():
             pngs = sorted(p.name for p in plot_dir.glob("*.png"))
             out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]

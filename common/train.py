@@ -482,6 +482,9 @@ def train(task, args, log=print):
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
+    if getattr(args, "init_from", None) and config.variant.endswith("scratch"):
+        raise UsageError(f"--variant {config.variant} starts from random weights by its name: it is the random-init "
+                         "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
     if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
         init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
     precision = resolve_precision(args.precision)
