@@ -67,6 +67,13 @@ ABLATIONS = (
                   "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px",
                   f"python -m reproductions.larson18 train {R512} --variant r512_scratch --precision mixed_bfloat16"]},
 ) + tuple(
+    {"question": f"What does resolution buy? (iglovikov18, {what}: 512-px radiographs vs 100-px thumbnails)",
+     "factor": f"iglovikov18 {what}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",
+     "across_data": True, "a": ("iglovikov18", f"r512-{network}"), "b": ("iglovikov18", f"thumbs-{network}"),
+     "commands": ["the iglovikov18 chain on the thumbnails, then on the 512-px radiographs, each network from its "
+                  "thumbnail run (reproductions/iglovikov18/README.md, \"512-px radiographs (r512)\")"]}
+    for network, what in (("classify-hand", "whole-hand classifier"), ("ensemble", "ensemble of the age networks"))
+) + tuple(
     {"question": f"What does resolution buy? ({paper}: 512-px radiographs vs 100-px thumbnails)",
      "factor": f"{paper}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",
      "across_data": True, "a": (paper, a), "b": (paper, b),
