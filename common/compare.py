@@ -135,12 +135,24 @@ def _diff_row(a_label, b_label, r):
 DIFF_HEAD = ("| A | B | MAE A | MAE B | MAE A − B [95% CI] | p (two-sided) | verdict | n |\n" + "|---" * 8 + "|")
 
 
-def pairwise_table(results_dir, members, n_boot=2000) -> str:
-    rows = []
+def pairwise_table(results_dir, members, n_boot=2000, csv_path=None) -> str:
+    """Each run against the experiment's best (lowest-MAE) run, as a table that stays short; with
+    `csv_path`, every pair (A the lower-MAE run) goes to that CSV beside it."""
     by_mae = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])  # A is the lower-MAE run of each pair
+    if len(by_mae) < 2:
+        return "Only one run in this experiment: nothing to pair."
+    pairs = {}
     for a, b in itertools.combinations(by_mae, 2):
-        rows.append(_diff_row(label(a[0]), label(b[0]), paired(results_dir, a, b, n_boot)))
-    return DIFF_HEAD + "\n" + "\n".join(rows) if rows else "Only one run in this experiment: nothing to pair."
+        if csv_path is not None or a is by_mae[0]:
+            pairs[(label(a[0]), label(b[0]))] = paired(results_dir, a, b, n_boot)
+    best = label(by_mae[0][0])
+    rows = [_diff_row(a, b, r) for (a, b), r in pairs.items() if a == best]
+    if csv_path is not None:
+        io.atomic_to_csv(pd.DataFrame([{"a": a, "b": b, **{k: r[k] for k in ("mae_a", "mae_b", "difference", "ci_low",
+                                                                               "ci_high", "p_value", "n")},
+                                        "verdict": r["verdict"]} for (a, b), r in pairs.items()]),
+                         csv_path)
+    return DIFF_HEAD + "\n" + "\n".join(rows)
 
 
 def unequal_training(run_a, run_b) -> str:
@@ -351,8 +363,11 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
             out += [f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
                     f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
                     f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
-        out += ["Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
-                pairwise_table(results_dir, members, n_boot), ""]
+        csv_path = plot_dir / "pairwise_mae_differences.csv"
+        out += [f"Paired bootstrap of the MAE difference on the same test images ({n_boot:,} resamples), each run "
+                f"against the best one; every pair: [pairwise_mae_differences.csv](comparison/{slug(key)}/"
+                "pairwise_mae_differences.csv):", "",
+                pairwise_table(results_dir, members, n_boot, csv_path=csv_path if len(members) > 1 else None), ""]
         relevant = [ab for ab in ablations if not ab.get("across_data") and any(
             (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
         if relevant:

@@ -284,3 +284,16 @@ def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(t
     members = [m for m in compare.experiments(runs)[("folder/rsna-512", "5" * 16, "test")] if m[0]["paper"] == "rsna17_winner"]
     assert "not paired: rsna17_winner / r512 and rsna17_winner / thumbs share 2 test images" in \
         compare.across_data_table(tmp_path, members, runs, ablations[1:])
+
+
+def test_the_pairwise_table_stays_short_and_every_pair_goes_to_a_csv(tmp_path):
+    for i, variant in enumerate(("a", "b", "c", "d")):
+        fake_run(tmp_path, "larson18", variant, [100 + 5 * i, 120, 60, 200])
+    members = [(r, "test") for r in loaded(tmp_path)]
+    csv = tmp_path / "pairs.csv"
+    text = compare.pairwise_table(tmp_path, members, n_boot=50, csv_path=csv)
+    rows = [line for line in text.splitlines()[2:]]
+    assert len(rows) == 3 and all(row.startswith("| `larson18 / a` |") for row in rows)  # each run vs the best
+    pairs = pd.read_csv(csv)
+    assert len(pairs) == 6 and set(pairs.columns) >= {"a", "b", "difference", "ci_low", "ci_high", "p_value", "verdict"}
+    assert pairs.loc[(pairs["a"] == "larson18 / b") & (pairs["b"] == "larson18 / d"), "difference"].item() == -2.5
