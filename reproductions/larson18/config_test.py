@@ -22,7 +22,7 @@ def test_paper_setting():
 
 def _changed(a, b):
     a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
-    optional = {"train.optimizer.momentum", "train.max_minutes"}  # keys only some variants hold
+    optional = {"train.optimizer.momentum", "train.max_minutes", "train.bn_recompute_batches"}  # keys only some variants hold
     assert a.keys() - optional == b.keys() - optional
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
@@ -44,11 +44,13 @@ def test_small_and_thumbs_variants_change_only_sizes_and_length():
 
 def test_r512_variant_changes_only_the_epochs_of_scratch():
     """Issue 17: the 512-px radiographs force nothing but the budget; sizes, CLAHE and warm-up stay the paper's."""
-    assert _changed("scratch", "r512") == {"train.epochs", "train.max_minutes"}
-    assert _changed("", "r512") == _changed("", "scratch") | {"train.epochs", "train.max_minutes"}
+    assert _changed("scratch", "r512") == {"train.epochs", "train.max_minutes", "train.bn_recompute_batches"}
+    assert _changed("", "r512") == _changed("", "scratch") | {"train.epochs", "train.max_minutes",
+                                                               "train.bn_recompute_batches"}
     r512 = get_config("r512")
     assert (r512.data.image_size, r512.data.crop_size) == (256, 224)
     assert r512.train.epochs <= 14 and r512.train.max_minutes == 45  # the budget rule's caps
+    assert _changed("r512", "r512_scratch") == set()  # one factor, the initial weights: --init-from or none
 
 
 @pytest.mark.parametrize("base", ["", "thumbs"])
