@@ -161,12 +161,12 @@ def test_processes_read_their_own_files_or_examples_and_get_as_many_batches(tiny
         return [list(pipeline.make_dataset(handle, "train", preprocess=preprocess, to_model_io=io, batch_size=6,
                                            training=True, shard=(i, count), **kwargs)) for i in range(count)]
 
-    # One file of 48 examples: by example, 24 each, in 4 batches of 3.
+    # One file of 48 examples: by example, 24 each, in 8 batches of 3 (a global batch of 6).
     assert pipeline.file_shards(tiny_phantoms, "train", 2) is None
     parts = shares(tiny_phantoms, 2)
-    assert [len(p) for p in parts] == [4, 4] and all(len(b["id"]) == 3 for p in parts for b in p)
+    assert [len(p) for p in parts] == [8, 8] and all(len(b["id"]) == 3 for p in parts for b in p)
     seen = [ids(p) for p in parts]
-    assert not set(seen[0]) & set(seen[1]) and len(set(seen[0] + seen[1])) == 24
+    assert not set(seen[0]) & set(seen[1]) and len(set(seen[0] + seen[1])) == 48  # all of the split, once
     parts = shares(tiny_phantoms, 3, limit=20)  # 20 // 3 = 6 examples at least: 3 batches of 2 each
     assert [len(p) for p in parts] == [3, 3, 3]
     with pytest.raises(ValueError, match="divide by the process count"):
