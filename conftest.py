@@ -111,15 +111,17 @@ TINY_TASK = textwrap.dedent('''
 
 
     def get_config(variant=""):
-        return Config({"seed": 0, "data": {"image_size": 32},
+        return Config({"seed": 0, "data": {"image_size": 32}, "model": {"batchnorm": False},
                        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "learning_rate": 3e-3},
-                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0}})
+                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0, "bn_recompute_batches": 0}})
 
 
     def build_model(config):
         image = keras.Input((32, 32, 1), name="image")
         male = keras.Input((1,), name="male")
         x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(image)
+        if config.model.batchnorm:
+            x = keras.layers.BatchNormalization(name="bn")(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
         x = keras.layers.Concatenate()([x, male])
         out = keras.layers.Dense(1, dtype="float32")(x)

@@ -37,9 +37,12 @@ class ExperimentMismatch(ValueError):
 
 def experiment_key(run: dict, split: str) -> tuple:
     """(dataset, fingerprint, split) of one evaluation; a dataset a paper derived image by image from
-    another (same ids, labels, splits; e.g. registered canvases) counts as its source."""
+    another (same ids, labels, splits; e.g. registered canvases) counts as its source. `split` is the
+    evaluation's key in the run record: its split, or "<split>-on-<dataset>" for an evaluation on
+    another dataset than the run's (evaluate --eval-data), which joins that dataset's experiment."""
     ev = run["evaluations"][split]
     ds = run.get("dataset", {})
+    split = ev.get("split", split)
     if ev.get("source_dataset"):
         return (ev["source_dataset"], ev["source_fingerprint"], split)
     return (ev.get("dataset", ds.get("name", "?")), ev.get("dataset_fingerprint", ds.get("fingerprint", "?")), split)
@@ -132,12 +135,36 @@ def _diff_row(a_label, b_label, r):
 DIFF_HEAD = ("| A | B | MAE A | MAE B | MAE A − B [95% CI] | p (two-sided) | verdict | n |\n" + "|---" * 8 + "|")
 
 
-def pairwise_table(results_dir, members, n_boot=2000) -> str:
-    rows = []
+def pairwise_table(results_dir, members, n_boot=2000, csv_path=None) -> str:
+    """Each run against the experiment's best (lowest-MAE) run, as a table that stays short; with
+    `csv_path`, every pair (A the lower-MAE run) goes to that CSV beside it."""
     by_mae = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])  # A is the lower-MAE run of each pair
+    if len(by_mae) < 2:
+        return "Only one run in this experiment: nothing to pair."
+    pairs = {}
     for a, b in itertools.combinations(by_mae, 2):
-        rows.append(_diff_row(label(a[0]), label(b[0]), paired(results_dir, a, b, n_boot)))
-    return DIFF_HEAD + "\n" + "\n".join(rows) if rows else "Only one run in this experiment: nothing to pair."
+        if csv_path is not None or a is by_mae[0]:
+            pairs[(label(a[0]), label(b[0]))] = paired(results_dir, a, b, n_boot)
+    best = label(by_mae[0][0])
+    rows = [_diff_row(a, b, r) for (a, b), r in pairs.items() if a == best]
+    if csv_path is not None:
+        io.atomic_to_csv(pd.DataFrame([{"a": a, "b": b, **{k: r[k] for k in ("mae_a", "mae_b", "difference", "ci_low",
+                                                                               "ci_high", "p_value", "n")},
+                                        "verdict": r["verdict"]} for (a, b), r in pairs.items()]),
+                         csv_path)
+    return DIFF_HEAD + "\n" + "\n".join(rows)
+
+
+def unequal_training(run_a, run_b) -> str:
+    """A caveat when the two runs of an ablation trained different numbers of epochs (one stopped by
+    its time budget on a slower machine, say): the pair then differs in more than its factor."""
+    done = [r.get("epochs_done") for r in (run_a, run_b)]
+    if None in done or done[0] == done[1]:
+        return ""
+    why = [f" (stopped by its {r['stopped_by_budget']} budget)" if r.get("stopped_by_budget") else ""
+           for r in (run_a, run_b)]
+    return (f"; caveat: unequal training, A {done[0]} of {run_a.get('epochs', '?')} epochs{why[0]}, "
+            f"B {done[1]} of {run_b.get('epochs', '?')}{why[1]}")
 
 
 def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
@@ -152,12 +179,63 @@ def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
             r = paired(results_dir, a, b, n_boot)
             cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
+            caveat += unequal_training(a[0], b[0])
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} "
                         f"| {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
             missing = [n for n, x in zip(names, (a, b)) if x is None]
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
                         f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` | — |")
+    return head + "\n" + "\n".join(rows)
+
+
+def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
+    """Paired bootstrap of MAE(a) - MAE(b) on the test images both runs were evaluated on, for two
+    runs of different datasets that share ids (rsna-512's radiographs are also thumbnails in
+    rsna-thumbs100, and the id-hash split puts each in the same split in both). Refuses pairs that
+    share fewer than 10 images or disagree on an image's reference age."""
+    (run_a, split_a), (run_b, split_b) = a, b
+    pa, pb = read_predictions(results_dir, run_a, split_a), read_predictions(results_dir, run_b, split_b)
+    merged = pa.merge(pb, on="id", suffixes=("_a", "_b"))
+    if len(merged) < 10:
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} share {len(merged)} test images; a paired "
+                                 "comparison across datasets needs at least 10")
+    if not np.allclose(merged["boneage_true_a"], merged["boneage_true_b"]):
+        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} disagree on the reference ages")
+    out = evaluation.paired_bootstrap_mae_difference(merged["boneage_true_a"], merged["boneage_pred_a"],
+                                                     merged["boneage_pred_b"], n_boot=n_boot, seed=seed)
+    out["verdict"] = verdict(out)
+    return out
+
+
+def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str:
+    """The ablations whose two runs were trained on different datasets (`"across_data": True`: e.g.
+    the same network on the 512-px radiographs, A, and on the thumbnails, B), A being a run of this
+    experiment and B its own dataset's test evaluation, paired on the test images both hold."""
+    here = {(r.get("paper"), r.get("variant")): (r, s) for r, s in members}
+    elsewhere = {}
+    for r in runs:
+        if "test" in r.get("evaluations", {}):
+            elsewhere.setdefault((r.get("paper"), r.get("variant")), (r, "test"))
+    head = ("| question | A (this data) | B (other data) | images both hold | MAE A | MAE B | MAE A − B [95% CI] | verdict "
+            "|\n" + "|---" * 8 + "|")
+    rows = []
+    for ab in ablations:
+        a, b = here.get(tuple(ab["a"])), elsewhere.get(tuple(ab["b"]))
+        names = [f"`{p} / {v}`" for p, v in (ab["a"], ab["b"])]
+        try:
+            r = paired_on_shared_ids(results_dir, a, b, n_boot) if a and b else None
+        except ExperimentMismatch as e:
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not paired: {e} | — |")
+            continue
+        if r:
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} ({experiment_key(*b)[0]}) | {r['n']} | "
+                        f"{r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** [{r['ci_low']:+.2f}, "
+                        f"{r['ci_high']:+.2f}] | {r['verdict']} |")
+        else:
+            missing = [n for n, x in zip(names, (a, b)) if x is None]
+            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not run yet: {', '.join(missing)} "
+                        f"(`{'`; `'.join(ab['commands'])}`) | — |")
     return head + "\n" + "\n".join(rows)
 
 
@@ -206,30 +284,54 @@ def time_to_common_level(results_dir, run_a, run_b) -> str:
 _REFERENCES: dict = {}  # (key, data_dir) -> mean_predictor's answer; keyed by content fingerprint, so never stale
 
 
-def mean_predictor(key, data_dir=None) -> dict | None:
+def mean_predictor(key, data_dir=None, trained_on: dict | None = None) -> dict | None:
     """The no-learning reference of an experiment: MAE on its split of predicting the training
-    split's mean age, pooled and per sex, from the dataset's own labels. None when the dataset
-    is not built on this machine or its content differs from the runs' (fingerprint). A found
-    reference is kept for the process: the plots and the tables of one `compare` read the labels once."""
-    if (key, str(data_dir)) in _REFERENCES:
-        return _REFERENCES[(key, str(data_dir))]
+    split's mean age, pooled and per sex, from the dataset's own labels, or, for runs evaluated on
+    another dataset than they were trained on (`trained_on`: {"dataset", "fingerprint"}), from the
+    training split of that one. None when a dataset is not built on this machine or its content
+    differs from the runs' (fingerprint). A found reference is kept for the process: the plots and
+    the tables of one `compare` read the labels once."""
+    cache_key = (key, str(data_dir), str(trained_on))
+    if cache_key in _REFERENCES:
+        return _REFERENCES[cache_key]
     from common import data, pipeline
     dataset, fingerprint, split = key
     handle = data.open_built(dataset, data_dir)
-    if handle is None or handle.fingerprint() != fingerprint or not {"train", split} <= set(handle.splits):
+    train_handle = handle
+    if trained_on:
+        train_handle = data.open_built(trained_on["dataset"], data_dir)
+        if train_handle is None or train_handle.fingerprint() != trained_on.get("fingerprint"):
+            return None
+    if handle is None or handle.fingerprint() != fingerprint or split not in handle.splits or \
+            "train" not in train_handle.splits:
         return None  # not kept: the dataset may be built later in the same process
 
-    def labels(s):  # ages and sexes only: the images are never decoded
-        pairs = pipeline.read_split(handle, s).map(lambda e: (e["boneage_months"], e["male"]))
+    def labels(h, s):  # ages and sexes only: the images are never decoded
+        pairs = pipeline.read_split(h, s).map(lambda e: (e["boneage_months"], e["male"]))
         ages, males = zip(*pairs.as_numpy_iterator())
         return np.asarray(ages, float), np.asarray(males, int)
-    train_age, train_male = labels("train")
-    age, male = labels(split)
+    train_age, train_male = labels(train_handle, "train")
+    age, male = labels(handle, split)
     per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
     reference = {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
                  "per_sex": float(np.abs(age - per_sex).mean())}
-    _REFERENCES[(key, str(data_dir))] = reference
+    _REFERENCES[cache_key] = reference
     return reference
+
+
+def trained_elsewhere(members) -> list[tuple]:
+    """[(dataset, fingerprint)] the members were trained on where that is not the experiment's own
+    dataset (evaluations made with `evaluate --eval-data`)."""
+    return sorted({(ev["trained_on"]["dataset"], ev["trained_on"].get("fingerprint"))
+                   for ev in (r["evaluations"][s] for r, s in members) if ev.get("trained_on")})
+
+
+def experiment_reference(key, members, data_dir=None) -> dict | None:
+    """mean_predictor of an experiment, with the training means of the one dataset its runs were
+    trained on when that is another one."""
+    trained_on = trained_elsewhere(members)
+    return mean_predictor(key, data_dir, trained_on=dict(zip(("dataset", "fingerprint"), trained_on[0]))
+                          if len(trained_on) == 1 else None)
 
 
 def slug(key) -> str:
@@ -249,18 +351,33 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
         plot_dir = Path(results_dir) / "comparison" / slug(key)
         if plots_linked and (plot_dir / "forest_mae.png").is_file():
             out += [f"![MAE per run with 95% intervals, grouped by paper](comparison/{slug(key)}/forest_mae.png)", ""]
+        trained_on = trained_elsewhere(members)
+        if trained_on:
+            out += ["Evaluated on these images only: the runs were trained on "
+                    + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
+                    + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.", ""]
         out += [comparison_table(members, paper_cells), ""]
-        reference = mean_predictor(key)
+        reference = experiment_reference(key, members)
         if reference:
-            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's training-split "
+            source = f"{trained_on[0][0]}'s training-split" if len(trained_on) == 1 else "training-split"
+            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
                     f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
                     f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
-        out += ["Paired bootstrap of the MAE difference on the same test images (2,000 resamples):", "",
-                pairwise_table(results_dir, members, n_boot), ""]
-        relevant = [ab for ab in ablations if any((r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"]))
-                                                  for r, _ in members)]
+        csv_path = plot_dir / "pairwise_mae_differences.csv"
+        out += [f"Paired bootstrap of the MAE difference on the same test images ({n_boot:,} resamples), each run "
+                f"against the best one; every pair: [pairwise_mae_differences.csv](comparison/{slug(key)}/"
+                "pairwise_mae_differences.csv):", "",
+                pairwise_table(results_dir, members, n_boot, csv_path=csv_path if len(members) > 1 else None), ""]
+        relevant = [ab for ab in ablations if not ab.get("across_data") and any(
+            (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
         if relevant:
             out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
+        across = [ab for ab in ablations if ab.get("across_data") and split == "test" and not trained_on and any(
+            (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
+        if across:
+            out += ["The same network trained on other data (A here, B on its own dataset), paired on the test "
+                    "images both hold (the id-hash split puts an id in the same split in both):", "",
+                    across_data_table(results_dir, members, runs, across, n_boot), ""]
         if plots_linked and plot_dir.exists():
             pngs = sorted(p.name for p in plot_dir.glob("*.png"))
             out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]
@@ -433,7 +550,7 @@ def plot_all(runs, results_dir, log=print, ablations=()):
     colours = paper_colours(runs)
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
-        plot_forest(key, members, out, reference=mean_predictor(key), colours=colours)
+        plot_forest(key, members, out, reference=experiment_reference(key, members), colours=colours)
         plot_experiment(results_dir, key, members, out)
         by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
         for ab in ablations:

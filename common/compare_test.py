@@ -205,7 +205,7 @@ def test_forest_plot_groups_runs_by_paper_sorted_by_mae_with_the_no_learning_ref
     compare.plot_forest(key, members, tmp_path / "plots", reference=None)  # reference unknown: no line
     assert drawn["forest_mae.png"]["dashed"] == []
 
-    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
+    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None, trained_on=None: {"n": 4, "pooled": 31.0, "per_sex": 29.0})
     compare.plot_all(loaded(tmp_path), tmp_path, log=lambda *_: None)  # plot_all draws it with the experiment's reference
     assert drawn["forest_mae.png"]["dashed"] == [29.0]
     assert (tmp_path / "comparison" / compare.slug(key) / "forest_mae.png").is_file()
@@ -237,3 +237,63 @@ def test_compare_refuses_a_results_folder_that_does_not_exist_and_creates_nothin
     err = capsys.readouterr().err.strip()
     assert err == (f"error: results folder {missing} does not exist; expected the folder of run records "
                    f"(<paper>/<run>/run.json), default {results.RESULTS_DIR}")
+
+
+def test_an_ablation_whose_runs_trained_unequal_epochs_says_so(tmp_path):
+    a = fake_run(tmp_path, "larson18", "thumbs", [110, 120, 60, 200])
+    fake_run(tmp_path, "larson18", "thumbs_nosex", [120, 130, 70, 210])
+    record = json.loads((a / "run.json").read_text())
+    record.update(epochs_done=7, stopped_by_budget="45 min")
+    (a / "run.json").write_text(json.dumps(record))
+    members = [(r, "test") for r in loaded(tmp_path)]
+    ablation = {"question": "sex?", "factor": "sex", "a": ("larson18", "thumbs"), "b": ("larson18", "thumbs_nosex"),
+                "commands": ["x"]}
+    text = compare.ablation_table(tmp_path, members, [ablation])
+    assert "caveat: unequal training, A 7 of 14 epochs (stopped by its 45 min budget), B 14 of 14 |" in text
+    record.update(epochs_done=14)
+    (a / "run.json").write_text(json.dumps(record))
+    assert "unequal" not in compare.ablation_table(tmp_path, [(r, "test") for r in loaded(tmp_path)], [ablation])
+
+
+def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(tmp_path):
+    """rsna-512 (A) against the thumbnails (B): 12 shared ids of B's 14; a pair sharing too few is said."""
+    truth = [100.0, 120.0, 60.0, 200.0] * 3
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200] * 3 + [50, 50], truth=truth + [30, 40])
+    r512 = fake_run(tmp_path, "larson18", "r512", [100, 118, 62, 200] * 3, truth=truth, fingerprint="5" * 16)
+    record = json.loads((r512 / "run.json").read_text())
+    record["dataset"]["name"] = "folder/rsna-512"
+    (r512 / "run.json").write_text(json.dumps(record))
+    runs = loaded(tmp_path)
+    ablations = [{"question": "resolution?", "across_data": True, "a": ("larson18", "r512"), "b": ("larson18", "thumbs"),
+                  "commands": ["x"]},
+                 {"question": "winner resolution?", "across_data": True, "a": ("rsna17_winner", "r512"),
+                  "b": ("rsna17_winner", "thumbs"), "commands": ["run it"]}]
+    members = compare.experiments(runs)[("folder/rsna-512", "5" * 16, "test")]
+    text = compare.across_data_table(tmp_path, members, runs, ablations[:1])
+    # A's errors 0, 2, 2, 0 against B's 0, 20, 20, 0 on the 12 shared images: A - B = 1 - 10 = -9.
+    assert "| resolution? | `larson18 / r512` | `larson18 / thumbs` (folder/rsna-thumbs100) | 12 | 1.00 | 10.00 | **-9.00**" in text
+    full = compare.sections(runs, {}, tmp_path, ablations=ablations, n_boot=50, plots_linked=False)
+    assert "paired on the test images both hold" in full and "| resolution? |" in full
+    assert "winner resolution?" not in full  # its A run is in no experiment here
+    few = fake_run(tmp_path, "rsna17_winner", "r512", [1, 2], truth=[1.0, 2.0], fingerprint="5" * 16)
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [1, 2], truth=[1.0, 2.0])
+    record = json.loads((few / "run.json").read_text())
+    record["dataset"]["name"] = "folder/rsna-512"
+    (few / "run.json").write_text(json.dumps(record))
+    runs = loaded(tmp_path)
+    members = [m for m in compare.experiments(runs)[("folder/rsna-512", "5" * 16, "test")] if m[0]["paper"] == "rsna17_winner"]
+    assert "not paired: rsna17_winner / r512 and rsna17_winner / thumbs share 2 test images" in \
+        compare.across_data_table(tmp_path, members, runs, ablations[1:])
+
+
+def test_the_pairwise_table_stays_short_and_every_pair_goes_to_a_csv(tmp_path):
+    for i, variant in enumerate(("a", "b", "c", "d")):
+        fake_run(tmp_path, "larson18", variant, [100 + 5 * i, 120, 60, 200])
+    members = [(r, "test") for r in loaded(tmp_path)]
+    csv = tmp_path / "pairs.csv"
+    text = compare.pairwise_table(tmp_path, members, n_boot=50, csv_path=csv)
+    rows = [line for line in text.splitlines()[2:]]
+    assert len(rows) == 3 and all(row.startswith("| `larson18 / a` |") for row in rows)  # each run vs the best
+    pairs = pd.read_csv(csv)
+    assert len(pairs) == 6 and set(pairs.columns) >= {"a", "b", "difference", "ci_low", "ci_high", "p_value", "verdict"}
+    assert pairs.loc[(pairs["a"] == "larson18 / b") & (pairs["b"] == "larson18 / d"), "difference"].item() == -2.5

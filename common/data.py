@@ -231,9 +231,11 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, skip_bad: bool | None = None,
-            log=print, rsna_labels: dict | None = None) -> DataHandle:
+            log=print, rsna_labels: dict | None = None, split_column: str | None = None) -> DataHandle:
     """Turns a `--data` value into an opened dataset, building it first when needed, and again
-    when its inputs changed. `skip_bad=None`: as the existing build chose (False for a new one)."""
+    when its inputs changed. `skip_bad=None`: as the existing build chose (False for a new one).
+    `split_column` (folder data): the labels column naming each row's split (default "split",
+    and the id-hash split where the CSV has none)."""
     data_dir = Path(data_dir or default_data_dir())
     if not spec:
         if os.environ.get(RSNA_ENV):
@@ -272,10 +274,10 @@ def resolve(spec: str | None, data_dir=None, max_side: int = DEFAULT_MAX_SIDE, s
         source = Path(arg).expanduser()
         if not source.is_dir():
             raise DataError(f"--data folder:{arg}: no such directory")
-        config_dir = data_dir / "folder" / folder_config(source.resolve().name, max_side).name
+        config_dir = data_dir / "folder" / folder_config(source.resolve().name, max_side, split_column).name
         built = _built_metadata(config_dir)
         _check_same_folder(built, source, config_dir)
-        config = folder_config(source.resolve().name, max_side, skip_bad=_skip_bad(skip_bad, built))
+        config = folder_config(source.resolve().name, max_side, split_column, skip_bad=_skip_bad(skip_bad, built))
         return build(Folder(config=config, data_dir=data_dir), manual_dir=source, log=log)
     if kind.startswith(("rsna/", "folder/")) and not arg:
         return _open_named(kind, data_dir)

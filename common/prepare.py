@@ -3,6 +3,7 @@
     python -m common.prepare phantoms                       # 2,000 / 400 / 400 at 256 px
     python -m common.prepare rsna:/data/rsna-bone-age       # your manual RSNA download
     python -m common.prepare folder:../shared/data/rsna-thumbs100 --max-side 1024 [--skip-bad]
+    python -m common.prepare folder:../shared/data/rsna-sample --split-column source_split   # official test images as "test"
 
 Everything is validated in one pass before anything is written, every offender listed together;
 an interrupted build is simply rerun. A dataset built before is reused only while its inputs
@@ -22,6 +23,9 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help=f"where datasets live (default ${data.DATA_DIR_ENV} "
                         f"or ~/.boneage-repro/datasets)")
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="cap on the long side, px")
+    parser.add_argument("--split-column", default=None, metavar="NAME",
+                        help="folder data: the labels column naming each row's split (default 'split'; without one "
+                             "a hash of the id splits 80/10/10), e.g. source_split for ../shared/data/rsna-sample")
     parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
                         help="leave out bad rows/images and write a skipped.csv report instead of failing "
                         "(default: as the existing build of this dataset chose, else off; --no-skip-bad "
@@ -33,7 +37,7 @@ def main(argv=None):
     try:
         labels = {s: getattr(args, f"{s}_labels") for s in ("train", "validation", "test")}
         handle = data.resolve(args.data, data_dir=args.data_dir, max_side=args.max_side, skip_bad=args.skip_bad,
-                              rsna_labels=labels)
+                              rsna_labels=labels, split_column=args.split_column)
     except (DataError, LabelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

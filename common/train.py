@@ -67,6 +67,10 @@ def add_shared_flags(p: argparse.ArgumentParser, task):
     p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME, "
                    "rsna/CONFIG (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
     p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
+    p.add_argument("--split-column", default=None, metavar="NAME",
+                   help="folder data: the labels column naming each row's split, train/validation/test (default "
+                        "'split'; without one, a hash of the id splits 80/10/10); with evaluate --eval-data it "
+                        "applies to that data")
     p.add_argument("--variant", default="", help=f"config variant ({', '.join(task.variants)}); default: the paper's")
     p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
     p.add_argument("--epochs", type=positive_int, default=None)
@@ -120,7 +124,7 @@ def default_run_dir(task, data_name: str, config) -> Path:
     return RESULTS_DIR / task.paper / run_name(data_name, config.variant, config.data.image_size)
 
 
-def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
+def dataset_name(spec: str | None, data_dir=None, log=print, split_column: str | None = None) -> str:
     """The name `data.resolve(spec)` gives its dataset ("phantoms/default", "folder/NAME"), without
     building it: evaluate and predict find their run directory, which is named after the dataset,
     before any data is built, so that a missing run is said at once. A `--data` this does not know
@@ -137,10 +141,10 @@ def dataset_name(spec: str | None, data_dir=None, log=print) -> str:
     if kind == "rsna":
         return f"{Rsna.name}/{rsna_config().name}"
     if kind == "folder" and arg and Path(arg).expanduser().is_dir():
-        return f"{Folder.name}/{folder_config(Path(arg).expanduser().resolve().name).name}"
+        return f"{Folder.name}/{folder_config(Path(arg).expanduser().resolve().name, split_column=split_column).name}"
     if kind.startswith(("rsna/", "folder/")) and not arg:  # a built dataset's own name, as resolve opens it
         return kind
-    return data_lib.resolve(spec, data_dir=data_dir, log=log).name
+    return data_lib.resolve(spec, data_dir=data_dir, log=log, split_column=split_column).name
 
 
 def run_dir_of(task, args, config, log=print) -> Path:
@@ -148,7 +152,9 @@ def run_dir_of(task, args, config, log=print) -> Path:
     --data, variant and image size (found without building the data)."""
     if args.out:
         return Path(args.out)
-    return default_run_dir(task, dataset_name(args.data, args.data_dir, log), config)
+    # --split-column names the split of the data being built: --eval-data's when given, else --data's.
+    split_column = None if getattr(args, "eval_data", None) else getattr(args, "split_column", None)
+    return default_run_dir(task, dataset_name(args.data, args.data_dir, log, split_column), config)
 
 
 def trained_weights(run_dir) -> list[Path]:
@@ -685,6 +691,9 @@ def train(task, args, log=print):
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
+    if getattr(args, "init_from", None) and config.variant.endswith("scratch"):
+        raise UsageError(f"--variant {config.variant} starts from random weights by its name: it is the random-init "
+                         "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
     if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
         init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
     start_processes(task, args, log)  # several machines: before anything runs on a device
@@ -695,7 +704,7 @@ def train(task, args, log=print):
                                                          log)
     strategy = _strategy()
     keras.utils.set_random_seed(config.seed)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log, split_column=getattr(args, "split_column", None))
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -768,6 +777,13 @@ def train(task, args, log=print):
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
         *distribution_callbacks,
     ]
+    if config.train.get("bn_recompute_batches"):  # before the checkpoints: they save what was validated
+        if data_shard() is not None:
+            raise UsageError("train.bn_recompute_batches with several processes: each would average its own "
+                             "batches into weights that must stay identical everywhere; train on one machine "
+                             "(several devices are fine) or set it to 0.")
+        from common.batchnorm import RecomputeBeforeValidation
+        callbacks.insert(1, RecomputeBeforeValidation(datasets["train"], config.train.bn_recompute_batches, log))
     if not writer:  # the other processes train, keep the clock and write nothing
         callbacks = [clock, *distribution_callbacks]
     if config.train.get("schedule", {}).get("name") == "plateau":
@@ -880,9 +896,11 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     if saved is not None:
         # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
         config = saved
-    if handle is None:
+    if handle is None and getattr(args, "eval_data", None):  # another dataset than the run's (e.g. official test images)
+        handle = data_lib.resolve(args.eval_data, data_dir=args.data_dir, log=log, split_column=args.split_column)
+    elif handle is None:
         spec = args.data or record.get("dataset", {}).get("name")
-        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log)
+        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log, split_column=getattr(args, "split_column", None))
     if args.split not in handle.splits:
         raise DataError(f"{handle.name} has no {args.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
                         "pass --split.")
@@ -902,7 +920,12 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     start = time.time()
     estimates, targets, males, ids = predict_dataset(task, model, config, eval_ds)
     history = read_history(run_dir)
-    out_dir = run_dir / split
+    # An evaluation on another dataset than the run was trained on is its own entry (and folder):
+    # it never replaces the run's own test evaluation, and compare puts it in that dataset's experiment.
+    trained_on = record.get("dataset", {})
+    external = bool(trained_on.get("name")) and handle.name != trained_on["name"]
+    key = f"{split}-on-{handle.name.replace('/', '-')}" if external else split
+    out_dir = run_dir / key
     summaries = {}
     for i, (name, pred) in enumerate(estimates.items()):
         df = pd.DataFrame({"id": ids, "boneage_true": targets, "boneage_pred": pred, "male": males.astype(int)})
@@ -911,11 +934,12 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
                                     title=f"{task.paper} ({config.variant}, {name}) on {handle.name} {split}",
                                     seed=config.seed)
         summaries[name] = json.loads((target_dir / "metrics.json").read_text())["overall"]
-    record.setdefault("evaluations", {})[split] = {
-        "images": len(ids), "weights": weights, "estimates": summaries, "primary_estimate": next(iter(estimates)),
+    record.setdefault("evaluations", {})[key] = {
+        "split": split, "images": len(ids), "weights": weights, "estimates": summaries, "primary_estimate": next(iter(estimates)),
         "dataset": handle.name, "dataset_fingerprint": handle.fingerprint(), "split_fingerprint": handle.fingerprint(split), **handle.derived_from(),
         "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
-        "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit()}
+        "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit(),
+        **({"trained_on": {"dataset": trained_on["name"], "fingerprint": trained_on.get("fingerprint")}} if external else {})}
     if record.get("status") == "trained":
         record["status"] = "evaluated"
     record.setdefault("paper", task.paper)
@@ -1038,6 +1062,11 @@ def main(task, argv=None, ablations=()):
     add_process_flags(p_train)
     for p in (p_train, p_eval):
         p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p_eval.add_argument("--eval-data", default=None, metavar="DATA",
+                        help="evaluate on this dataset instead of the run's own (same forms as --data, which still "
+                             "names the run), e.g. the official challenge test images: --eval-data "
+                             "folder:../shared/data/rsna-sample --split-column source_split; written beside the "
+                             "run's own evaluation as <split>-on-<dataset>")
     p_pred.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
     p_pred.add_argument("--sex", default=None, help="M or F, for every file")
     p_pred.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")

@@ -83,6 +83,52 @@ def test_train_then_evaluate_writes_every_file_and_record(tiny_task, tmp_path):
     assert len(predictions) == 16 and predictions["boneage_pred"].notna().all()
 
 
+def test_evaluate_on_another_dataset_keeps_the_runs_own_evaluation_and_names_the_split_column(tiny_task, tmp_path,
+                                                                                             tiny_phantoms, monkeypatch):
+    """evaluate --eval-data: e.g. a run trained on rsna-512, tested on the official challenge test
+    images of rsna-sample (their labels' source_split column says which are test images)."""
+    import cv2
+    import numpy as np
+
+    from common import compare, results
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    own = json.loads((out / "run.json").read_text())["evaluations"]["test"]
+    other = tmp_path / "official"
+    (other / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = ["id,boneage,male,source_split"]
+    for i in range(10):
+        cv2.imwrite(str(other / "images" / f"{i}.png"), rng.integers(0, 255, (80, 64), dtype=np.uint8))
+        rows.append(f"{i},{12 * (i + 1)},{i % 2 == 0},{'test' if i < 6 else 'train'}")
+    (other / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = run("evaluate", "--data", "phantoms/tiny", "--out", str(out), "--eval-data", f"folder:{other}",
+                 "--split-column", "no_such_column")
+    assert result.returncode == 2 and "has no column 'no_such_column' (--split-column)" in result.stderr, result.stderr
+    result = run("evaluate", "--data", "phantoms/tiny", "--out", str(out), "--eval-data", f"folder:{other}",
+                 "--split-column", "source_split")
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((out / "run.json").read_text())
+    key = "test-on-folder-official-by-source_split"
+    assert record["evaluations"]["test"] == own  # the run's own test evaluation is kept as it was
+    ev = record["evaluations"][key]
+    assert (ev["split"], ev["images"], ev["dataset"]) == ("test", 6, "folder/official-by-source_split")
+    assert ev["trained_on"] == {"dataset": record["dataset"]["name"], "fingerprint": record["dataset"]["fingerprint"]}
+    assert len(pd.read_csv(out / key / "predictions.csv")) == 6
+    # compare puts it in that dataset's experiment, says the runs were trained elsewhere, and takes the
+    # no-learning reference from the training data's means.
+    monkeypatch.setenv("BONEAGE_DATA_DIR", str(tiny_phantoms.version_dir.parents[2]))  # where the runs' data was built
+    record["_dir"] = "run"
+    (experiment,) = [k for k in compare.experiments([record]) if k[0] == "folder/official-by-source_split"]
+    assert experiment[2] == "test"
+    text = compare.sections([record], {}, tmp_path, n_boot=50, plots_linked=False)
+    assert "the runs were trained on phantoms/tiny" in text, text
+    assert "predicting each sex's phantoms/tiny's training-split mean age" in text, text
+    assert key in "\n".join(results.run_rows([record], {}))  # the per-run table lists it under its own name
+
+
 def test_init_from_starts_a_run_from_another_runs_weights_and_records_it(tiny_task, tmp_path):
     run, _ = tiny_task
     first, second = tmp_path / "first", tmp_path / "second"

@@ -119,7 +119,6 @@ def packaged_checkpoint(network: str) -> tuple[Path, str]:
 def _keras_weights_from_torch(layer, module: str, state: dict) -> list:
     """The Keras weights of `layer` from the checkpoint's tensors of `module`, in layer.weights order."""
     import keras
-    import numpy as np
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return [state[f"{module}.weight"].transpose(2, 3, 0, 1)]       # (C, 1, kh, kw) -> (kh, kw, C, 1)
     if isinstance(layer, keras.layers.Conv2D):

@@ -3,7 +3,9 @@
 Each entry names the question, the two (paper, variant) runs (A = the factor on / the paper's
 choice, B = the alternative), and the command that makes a missing run. `python -m reproductions
 compare` looks for both runs in the same experiment (same data fingerprint and split) and
-reports the paired bootstrap of their MAE difference, or says which run is missing.
+reports the paired bootstrap of their MAE difference, or says which run is missing. An entry
+marked `"across_data": True` pairs runs of two datasets that share ids (the 512-px radiographs
+are also thumbnails): A in its experiment, B on its own test split, on the test images both hold.
 """
 THUMBS = "--data folder:../shared/data/rsna-thumbs100"
 R512 = "--data folder:../shared/data/rsna-512"  # 954 real radiographs at long side 512 (issue 17)
@@ -57,4 +59,29 @@ ABLATIONS = (
                 "(reproductions/rsna17_second/README.md, Ablation)"),
      "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --sex both",
                   f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs_whole --sex both"]},
-)
+    {"question": "What does the thumbnail run buy at 512 px? (larson18)",
+     "factor": "larson18 on the 512-px radiographs: initialised from its thumbnail run (A, --init-from) vs random weights (B)",
+     "a": ("larson18", "r512"), "b": ("larson18", "r512_scratch"),
+     "commands": [f"python -m reproductions.larson18 train {THUMBS} --variant thumbs",
+                  f"python -m reproductions.larson18 train {R512} --variant r512 --precision mixed_bfloat16 "
+                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px",
+                  f"python -m reproductions.larson18 train {R512} --variant r512_scratch --precision mixed_bfloat16"]},
+) + tuple(
+    {"question": f"What does resolution buy? (iglovikov18, {what}: 512-px radiographs vs 100-px thumbnails)",
+     "factor": f"iglovikov18 {what}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",
+     "across_data": True, "a": ("iglovikov18", f"r512-{network}"), "b": ("iglovikov18", f"thumbs-{network}"),
+     "commands": ["the iglovikov18 chain on the thumbnails, then on the 512-px radiographs, each network from its "
+                  "thumbnail run (reproductions/iglovikov18/README.md, \"512-px radiographs (r512)\")"]}
+    for network, what in (("classify-hand", "whole-hand classifier"), ("ensemble", "ensemble of the age networks"))
+) + tuple(
+    {"question": f"What does resolution buy? ({paper}: 512-px radiographs vs 100-px thumbnails)",
+     "factor": f"{paper}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",
+     "across_data": True, "a": (paper, a), "b": (paper, b),
+     "commands": [f"python -m reproductions.{paper} train {THUMBS} --variant {b}" + extra,
+                  f"python -m reproductions.{paper} train {R512} --variant {a}" + extra + r512_extra]}
+    for paper, a, b, extra, r512_extra in (
+        ("larson18", "r512", "thumbs", "", " --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px"),
+        ("rsna17_winner", "r512", "thumbs", "", " --precision mixed_bfloat16 --init-from results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px"),
+        ("rsna17_second", "r512", "thumbs", " --sex both", " --precision mixed_bfloat16 --init-from results/rsna17_second/folder-rsna-thumbs100_thumbs_128px"),
+        ("lite0_regressor", "r512", "thumbs", f" --weights {LITE0_WEIGHTS}", " --precision float32"),
+    ))

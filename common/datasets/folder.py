@@ -7,10 +7,11 @@ test); without one, `common.splits.folder_split` (a hash of the id) assigns 80/1
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import tensorflow_datasets as tfds
 
 from common import splits as split_rule
-from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, input_signature, validate
+from common.datasets.base import DEFAULT_MAX_SIDE, BoneAgeBuilder, DataError, input_signature, validate
 from common.images import index_images
 from common.labels import SPLITS, check_labels
 
@@ -24,12 +25,17 @@ class FolderConfig(tfds.core.BuilderConfig):
     skip_bad: bool = False
 
 
-def folder_config(name: str, max_side: int = DEFAULT_MAX_SIDE, **kwargs) -> FolderConfig:
-    """A config whose name also says the size cap when it is not the default."""
+def folder_config(name: str, max_side: int = DEFAULT_MAX_SIDE, split_column: str | None = None,
+                  **kwargs) -> FolderConfig:
+    """A config whose name also says the size cap and the split column when they are not the
+    defaults: the same folder split two ways is two datasets."""
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-_") or "folder"
     if max_side != DEFAULT_MAX_SIDE:
         slug += f"-max{max_side}"
-    return FolderConfig(name=slug, max_side=max_side, **kwargs)
+    split_column = split_column or FolderConfig.split_column
+    if split_column != FolderConfig.split_column:
+        slug += "-by-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in split_column)
+    return FolderConfig(name=slug, max_side=max_side, split_column=split_column, **kwargs)
 
 
 class Folder(BoneAgeBuilder):
@@ -66,6 +72,9 @@ class Folder(BoneAgeBuilder):
         labels, label_problems = check_labels(labels_csv, split_column=cfg.split_column)
         labels["path"] = labels["id"].map(index_images(images_dir))
         has_split = "split" in labels.columns
+        if not has_split and cfg.split_column != FolderConfig.split_column:
+            raise DataError(f"{labels_csv} has no column {cfg.split_column!r} (--split-column): its columns are "
+                            f"{list(pd.read_csv(labels_csv, nrows=0).columns)}.")
         if not has_split:
             labels["split"] = labels["id"].map(split_rule.folder_split)
         labels = validate(labels, images_dir, cfg.skip_bad, label_problems=label_problems, builder=self)

@@ -52,6 +52,20 @@ def test_split_column_is_honoured_and_rebuild_is_stable(make_folder, tmp_path):
         and not (ids["validation"] & ids["test"])
 
 
+def test_another_split_column_is_another_dataset_and_a_missing_one_is_an_error(make_folder, tmp_path):
+    """rsna-sample names the RSNA split of each image in `source_split`: split that way, it is a
+    second dataset beside the id-hash one, never a rebuild of it."""
+    rows = [dict(r, source_split="test" if i < 5 else "train") for i, r in enumerate(ROWS)]
+    src = make_folder(rows)
+    by_hash = build(src, tmp_path / "ds")
+    by_column = build(src, tmp_path / "ds", split_column="source_split")
+    assert by_column.name == by_hash.name + "-by-source_split"
+    assert by_column.splits == {"train": 19, "test": 5} and sum(by_hash.splits.values()) == 24
+    assert build(src, tmp_path / "ds").fingerprint() == by_hash.fingerprint()  # still there, not rebuilt
+    with pytest.raises(DataError, match=r"has no column 'origin' \(--split-column\)"):
+        build(src, tmp_path / "ds", split_column="origin")
+
+
 def test_long_side_is_capped(make_folder, tmp_path):
     src = make_folder(ROWS[:3])
     handle = build(src, tmp_path / "ds", max_side=20)

@@ -3,10 +3,10 @@
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
              [--init-from RUN_DIR]   (start from a trained run of the same stage: common/init_from.py)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
-    register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs]
+    register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs|r512]
              (writes the dataset's registered canvases as a folder dataset for the age stages)
     refine-masks --segment-run DIR --data SPEC   (the U-Net's masks that agree with the bootstrap -> pseudo_masks.npz)
-    predict  FILES --sex M|F | --sex-csv FILE [--data SPEC] [--small|--variant thumbs] [--age-data SPEC]
+    predict  FILES --sex M|F | --sex-csv FILE [--data SPEC] [--small|--variant thumbs|r512] [--age-data SPEC]
              [--segment-run DIR --keypoints-run DIR --age-runs DIR ...]
              (the whole chain on raw radiographs; without run flags, the runs `train` makes from the same
              --data and variant, the age runs' from --age-data: default --data for phantoms, else the
@@ -30,7 +30,7 @@ def _stage_parser():
     p.add_argument("--stage", choices=STAGE_CHOICES, default=None)
     p.add_argument("--region", choices=ig_config.REGIONS, default="hand")
     p.add_argument("--small", action="store_true")
-    p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs")
+    p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs, r512")
     return p
 
 

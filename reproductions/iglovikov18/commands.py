@@ -13,7 +13,7 @@ from reproductions.iglovikov18 import config as ig_config
 
 
 def base_variant(args) -> str:
-    """The base variant of --small / --variant ("", small, thumbs); stage and region come from elsewhere."""
+    """The base variant of --small / --variant ("", small, thumbs, r512); stage and region come from elsewhere."""
     from common.errors import UsageError
     base = "small" if args.small else args.variant
     if base not in ig_config.BASES:
@@ -110,7 +110,7 @@ def register(argv, log=print):
                                 description="Writes a dataset's registered canvases as a folder dataset.")
     add_chain_flags(p)
     p.add_argument("--small", action="store_true")
-    p.add_argument("--variant", default="", help="base variant whose canvas size is used: '', small, thumbs")
+    p.add_argument("--variant", default="", help="base variant whose canvas size is used: '', small, thumbs, r512")
     p.add_argument("--image-size", type=int, default=None, help="canvas height in px (default: the variant's)")
     p.add_argument("--out", default=None, help="folder to write (default: <data dir>/iglovikov18-registered/...)")
     p.add_argument("--limit", type=int, default=None, help="only the first N examples of each split")
@@ -146,7 +146,7 @@ def predict(argv, log=print):
     p.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")
     add_chain_flags(p)
     p.add_argument("--small", action="store_true", help="the small variant's runs (same as --variant small)")
-    p.add_argument("--variant", default="", help="base variant of the runs: '' (the paper's), small, thumbs")
+    p.add_argument("--variant", default="", help="base variant of the runs: '' (the paper's), small, thumbs, r512")
     p.add_argument("--age-data", default=None, help="the dataset the age networks were trained on (default: --data "
                    "for phantoms, else the folder `register` writes from --data)")
     p.add_argument("--age-runs", nargs="+", default=None, help="age run directories; their mean is the estimate "

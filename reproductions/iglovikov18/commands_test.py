@@ -138,7 +138,7 @@ def test_predict_names_the_run_that_has_no_weights(tmp_path, results_dir, no_dat
     one_error_line(capsys, "for folder/rsna-thumbs100-registered-thumbs-83px: none of "
                    "folder-rsna-thumbs100-registered-thumbs-83px_thumbs-regress-hand_83px")
     assert predict(tmp_path, "--variant", "huge")[0] == 2
-    one_error_line(capsys, "--variant 'huge': unknown base variant; expected one of ['small', 'thumbs']")
+    one_error_line(capsys, "--variant 'huge': unknown base variant; expected one of ['small', 'thumbs', 'r512']")
 
 
 def test_register_uses_the_chain_its_flags_name(tmp_path, results_dir, no_data_built, capsys):

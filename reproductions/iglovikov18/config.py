@@ -22,15 +22,17 @@ Commands (from the repository root; the README has the whole chain):
     python -m reproductions.iglovikov18 predict hand.png --sex F --segment-run DIR --keypoints-run DIR --age-runs DIR ...
 
 Variants: "" (the paper setting), "small" (phantom smoke runs on a CPU), "thumbs" (the real 100-px
-thumbnails within the project's CPU budget); each stage adds its name ("small-segment",
-"thumbs-regress-carpal", "classify-hand"), which `--stage`/`--region` choose for you.
+thumbnails within the project's CPU budget), "r512" (the 512-px radiographs of ../shared/data/rsna-512,
+each network started from its thumbs run, under the budget rule for those runs: README, "512-px
+radiographs (r512)"); each stage adds its name ("small-segment", "thumbs-regress-carpal",
+"r512-keypoints", "classify-hand"), which `--stage`/`--region` choose for you.
 
 The paper's numbers (MAE in months by region, head and sex, and the ensemble) are in
 paper_numbers.json, unverified where the paper could not be read.
 """
 from common.config import Config
 
-BASES = ("", "small", "thumbs")
+BASES = ("", "small", "thumbs", "r512")
 STAGES = ("segment", "keypoints", "regress", "classify")
 AGE_STAGES = ("regress", "classify")
 REGIONS = ("hand", "carpal", "metacarpal")
@@ -56,7 +58,7 @@ def parse_variant(variant: str) -> tuple[str, str, str | None]:
     parts = (variant or "").split("-")
     base = parts.pop(0) if parts and parts[0] in BASES[1:] else ""
     if not parts or parts[0] not in STAGES:
-        raise ValueError(f"Unknown iglovikov18 variant; expected [small-|thumbs-]<stage>[-<region>] with stage in "
+        raise ValueError(f"Unknown iglovikov18 variant; expected [small-|thumbs-|r512-]<stage>[-<region>] with stage in "
                          f"{STAGES} and region in {REGIONS} for {AGE_STAGES}. Received: variant={variant!r}")
     stage = parts.pop(0)
     region = parts.pop(0) if stage in AGE_STAGES and parts else None
@@ -75,10 +77,13 @@ def get_config(variant: str) -> Config:
     """The config of one network of the chain.
 
     Args:
-        variant: str. "[small-|thumbs-]<stage>[-<region>]": stage one of segment, keypoints,
+        variant: str. "[small-|thumbs-|r512-]<stage>[-<region>]": stage one of segment, keypoints,
             regress, classify; region (regress/classify only) one of hand, carpal, metacarpal.
             "small" shrinks sizes and lengths for a CPU smoke run on phantoms; "thumbs" fits the
-            real 100-px thumbnails and the project's CPU budget. Both change only what they name.
+            real 100-px thumbnails and the project's CPU budget; "r512" is "thumbs" (the same
+            networks, so that each starts from its thumbs run's weights) at the sizes the 512-px
+            radiographs hold, with the budget rule's epochs and minutes. Each changes only what
+            it names.
     """
     base, stage, region = parse_variant(variant)
 
@@ -179,8 +184,9 @@ def _age_config(base, stage, region) -> dict:
             "primary_estimate": "expected" if classify else "regression",  # reconstructed: the expected value is the finer read-out
         },
     })
-    if base in ("small", "thumbs"):
+    if base in ("small", "thumbs", "r512"):
         # From random weights on a CPU: the recipe's 2e-5 is a fine-tuning rate (its commented-out 5e-5 too).
+        # r512 keeps all of it: its networks are the thumbs ones, so that --init-from loads their weights.
         config.train.optimizer.learning_rate = 1e-3  # small: measured: 2e-5 barely moves a random VGG in 10 CPU epochs (README, deviations)
         config.train.optimizer.beta_1 = 0.9  # small: Adam's default with the higher rate
         config.train.schedule.name = "cosine"  # small: decay to 0 so a short run ends on settled weights (measured: the last epochs' val MAE swings by 10-20 months at a constant rate)
@@ -193,6 +199,21 @@ def _age_config(base, stage, region) -> dict:
         config.train.epochs = 5 if classify else 3  # small: calibrated on phantoms (2,000 train images; smoke_test.py): each network ends below half the mean predictor's error; the 240-way classifier needs more epochs
     if base == "thumbs":
         config.train.epochs = 14  # thumbs: the budget rule's 14 epochs; the chain then trains ~32 min of its 45 (measured at 8 epochs: U-Net + key points 6.8 min, the six age networks 14.4 min; README, "CPU cost")
+    if base == "r512":
+        # The 512-px radiographs (README, "512-px radiographs (r512)"): the thumbs network, started from its
+        # thumbs run (--init-from: every conv and batch-norm layer loads; the first dense layer of each tower
+        # is skipped, its input grows with the region), in mixed_bfloat16 (--precision: a flag, not a key).
+        # pool_padding stays "same": the carpal region (108 px high) is below the 127 px that six valid
+        # 3/2 pools need.
+        config.train.epochs = 14  # r512: the budget rule's cap, as thumbs
+        config.data.image_size = 400  # r512: canvas 400 x 308 (scale 0.19): hand 384 x 288, carpal 108 x 123, metacarpal 200 x 231. Measured (native_scale.py, on the 936 rsna-512 radiographs whose bootstrap mask gives key points): the canvas height at which registration keeps a hand's pixel size has median 395-404 px (10th-90th percentile 308-494), so 400 enlarges about half the hands, by at most ~1.3x for 9 in 10; the paper's 520 would enlarge 94-95% of them, 1.3x at the median (README)
+        # The chain's 2 hours of training, shared out so that the caps add up to 120 min: U-Net 15 +
+        # key points 15 + the whole-hand pair 2 x 30 (required) + the region networks as time allows
+        # (carpal 2 x 6, metacarpal 2 x 9). Estimated 14-epoch times, at twice the benchmark's speed
+        # (README, "512-px radiographs (r512)"): whole hand ~25 min, carpal 9-12, metacarpal ~15, so the
+        # whole-hand networks should run their 14 epochs and the region networks stop on the clock.
+        minutes = {"hand": 30, "carpal": 6, "metacarpal": 9}  # r512: each network's share of the chain's 120 min (above)
+        config.train.max_minutes = minutes[region]  # r512: the budget rule's clock, enforced by train (at most 45 min per network)
     return config
 
 
@@ -229,7 +250,7 @@ def _segment_config(base) -> dict:
             "augmentation": {"shift": 0.05, "scale": 0.1, "rotate_deg": 10.0, "flip": False},  # reconstructed: pose jitter; no flips (left hands only)
         },
     })
-    if base in ("small", "thumbs"):
+    if base in ("small", "thumbs", "r512"):
         config.model.depth = 3  # small: three steps are enough for a 64-96 px input
         config.model.base_filters = 8  # small: a CPU smoke run
         config.train.batch_size = 16  # small: fits two shared CPU cores
@@ -239,6 +260,11 @@ def _segment_config(base) -> dict:
     if base == "thumbs":
         config.data.image_size = 96  # thumbs: the 100-px thumbnails barely resized (96 = 12 x 2^3)
         config.train.epochs = 4  # thumbs: the U-Net's share of the chain's 45-minute CPU budget (README, "CPU cost")
+    if base == "r512":
+        # The thumbs U-Net (depth 3, 8 filters: --init-from loads every layer, it is fully convolutional) at
+        # the paper setting's 256-px input, which the 512-px radiographs hold: each is shrunk 2x, none enlarged.
+        config.train.epochs = 14  # r512: the budget rule's cap; estimated ~9 min for 14 epochs at twice the benchmark's time, +1 min of bootstrap masks (README, "512-px radiographs (r512)")
+        config.train.max_minutes = 15  # r512: the U-Net's share of the chain's 2 hours (the caps of the eight networks add up to 120 min), enforced by train
     return config
 
 
@@ -278,6 +304,7 @@ def _keypoints_config(base) -> dict:
     })
     if base in ("small", "thumbs"):
         config.data.image_size = 64  # small: the key points are found at 64 px (a pixel there is 1/64 of the film)
+    if base in ("small", "thumbs", "r512"):
         config.model.pool_padding = "same"  # small: six valid 3/2 pools need >= 127 px
         config.model.filters = [16, 32, 64, 64, 128, 128]  # small: half the channels for a CPU smoke run
         config.model.dense_units = 128  # small: a CPU smoke run
@@ -286,4 +313,10 @@ def _keypoints_config(base) -> dict:
         config.train.epochs = 8  # small: on phantoms (2,000 images): more steps than the 20 epochs of phantoms/small that reached 1.23 px at 64 px (1.9 px after 5)
     if base == "thumbs":
         config.train.epochs = 8  # thumbs: the key-point network's share of the chain's 45-minute CPU budget (README, "CPU cost")
+    if base == "r512":
+        # The thumbs key-point network (--init-from loads every conv and batch-norm layer; the first dense
+        # layer's input grows from 1 x 1 to 4 x 4 x 128) at the paper setting's 256-px input: half the
+        # radiographs' long side, none enlarged; at the thumbs' 64 px a pixel is 8 source pixels.
+        config.train.epochs = 14  # r512: the budget rule's cap; estimated ~13 min for 14 epochs at twice the benchmark's time, +1 min of bootstrap key points (README, "512-px radiographs (r512)")
+        config.train.max_minutes = 15  # r512: the key-point network's share of the chain's 2 hours (the caps of the eight networks add up to 120 min), enforced by train
     return config

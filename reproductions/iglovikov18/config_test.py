@@ -64,6 +64,36 @@ def test_small_and_thumbs_change_only_sizes_lengths_and_the_scratch_rate():
     assert small.model.sex_handling == get_config("classify-metacarpal").model.sex_handling  # the method stays
 
 
+def test_r512_is_thumbs_at_the_radiographs_sizes_under_the_budget_rule():
+    """r512 keeps every thumbs network (so --init-from loads them) and changes sizes, epochs and minutes only."""
+    for stage in STAGES:
+        for region in (REGIONS if stage in AGE_STAGES else (None,)):
+            changed = _changed(variant_name("thumbs", stage, region), variant_name("r512", stage, region))
+            assert changed == ({"data.image_size", "train.max_minutes"} if stage in AGE_STAGES else
+                               {"data.image_size", "train.epochs", "train.max_minutes"}), (stage, region)
+    # The paper setting's 256-px U-Net and key-point inputs (half the radiographs' long side); the age
+    # networks' canvas at the hands' own pixel size (native_scale.py), not the paper's 520.
+    assert get_config("r512-segment").data.image_size == get_config("segment").data.image_size == 256
+    assert get_config("r512-keypoints").data.image_size == get_config("keypoints").data.image_size == 256
+    hand = get_config("r512-regress-hand")
+    assert pp.canvas_hw(hand) == (400, 308) and pp.region_box(hand, "hand")[2:] == (384, 288)
+    assert pp.region_box(hand, "carpal")[2:] == (108, 123) and pp.region_box(hand, "metacarpal")[2:] == (200, 231)
+    # `register` stores canvases at store_scale x the canvas; above the folder datasets' 1024-px cap they would shrink.
+    from common.datasets.base import DEFAULT_MAX_SIDE
+    assert hand.data.image_size * hand.registration.store_scale <= DEFAULT_MAX_SIDE
+
+
+def test_r512_budget_caps_add_up_to_the_chains_two_hours():
+    """At most 14 epochs and 45 minutes per network; the caps of the eight networks add up to 120 minutes,
+    the whole-hand pair holding the largest share (required), the region networks the rest."""
+    configs = {v: get_config(v) for v in config_module.all_variants() if v.startswith("r512-")}
+    assert len(configs) == 8
+    assert all(c.train.epochs <= 14 and 0 < c.train.max_minutes <= 45 for c in configs.values())
+    assert sum(c.train.max_minutes for c in configs.values()) == 120
+    hand = {configs[f"r512-{s}-hand"].train.max_minutes for s in AGE_STAGES}
+    assert min(hand) > max(configs[f"r512-{s}-{r}"].train.max_minutes for s in AGE_STAGES for r in ("carpal", "metacarpal"))
+
+
 def test_override_and_unknown_key():
     config = get_config("small-regress-hand").apply_overrides(["train.optimizer.learning_rate=0.01"])
     assert config.train.optimizer.learning_rate == 0.01
@@ -71,7 +101,7 @@ def test_override_and_unknown_key():
         get_config("small-regress-hand").override("train.lr", 0.1)
 
 
-TAGS = ("taken from", "reconstructed", "Iglovikov18", "small:", "thumbs:", "kit choice", "the reproduction",
+TAGS = ("taken from", "reconstructed", "Iglovikov18", "small:", "thumbs:", "r512:", "kit choice", "the reproduction",
         "same line", "same file", "same measurement")
 
 

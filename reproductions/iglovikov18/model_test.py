@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import keras
 import numpy as np
@@ -132,3 +133,25 @@ def test_every_network_builds_with_the_jax_backend():
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("stage, region", [("segment", None), ("keypoints", None), ("regress", "hand"),
+                                           ("classify", "carpal")])
+def test_each_r512_network_starts_from_its_thumbs_network(stage, region):
+    """`train --init-from` a thumbs run (common/init_from.py): every layer loads but the first dense layer
+    of each tower, whose input grows with the image (none in the fully convolutional U-Net)."""
+    from common import init_from
+    from reproductions.iglovikov18.config import get_config, variant_name
+    from reproductions.iglovikov18.task import TASKS
+    build = TASKS[stage].build_model
+    thumbs = build(get_config(variant_name("thumbs", stage, region)))
+    layers = [(p, type(layer).__name__, layer.get_weights()) for p, layer in init_from.weighted_layers(thumbs)]
+    source = init_from.Source(run_dir="thumbs-run", weights=types.SimpleNamespace(name="best.weights.h5"),
+                              layers=layers, record={})
+    r512 = build(get_config(variant_name("r512", stage, region)))
+    report = init_from.load_matching(r512, source, log=lambda *_: None)
+    towers = 2 if stage in ("regress", "classify") else 1  # model.sex_handling "separate": one tower per sex
+    expected_skips = 0 if stage == "segment" else towers
+    assert len(report["skipped"]) == expected_skips, report["skipped"]
+    assert all("shapes" in line and "fc1" in line for line in report["skipped"]), report["skipped"]
+    assert report["loaded_layers"] == report["layers"] - expected_skips

@@ -43,7 +43,7 @@ and says where they stand. Our test set (RSNA's 200 images) carries a six-review
 """
 from common.config import Config
 
-VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512")
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch")
 
 
 def get_config(variant: str = "") -> Config:
@@ -62,6 +62,9 @@ def get_config(variant: str = "") -> Config:
             256-px load size and 224-px crops (nothing to shrink), under the budget rule for these
             runs (README.md, "Budget rule"): only the epochs change. It starts from the `thumbs`
             run (`--init-from`), a network trained with the scratch optimizer, not an ImageNet one.
+        "r512_scratch": "r512" started from random weights (no `--init-from`): the other arm of
+            "what does the thumbnail run buy at 512 px"; the config is the same, only the run's
+            directory differs, and `train` refuses `--init-from` for it.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
@@ -142,7 +145,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512"):
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
         config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
@@ -172,7 +175,7 @@ def get_config(variant: str = "") -> Config:
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
             channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
-    if variant == "r512":
+    if variant in ("r512", "r512_scratch"):
         # The radiographs are larger than the paper's 256-px load size, so sizes, crops and CLAHE tiles
         # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
         # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of

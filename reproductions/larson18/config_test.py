@@ -49,6 +49,7 @@ def test_r512_variant_changes_only_the_epochs_of_scratch():
     r512 = get_config("r512")
     assert (r512.data.image_size, r512.data.crop_size) == (256, 224)
     assert r512.train.epochs <= 14 and r512.train.max_minutes == 45  # the budget rule's caps
+    assert _changed("r512", "r512_scratch") == set()  # one factor, the initial weights: --init-from or none
 
 
 @pytest.mark.parametrize("base", ["", "thumbs"])

@@ -142,3 +142,12 @@ def test_only_the_split_head_needs_the_sex():
     assert larson_task.TASK.sex_needed(get_config()) and larson_task.TASK.sex_needed(get_config("thumbs"))
     assert not larson_task.TASK.sex_needed(get_config("nosex"))
     assert not larson_task.TASK.sex_needed(get_config("thumbs_nosex"))
+
+
+def test_the_random_init_arm_refuses_init_from_before_any_data_is_built(tmp_path, capsys):
+    from common.train import main
+    from reproductions.larson18.task import TASK
+    code = main(TASK, ["train", "--data", "phantoms/tiny", "--data-dir", str(tmp_path), "--variant", "r512_scratch",
+                       "--init-from", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert code == 2 and "--variant r512_scratch starts from random weights" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "phantoms").exists()
