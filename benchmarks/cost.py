@@ -72,6 +72,23 @@ def hours(nets, speed, policy):
     return total
 
 
+# What the hours above assume of the input pipeline when they are divided between N GPUs.
+SCALING_NOTE = (
+    'Scaling to N GPUs (`train --num-processes`, `--devices`; README "Several machines"): the hours above'
+    ' divide by N only if the input pipeline keeps up. Every process decodes and preprocesses its own '
+    "part of each global batch, so each machine's pipeline must deliver (its devices) x (one device's "
+    'training images/s) images/s: `results/benchmarks/train_step_<device>.md` gives the ratio of pipeline'
+    ' to training-step images/s per model, which must stay above 1 per device on every machine, with the '
+    'decoding cores split between the devices it feeds. A split is read by file only when its TFRecord '
+    'file count is a multiple of the process count (TFDS writes files of up to 1 GiB by default: a split '
+    'smaller than that is one file, and N processes fall back to every N-th example, and each process '
+    'then reads, though it does not decode, the whole split: N times the disk reads); rebuilding a '
+    'dataset with a file count that divides by N avoids it. Each process reads the whole validation split'
+    ' and every device computes it whole, so validation time does not shrink with N. One step also waits '
+    'for the gradient exchange between processes, whose cost `benchmarks/processes.py` measures (1 vs N '
+    'processes on one machine, as a ratio; not yet run on a free machine, so no number is given here).')
+
+
 def main(argv=None):
     import argparse
 
@@ -113,6 +130,7 @@ def main(argv=None):
                 h = hours(paper_nets, speed, policy)
                 cells.append(f"{h:,.1f}" if h is not None else "not measured")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", SCALING_NOTE]
     text = "\n".join(lines) + "\n"
     io.atomic_write_text(Path(args.dir) / "cost.md", text)
     print(text)

@@ -43,8 +43,24 @@ def save_weights_atomically(model, path):
     an ordinary OSError, the temporary file is removed and whatever was at `path` stays intact.
     """
     buffer = _WeightsBuffer()
-    model.save_weights(buffer)
+    with _no_distribution():
+        model.save_weights(buffer)
     kit_io.atomic_write_bytes(path, buffer.getbuffer())
+
+
+@contextlib.contextmanager
+def _no_distribution():
+    """Saving with no keras.distribution set. Keras builds a reference optimizer while it saves
+    (saving_lib.get_attr_skipset); under a distribution over several processes that optimizer's
+    variable would be placed on every process's devices, a step the other processes (which never
+    save: process 0 writes the run directory) never join, and the save would wait forever. The
+    weights saved are read as they are, whatever the distribution."""
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
 
 
 def remove_stale_temporaries(folder):
@@ -93,11 +109,12 @@ class EpochBackup(keras.callbacks.Callback):
                 old.unlink()
 
 
-def _state(model):
+def model_state(model) -> list:
+    """The weights and optimizer state of a compiled model, as NumPy arrays (what a backup holds)."""
     return [v.numpy() for v in model.weights] + [v.numpy() for v in model.optimizer.variables]
 
 
-def _set_state(model, values):
+def set_model_state(model, values):
     for v, value in zip(list(model.weights) + list(model.optimizer.variables), values):
         v.assign(value)
 
@@ -118,12 +135,12 @@ def restore(model, backup_dir, log=print) -> int:
         return 0
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    fresh = _state(model)  # a failed load may have assigned some variables: undo it before the next try
+    fresh = model_state(model)  # a failed load may have assigned some variables: undo it before the next try
     for epochs, path in candidates:
         try:
             model.load_weights(path)
         except Exception as e:  # h5py raises OSError, Keras ValueError/KeyError for missing or odd objects
-            _set_state(model, fresh)
+            set_model_state(model, fresh)
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             aside = path.with_name(path.name + ".unreadable")
             os.replace(path, aside)

@@ -17,14 +17,20 @@ AUTOTUNE = tf.data.AUTOTUNE
 ENCODED_KEYS = ("image", "mask")
 
 
-def read_split(handle, split: str, shuffle_files: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """Parsed examples of one split with images still PNG-encoded (decoding is our next stage)."""
+def read_split(handle, split: str, shuffle_files: bool = False, seed: int = 0, files=None) -> tf.data.Dataset:
+    """Parsed examples of one split with images still PNG-encoded (decoding is our next stage).
+
+    files: (index, count) or None. Read only the files index, index + count, ... of the split
+    (one process's share of its TFRecord files, `file_shards`)."""
     if split not in handle.splits:
         from common.datasets.base import DataError
         raise DataError(f"Dataset {handle.name} has no split {split!r}; it has {sorted(handle.splits)}")
     features = handle.builder.info.features
     decoders = {k: tfds.decode.SkipDecoding() for k in ENCODED_KEYS if k in features}
-    read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=4 if shuffle_files else 1)
+    context = None if files is None else tf.distribute.InputContext(num_input_pipelines=files[1],
+                                                                    input_pipeline_id=files[0])
+    read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=4 if shuffle_files else 1,
+                                  input_context=context)
     return handle.builder.as_dataset(split=split, shuffle_files=shuffle_files, decoders=decoders,
                                      read_config=read_config)
 
@@ -55,6 +61,22 @@ def count_examples(handle, split: str, *, filter=None, limit: int | None = None)
     return int(ds.filter(filter).reduce(np.int64(0), lambda count, _: count + 1))
 
 
+def file_shards(handle, split: str, count: int, *, filter=None, limit: int | None = None):
+    """How `count` processes share a split's reading: the examples of each process's files
+    (index, index + count, ... of the split's TFRecord files), or None to share by example.
+
+    By file when the file count is a multiple of `count`: every process reads only its own files, as
+    many as each other one (TFDS writes a split's files to within one example of the same size), so
+    no process waits for another to finish its epoch. Else by example (tf.data `shard`: every
+    process reads every record but parses and decodes only its own), as with `limit` (the first N
+    examples are not whole files) and `filter` (which keeps an unknown number of each file's).
+    """
+    lengths = list(handle.builder.info.splits[split].shard_lengths)
+    if count < 2 or limit or filter is not None or not lengths or len(lengths) % count:
+        return None
+    return [sum(lengths[i::count]) for i in range(count)]
+
+
 def _leading_dim(element_spec) -> int:
     """The static leading dimension shared by every tensor of an expanded example."""
     dims = {name: spec.shape[0] if spec.shape.rank else None for name, spec in element_spec.items()}
@@ -76,7 +98,7 @@ def sample_rows(example, k: int, seed):
 def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int, training: bool,
                  augment=None, batch_augment=None, cache=False, shuffle_buffer: int = 2048,
                  seed: int = 0, limit: int | None = None, drop_remainder: bool | None = None,
-                 keys=None, filter=None, expand=None, expand_sample: int | None = None):
+                 keys=None, filter=None, expand=None, expand_sample: int | None = None, shard=None):
     """Builds the tf.data pipeline for one split.
 
     Args:
@@ -109,16 +131,33 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
         expand_sample: int or None. Training only: keep `expand_sample` of the N rows of each
             expanded example, a fresh random choice for every example and epoch (stateless
             seeds), to shorten epochs.
+        shard: (index, count) or None. Training on `count` processes: this one's part of every
+            batch, `batch_size // count` rows of each global batch of `batch_size`, read from its
+            own files or examples (`file_shards` says which), with its own random order and
+            augmentation. Every process gets the same number of batches an epoch (a process with
+            fewer would leave the others waiting): as many as the process with the fewest rows fills.
 
     The dataset's cardinality (batches per epoch) is known whenever the stored split sizes
     determine it; with a `filter` it is counted once (`count_examples`) and asserted.
     """
+    by_file = None
+    if shard is not None:
+        index, count = shard
+        if batch_size % count:
+            raise ValueError(f"The batch size must divide by the process count. Received: batch_size={batch_size}, "
+                             f"shard={shard}")
+        by_file = file_shards(handle, split, count, filter=filter, limit=limit)
+        batch_size //= count
+        seed += 7919 * index  # each process its own shuffle and augmentation (7919: a prime, far from seed + 1)
     # With --limit, read in stored order so that "the first N" is the same N every epoch.
-    ds = read_split(handle, split, shuffle_files=training and not limit, seed=seed)
+    ds = read_split(handle, split, shuffle_files=training and not limit, seed=seed,
+                    files=shard if by_file else None)
     if limit:
         ds = ds.take(limit)
     if filter is not None:
         ds = ds.filter(filter)
+    if shard is not None and not by_file:
+        ds = ds.shard(count, index)  # before decoding: a process decodes only its own examples
     if keys is not None:
         keep = tuple(keys)
         ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keep}, num_parallel_calls=AUTOTUNE,
@@ -149,7 +188,14 @@ def make_dataset(handle, split: str, *, preprocess, to_model_io, batch_size: int
             ds = tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=AUTOTUNE, deterministic=False)
     drop = training if drop_remainder is None else drop_remainder
     ds = ds.batch(batch_size, drop_remainder=drop, num_parallel_calls=AUTOTUNE, deterministic=not training)
-    if filter is not None or expand is not None:
+    if shard is not None:
+        # The fewest examples any process has: by file, its files' sizes; by example, a split of n has
+        # n // count in the processes with the fewest.
+        fewest = min(by_file) if by_file else count_examples(handle, split, filter=filter, limit=limit) // count
+        rows = fewest * rows_per_example
+        steps = rows // batch_size if drop else -(-rows // batch_size)
+        ds = ds.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+    elif filter is not None or expand is not None:
         # filter and unbatch hide the size from tf.data; Keras needs it for epochs and schedules.
         rows = count_examples(handle, split, filter=filter, limit=limit) * rows_per_example
         ds = ds.apply(tf.data.experimental.assert_cardinality(rows // batch_size if drop else -(-rows // batch_size)))

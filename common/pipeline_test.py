@@ -140,3 +140,45 @@ def test_expand_must_give_every_tensor_the_same_leading_dimension(tiny_phantoms)
     with pytest.raises(ValueError, match="same static leading dimension"):
         pipeline.make_dataset(tiny_phantoms, "test", preprocess=preprocess, to_model_io=lambda b: b,
                               batch_size=4, training=False, expand=bad)
+
+
+def test_processes_read_their_own_files_or_examples_and_get_as_many_batches(tiny_phantoms, tmp_path):
+    """Several processes (train --num-processes): each gets batch_size / count rows of each batch, from
+    examples no other process reads, and every process the same number of batches an epoch."""
+    import types
+
+    import tensorflow_datasets as tfds
+
+    from common.datasets import Phantoms, PhantomsConfig
+
+    def ids(ds):
+        return [i.decode() for b in ds for i in b["id"].numpy()]
+
+    def io(b):
+        return b
+
+    def shares(handle, count, **kwargs):
+        return [list(pipeline.make_dataset(handle, "train", preprocess=preprocess, to_model_io=io, batch_size=6,
+                                           training=True, shard=(i, count), **kwargs)) for i in range(count)]
+
+    # One file of 48 examples: by example, 24 each, in 8 batches of 3 (a global batch of 6).
+    assert pipeline.file_shards(tiny_phantoms, "train", 2) is None
+    parts = shares(tiny_phantoms, 2)
+    assert [len(p) for p in parts] == [8, 8] and all(len(b["id"]) == 3 for p in parts for b in p)
+    seen = [ids(p) for p in parts]
+    assert not set(seen[0]) & set(seen[1]) and len(set(seen[0] + seen[1])) == 48  # all of the split, once
+    parts = shares(tiny_phantoms, 3, limit=20)  # 20 // 3 = 6 examples at least: 3 batches of 2 each
+    assert [len(p) for p in parts] == [3, 3, 3]
+    with pytest.raises(ValueError, match="divide by the process count"):
+        shares(tiny_phantoms, 4)
+
+    # Two files: two processes read one each (by file); three processes share by example.
+    builder = Phantoms(config=PhantomsConfig(name="two-files", size=64, n_train=20, n_validation=4, n_test=4, seed=2),
+                       data_dir=tmp_path)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
+    handle = types.SimpleNamespace(builder=builder, splits={"train": 20, "validation": 4, "test": 4}, name="two-files")
+    assert pipeline.file_shards(handle, "train", 2) == [10, 10] and pipeline.file_shards(handle, "train", 3) is None
+    parts = shares(handle, 2)  # 10 each, 3 batches of 3
+    seen = [ids(p) for p in parts]
+    assert [len(p) for p in parts] == [3, 3] and not set(seen[0]) & set(seen[1])
+    assert pipeline.file_shards(handle, "train", 2, limit=8) is None  # the first 8 examples are not whole files

@@ -268,7 +268,9 @@ def _data_parallel(devices):
         def on_test_end(self, logs=None):
             distribution.replicate_data = False
 
-    distribution = WholeValidationBatches(devices=devices)
+    # Each process's pipeline already reads its own part of every batch (data_shard): Keras must not
+    # shard it again (its auto-sharding has every process read and decode the whole split).
+    distribution = WholeValidationBatches(devices=devices, auto_shard_dataset=False)
     return distribution, Toggle()
 
 
@@ -297,6 +299,8 @@ def _distribution(devices, batch_size: int, log=print):
                 "set KERAS_BACKEND=jax to train on all of them.")
         return [], {"name": "none", "devices": 1}
     import jax
+    if _PROCESS["count"] > 1:
+        return _distribution_over_processes(devices, batch_size, log)
     visible = jax.devices()
     n = len(visible) if devices == "auto" else devices
     if n > len(visible):
@@ -315,6 +319,209 @@ def _distribution(devices, batch_size: int, log=print):
         f"of {batch_size} per device.")
     return [toggle], {"name": "DataParallel", "devices": n, "device_names": [str(d) for d in chosen],
                       "per_device_batch": batch_size // n}
+
+
+# ----------------------------------------------------------------------------- several processes
+# One process per machine (or several on one, as the tests run them), joined by jax.distributed: every
+# process trains the same model on its own part of each global batch, and process 0 alone writes the
+# run directory. _PROCESS is this process's place among them (start_processes sets it).
+_PROCESS = {"index": 0, "count": 1}
+PROCESS_ENV = {"coordinator": ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "JAX_COORDINATOR_ADDRESS"),
+               "num_processes": ("KERAS_DISTRIBUTION_NUM_PROCESSES",), "process_id": ("KERAS_DISTRIBUTION_PROCESS_ID",)}
+
+
+def add_process_flags(p: argparse.ArgumentParser):
+    p.add_argument("--num-processes", type=positive_int, default=None, metavar="N",
+                   help="train on N machines (KERAS_BACKEND=jax): run the same command on each, with its own "
+                        "--process-id; default $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1")
+    p.add_argument("--process-id", type=int, default=None, metavar="I",
+                   help="this machine's place, 0 to N-1; process 0 writes the run directory "
+                        "(default $KERAS_DISTRIBUTION_PROCESS_ID)")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="where process 0 listens for the others: its address and a free port, the same on every "
+                        "machine (default $KERAS_DISTRIBUTION_JOB_ADDRESSES or $JAX_COORDINATOR_ADDRESS)")
+
+
+def process_settings(args, environ=None) -> tuple[int, int | None, str | None]:
+    """(process count, this process's index, coordinator HOST:PORT) from the flags, else from Keras's
+    KERAS_DISTRIBUTION_* variables (keras.distribution.initialize reads the same ones) and JAX's
+    JAX_COORDINATOR_ADDRESS. A count of 1 (the default) is one process: nothing else is needed.
+    Raises UsageError for a combination that could only fail later (or hang)."""
+    environ = os.environ if environ is None else environ
+
+    def setting(name):
+        value = getattr(args, name, None)
+        if value is not None:
+            return value, f"--{name.replace('_', '-')}"
+        for variable in PROCESS_ENV[name]:
+            if environ.get(variable):
+                return environ[variable], f"${variable}"
+        return None, None
+
+    values = {}
+    for name in ("num_processes", "process_id"):
+        value, source = setting(name)
+        try:
+            values[name] = None if value is None else int(value)
+        except ValueError:
+            raise UsageError(f"{source} {value!r}: expected a whole number") from None
+    count, index = values["num_processes"], values["process_id"]
+    coordinator, _ = setting("coordinator")
+    if coordinator and "," in coordinator:  # Keras's variable may list every job's address: process 0's is first
+        coordinator = coordinator.split(",")[0]
+    if count is None or count == 1:
+        given = [flag for flag in ("coordinator", "process_id") if getattr(args, flag, None) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} is for training on several processes: pass "
+                             "--num-processes N as well (the same on every machine), or leave it out for one.")
+        return 1, 0, None
+    if count < 1:
+        raise UsageError(f"the process count must be at least 1; received {count}")
+    if index is None:
+        raise UsageError(f"training on {count} processes: pass --process-id I (0 to {count - 1}), a different one "
+                         "on each machine; 0 is the one that writes the run directory.")
+    if not 0 <= index < count:
+        raise UsageError(f"--process-id {index} is outside 0 to {count - 1} (--num-processes {count}): each of the "
+                         f"{count} processes takes one of 0 to {count - 1}.")
+    host, _, port = (coordinator or "").rpartition(":")
+    if not coordinator:
+        raise UsageError(f"training on {count} processes needs --coordinator HOST:PORT: the address of the machine "
+                         "that runs --process-id 0 and a free port on it, the same on every machine.")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--coordinator {coordinator!r}: expected HOST:PORT, e.g. 10.0.0.1:12345 (the address of "
+                         "process 0's machine and a free port on it).")
+    return count, index, coordinator
+
+
+def start_processes(task, args, log=print):
+    """Joins this process to the run's others (jax.distributed.initialize) when there are several;
+    one process: nothing. Must run before anything runs on a device (JAX refuses to join later).
+
+    On CPU the processes exchange gradients with gloo (jax_cpu_collectives_implementation, gloo by
+    default in JAX 0.10; set here so that another default cannot silently leave the processes
+    unconnected); on GPUs with NCCL.
+    """
+    count, index, coordinator = process_settings(args)
+    if count == 1:
+        return
+    import keras
+    if keras.backend.backend() != "jax":
+        raise UsageError(f"--num-processes {count}: training on several processes needs KERAS_BACKEND=jax "
+                         f"(jax.distributed and keras.distribution.DataParallel); the {keras.backend.backend()} "
+                         "backend trains on one device.")
+    if task.run_train is not None:
+        raise UsageError(f"--num-processes {count}: {task.paper}'s train command trains several models in one go; "
+                         "several processes train tasks of one model.")
+    import jax
+    if not jax.distributed.is_initialized():
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        log(f"Process {index} of {count}: joining the others at {coordinator} ...")
+        try:
+            jax.distributed.initialize(coordinator_address=coordinator, num_processes=count, process_id=index)
+        except Exception as e:  # a port in use, a coordinator that never came, a timeout: said, not a traceback
+            raise UsageError(f"process {index} of {count} could not join the others at {coordinator}: "
+                             f"{str(e).splitlines()[0][:300]}. Start every process with the same --num-processes "
+                             "and --coordinator (a free port on process 0's machine), each with its own "
+                             "--process-id.") from None
+    _PROCESS.update(index=jax.process_index(), count=jax.process_count())
+
+
+def writes_run_dir() -> bool:
+    """Whether this process writes the run directory (checkpoints, metrics.csv, run.json): process 0."""
+    return _PROCESS["index"] == 0
+
+
+def data_shard():
+    """(index, count) of this process's part of the training data when there are several; else None."""
+    return (_PROCESS["index"], _PROCESS["count"]) if _PROCESS["count"] > 1 else None
+
+
+@contextlib.contextmanager
+def without_distribution():
+    """No keras.distribution while inside: what is built there lives on this process alone."""
+    import keras
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
+
+
+def _distribution_over_processes(devices, batch_size: int, log=print):
+    """DataParallel over the first N devices (--devices N; auto = all) of every process."""
+    import jax
+    import keras
+    count = _PROCESS["count"]
+    local = jax.local_devices()
+    n = len(local) if devices == "auto" else devices
+    if n > len(local):
+        raise UsageError(f"--devices {n}: JAX sees only {len(local)} device(s) on this machine "
+                         f"({', '.join(map(str, local))}).")
+    chosen = [d for p in range(count) for d in [d for d in jax.devices() if d.process_index == p][:n]]
+    if batch_size % len(chosen):
+        raise UsageError(f"the batch size {batch_size} does not divide by the {len(chosen)} devices of the {count} "
+                         f"processes (every device takes an equal share of each batch): pass --batch-size a "
+                         f"multiple of {len(chosen)} (it is the global batch).")
+    distribution, toggle = _data_parallel(chosen)
+    keras.distribution.set_distribution(distribution)
+    log(f"Data parallel on {len(chosen)} devices of {count} processes (this is process {_PROCESS['index']}): "
+        f"{batch_size // count} examples of each batch of {batch_size} per process, {batch_size // len(chosen)} "
+        "per device.")
+
+    class SameStop(keras.callbacks.Callback):
+        """Process 0's decision to stop (the training budget) holds for all: a process that stopped
+        alone would leave the others waiting for it in the next step."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            from jax.experimental import multihost_utils
+            stop = multihost_utils.broadcast_one_to_all(np.array(bool(self.model.stop_training)))
+            self.model.stop_training = bool(stop)
+
+    return [toggle, SameStop()], {"name": "DataParallel", "devices": len(chosen), "processes": count,
+                                  "device_names": [str(d) for d in chosen], "per_device_batch": batch_size // len(chosen),
+                                  "per_process_batch": batch_size // count}
+
+
+def restore_everywhere(model, backup_dir, local_model, log=print) -> int:
+    """checkpoint.restore, on one process or several: returns the epochs the restored backup holds.
+
+    Several processes: process 0 alone reads the backup (the run directory is its own: the others
+    need not see it), into `local_model()`, a copy of the network and optimizer on process 0 alone
+    (loading into the distributed model would place every weight on the other processes' devices,
+    which they would have to join). Then its weights, optimizer state and epoch count go to every
+    process (broadcast_one_to_all), so that all resume from the same backup, or start from the
+    same initial weights.
+    """
+    from common import checkpoint
+    if _PROCESS["count"] == 1:
+        return checkpoint.restore(model, backup_dir, log)
+    from jax.experimental import multihost_utils
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    state, epochs = checkpoint.model_state(model), 0
+    if writes_run_dir():
+        with without_distribution():
+            local = local_model()
+            epochs = checkpoint.restore(local, backup_dir, log)
+            if epochs:
+                state = checkpoint.model_state(local)
+    epochs, state = multihost_utils.broadcast_one_to_all((np.array(epochs, np.int32), state))
+    checkpoint.set_model_state(model, state)
+    return int(epochs)
+
+
+def end_processes(model):
+    """After training: several processes leave the run together (jax.distributed.shutdown, a barrier
+    they reach at once) and return None, so that process 0 evaluates on a model of its own (`evaluate`
+    builds one); one process returns `model`."""
+    if _PROCESS["count"] == 1:
+        return model
+    import jax
+    import keras
+    jax.distributed.shutdown()
+    keras.distribution.set_distribution(None)
+    return None
 
 
 def make_optimizer(cfg, steps_per_epoch: int, epochs: int):
@@ -372,7 +579,9 @@ def _set_policy(precision):
     keras.mixed_precision.set_dtype_policy(precision)
 
 
-def build_datasets(task, config, handle, splits, training_split="train", limit=None):
+def build_datasets(task, config, handle, splits, training_split="train", limit=None, shard=None):
+    """The splits' pipelines. `shard` (index, count): several processes; the training split is this
+    process's part of each global batch (pipeline.make_dataset); the others are read whole by each."""
     from common import pipeline
     out = {}
     for split in splits:
@@ -384,7 +593,7 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
             batch_augment=task.batch_augment(config) if training else None,
             seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=task.example_keys,
             filter=task.example_filter(config), expand=task.expand(config, training),
-            expand_sample=task.expand_sample(config) if training else None)
+            expand_sample=task.expand_sample(config) if training else None, shard=shard if training else None)
     return out
 
 
@@ -487,6 +696,8 @@ def train(task, args, log=print):
                          "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
     if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
         init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
+    start_processes(task, args, log)  # several machines: before anything runs on a device
+    writer = writes_run_dir()  # several processes: process 0 alone writes the run directory
     precision = resolve_precision(args.precision)
     _set_policy(precision)
     distribution_callbacks, distribution = _distribution(getattr(args, "devices", "auto"), config.train.batch_size,
@@ -495,7 +706,8 @@ def train(task, args, log=print):
     keras.utils.set_random_seed(config.seed)
     handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log, split_column=getattr(args, "split_column", None))
     run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
     log(f"{task.paper}: {handle.describe()}; precision {precision}; run directory {run_dir}")
 
     record = RunDir(run_dir).record()
@@ -508,8 +720,9 @@ def train(task, args, log=print):
         if split not in handle.splits:
             raise DataError(f"{handle.name} has no {split} split (it has {sorted(handle.splits)}); training needs "
                             "both: model selection reads the validation MAE.")
-    io.atomic_write_json(run_dir / "config.json", config.to_dict())
-    datasets = build_datasets(task, config, handle, ["train", "validation"], limit=args.limit)
+    if writer:
+        io.atomic_write_json(run_dir / "config.json", config.to_dict())
+    datasets = build_datasets(task, config, handle, ["train", "validation"], limit=args.limit, shard=data_shard())
     steps = int(datasets["train"].cardinality())
     if steps <= 0:
         raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
@@ -523,12 +736,20 @@ def train(task, args, log=print):
             record["init_from"] = init_from.load_matching(model, source, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
-    initial_epoch = checkpoint.restore(model, run_dir / "backup", log)
+    if writer:
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
+
+    def local_model():  # the same network and optimizer on this process alone (restore_everywhere)
+        local = task.build_model(config)
+        local.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
+                      jit_compile=False)
+        return local
+    initial_epoch = restore_everywhere(model, run_dir / "backup", local_model, log)
     if source is None and initial_epoch == 0:
         record.pop("init_from", None)  # retrained from the start without --init-from: the old source no longer applies
-    drop_partial_last_row(run_dir / "metrics.csv")
+    if writer:
+        drop_partial_last_row(run_dir / "metrics.csv")
     # Only epochs up to the restored one count: a row logged just before a kill is trained again.
     history = read_history(run_dir)
     history = history[history["epoch"] <= initial_epoch]
@@ -557,8 +778,14 @@ def train(task, args, log=print):
         *distribution_callbacks,
     ]
     if config.train.get("bn_recompute_batches"):  # before the checkpoints: they save what was validated
+        if data_shard() is not None:
+            raise UsageError("train.bn_recompute_batches with several processes: each would average its own "
+                             "batches into weights that must stay identical everywhere; train on one machine "
+                             "(several devices are fine) or set it to 0.")
         from common.batchnorm import RecomputeBeforeValidation
         callbacks.insert(1, RecomputeBeforeValidation(datasets["train"], config.train.bn_recompute_batches, log))
+    if not writer:  # the other processes train, keep the clock and write nothing
+        callbacks = [clock, *distribution_callbacks]
     if config.train.get("schedule", {}).get("name") == "plateau":
         s = config.train.schedule
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=s.factor, patience=s.patience,
@@ -579,7 +806,8 @@ def train(task, args, log=print):
     })
     record.setdefault("started", provenance.now())
     record.pop("evaluations", None)  # the weights are about to change: old evaluations no longer describe them
-    RunDir(run_dir).write_record(record)
+    if writer:
+        RunDir(run_dir).write_record(record)
     start = time.time()
     status = "failed"
     try:
@@ -600,11 +828,12 @@ def train(task, args, log=print):
         if monitor in history and len(history):
             best = history.loc[history[monitor].idxmin() if mode == "min" else history[monitor].idxmax()]
             record["best_epoch"], record[f"best_{monitor}"] = int(best["epoch"]), float(best[monitor])
-        RunDir(run_dir).write_record(record)
+        if writer:
+            RunDir(run_dir).write_record(record)
     units = " months" if task.monitor == "mae" else ""
     log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best {monitor} "
         f"{record.get(f'best_{monitor}', float('nan')):.4g}{units} (epoch {record.get('best_epoch')}).")
-    return run_dir, model, handle, config
+    return run_dir, end_processes(model), handle, config
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -857,6 +1086,7 @@ def main(task, argv=None, ablations=()):
     for p in (p_train, p_eval, p_pred):
         add_shared_flags(p, task)
     p_train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    add_process_flags(p_train)
     for p in (p_train, p_eval):
         p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p_eval.add_argument("--eval-data", default=None, metavar="DATA",
@@ -881,6 +1111,8 @@ def main(task, argv=None, ablations=()):
             run_dir, model, handle, config = (task.run_train or train)(task, args)
             if args.no_eval:
                 pass
+            elif not writes_run_dir():
+                print(f"Process {_PROCESS['index']} of {_PROCESS['count']}: trained; process 0 evaluates.")
             elif args.split not in handle.splits:
                 print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
             else:
@@ -894,6 +1126,14 @@ def main(task, argv=None, ablations=()):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
+        if _PROCESS["count"] > 1:
+            # Most often another process of the run died (killed, out of memory): its peers' next gradient
+            # exchange fails. What was saved is whole; rerunning every process resumes from it.
+            print(f"error: process {_PROCESS['index']} of {_PROCESS['count']} stopped: {type(e).__name__}: "
+                  f"{str(e).splitlines()[0][:300] if str(e) else ''}. If another process of this run stopped "
+                  "first, its log says why; rerun every process's command to resume after the last saved epoch.",
+                  file=sys.stderr)
+            return 1
         from common.data import is_disk_full
         # ENOSPC (or TensorFlow's ResourceExhaustedError for it, e.g. from a dataset build): every
         # write is atomic, so nothing half-written was left behind.

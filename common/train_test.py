@@ -333,3 +333,123 @@ def test_several_devices_or_machines_are_refused_with_tensorflow(monkeypatch, ca
     assert train.main(task, ["train", "--data", "phantoms"]) == 2
     err = capsys.readouterr().err
     assert "several machines is not supported" in err and "KERAS_BACKEND=jax" in err
+
+
+# ----------------------------------------------------------------------------- several processes
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_processes(run, args, count=2, env=JAX):
+    """`count` processes of one run on this machine (one CPU device each, gloo between them), as on
+    `count` machines: the same command, each with its own --process-id."""
+    coordinator = f"localhost:{free_port()}"
+    return [run(*args, "--num-processes", str(count), "--process-id", str(i), "--coordinator", coordinator,
+                wait=False, env=env) for i in range(count)]
+
+
+def finish(procs):
+    outputs = [proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)[0] for proc in procs]
+    return [proc.returncode for proc in procs], outputs
+
+
+@requires_jax
+def test_two_processes_train_one_run_written_once_and_resume_after_a_kill(tiny_task, tmp_path):
+    import time
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    # 48 training images, a global batch of 16: 8 per process and step, 3 steps an epoch.
+    args = ["train", "--data", "phantoms/tiny", "--out", str(out)]
+    codes, outputs = finish(start_processes(run, [*args, "--epochs", "1", "--split", "validation"]))
+    assert codes == [0, 0], "\n-----\n".join(outputs)
+    assert "Data parallel on 2 devices of 2 processes" in outputs[0], outputs[0]
+    # Process 0 alone wrote the run directory and evaluated: one row an epoch, one evaluation.
+    assert "process 0 evaluates" in outputs[1] and "Evaluating" not in outputs[1], outputs[1]
+    assert "Evaluating" in outputs[0]
+    for name in ("config.json", "run.json", "metrics.csv", "checkpoints/best.weights.h5",
+                 "checkpoints/last.weights.h5", "backup/epoch-0001.weights.h5", "validation/predictions.csv"):
+        assert (out / name).exists(), name
+    assert sorted(pd.read_csv(out / "metrics.csv")["epoch"]) == [0]
+    assert not list(out.rglob(".*.tmp"))  # no write left half-done
+    record = json.loads((out / "run.json").read_text())
+    distribution = record["distribution"]
+    assert (distribution["name"], distribution["devices"], distribution["processes"],
+            distribution["per_process_batch"]) == ("DataParallel", 2, 2, 8), distribution
+    assert record["status"] == "evaluated" and record["epochs_done"] == 1
+    assert record["evaluations"]["validation"]["images"] == 16
+
+    # Kill one process once an epoch more is logged: the other stops too (it cannot train alone).
+    procs = start_processes(run, [*args, "--epochs", "40", "--no-eval"])
+    metrics = out / "metrics.csv"
+    deadline = time.time() + SUBPROCESS_TIMEOUT_S
+    while time.time() < deadline and all(proc.poll() is None for proc in procs):
+        if len(metrics.read_text().strip().splitlines()) >= 3:  # the header and two epochs
+            break
+        time.sleep(0.2)
+    assert all(proc.poll() is None for proc in procs), "\n-----\n".join(proc.stdout.read() for proc in procs)
+    procs[1].send_signal(signal.SIGKILL)
+    survivor = procs[0].communicate(timeout=SUBPROCESS_TIMEOUT_S)[0]
+    procs[1].wait(timeout=60)
+    assert procs[0].returncode != 0, survivor
+    done_before = int(pd.read_csv(metrics)["epoch"].max()) + 1
+    assert 2 <= done_before < 40, survivor
+    # Rerun both: they resume after the last saved epoch, both from process 0's backup.
+    codes, outputs = finish(start_processes(run, [*args, "--epochs", str(done_before + 1), "--no-eval"]))
+    assert codes == [0, 0], "\n-----\n".join(outputs)
+    saved = int(outputs[0].split("Resuming after epoch ")[1].split(" ")[0])
+    assert saved in (done_before, done_before - 1), outputs[0]  # a kill between a row and its backup: one less
+    for output in outputs:
+        assert f"Epoch {saved + 1}/{done_before + 1}" in output and "Epoch 1/" not in output, output
+    log = pd.read_csv(metrics)
+    assert sorted(log["epoch"].unique()) == list(range(done_before + 1))
+    record = json.loads((out / "run.json").read_text())
+    assert record["epochs_done"] == done_before + 1 and record["status"] == "trained"
+
+
+def test_process_flags_and_variables_are_checked_before_anything_runs():
+    """A combination that could only fail later (or hang, waiting for a process that never comes)
+    is refused with what to pass; the variables Keras and JAX document stand in for the flags."""
+    from argparse import Namespace
+
+    from common.errors import UsageError
+    from common.train import process_settings
+
+    def settings(environ=None, **flags):
+        args = Namespace(**{"num_processes": None, "process_id": None, "coordinator": None, **flags})
+        return process_settings(args, environ or {})
+
+    assert settings() == (1, 0, None)
+    assert settings(num_processes=1) == (1, 0, None)
+    assert settings(num_processes=2, process_id=1, coordinator="10.0.0.1:1234") == (2, 1, "10.0.0.1:1234")
+    assert settings({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+                     "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345"}) == (2, 0, "10.0.0.1:1234")
+    assert settings({"JAX_COORDINATOR_ADDRESS": "host:99"}, num_processes=2, process_id=0) == (2, 0, "host:99")
+    refused = {
+        "outside 0 to 1": dict(num_processes=2, process_id=2, coordinator="localhost:1234"),
+        "pass --process-id I": dict(num_processes=2, coordinator="localhost:1234"),
+        "needs --coordinator HOST:PORT": dict(num_processes=2, process_id=0),
+        "expected HOST:PORT": dict(num_processes=2, process_id=0, coordinator="localhost"),
+        "pass --num-processes N as well": dict(process_id=1, coordinator="localhost:1234"),
+    }
+    for message, flags in refused.items():
+        with pytest.raises(UsageError, match=message):
+            settings(**flags)
+    with pytest.raises(UsageError, match="expected a whole number"):
+        settings({"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"})
+
+
+@requires_jax
+def test_a_bad_process_flag_is_a_clear_error_not_a_traceback(tiny_task, tmp_path):
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--num-processes", "2", "--process-id", "2",
+                 "--coordinator", f"localhost:{free_port()}", env=JAX)
+    assert result.returncode == 2 and "--process-id 2 is outside 0 to 1" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--num-processes", "2", "--process-id", "0",
+                 "--coordinator", f"localhost:{free_port()}", env={**JAX, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 2 and "needs KERAS_BACKEND=jax" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()

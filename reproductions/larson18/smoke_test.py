@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, STAND_IN_BACKBONE, SUBPROCESS_TIMEOUT_S
+from conftest import ROOT, STAND_IN_BACKBONE, SUBPROCESS_TIMEOUT_S, requires_jax
 
 DATA = "phantoms/small"  # 600 / 150 / 150 at 128 px
 EPOCHS = 30
@@ -78,3 +78,21 @@ def test_predict_on_a_real_radiograph(trained_run, shared_data, tmp_path):
     row = pd.read_csv(csv).iloc[0]
     assert 0 <= row["boneage_months"] <= 240 and 0 <= row["boneage_months_argmax"] <= 239
     assert row["male"] == 0
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=requires_jax)])
+def test_one_epoch_trains_on_each_backend(backend, tmp_path, data_dir):
+    """The small variant's first 64 images, one epoch, on each Keras backend (tf.data feeds both):
+    the same command, the same run directory and record."""
+    out = tmp_path / "run"
+    env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend,
+               JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "reproductions.larson18", "train", "--small", "--data", DATA, "--epochs", "1",
+           "--limit", "64", "--no-eval", "--out", str(out), *STAND_IN_BACKBONE]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["hardware"]["keras_backend"] == backend and record["epochs_done"] == 1
+    history = pd.read_csv(out / "metrics.csv")
+    assert len(history) == 1 and np.isfinite(history[["loss", "val_mae"]].to_numpy()).all()
+    assert (out / "checkpoints" / "last.weights.h5").exists()

@@ -46,7 +46,10 @@ def loss(config):
     classes, smoothing = config.model.num_classes_per_sex, config.train.label_smoothing
 
     def larson_class_crossentropy(months, probs):
-        target = ops.one_hot(larson_model.age_to_class(ops.reshape(months, (-1,)), classes), classes)
+        # age_to_class's rule (nearest month, clipped to the classes) in keras.ops: inside a JAX jit the
+        # months are a tracer, which age_to_class's NumPy branch cannot take.
+        month = ops.clip(ops.round(ops.cast(ops.reshape(months, (-1,)), "float32")), 0, classes - 1)
+        target = ops.one_hot(ops.cast(month, "int32"), classes)
         if smoothing:
             target = target * (1.0 - smoothing) + smoothing / classes
         return keras.losses.categorical_crossentropy(target, ops.cast(probs, "float32"))
