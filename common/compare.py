@@ -239,6 +239,49 @@ def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str
     return head + "\n" + "\n".join(rows)
 
 
+def source_run(results_dir, run) -> tuple | None:
+    """(record, "test") of the run a run started from (`--init-from`), when that run lies inside the
+    results folder and was evaluated on its test split; its "_dir" relative to the folder."""
+    source = (run.get("init_from") or {}).get("run")
+    if not source:
+        return None
+    results_dir = Path(results_dir).resolve()
+    path = Path(source) if Path(source).is_absolute() else results_dir.parent / source
+    path = path.resolve()
+    if not path.is_relative_to(results_dir) or not (path / "run.json").is_file():
+        return None
+    from common.runs import RunDir
+    record = RunDir(path).record()
+    if "test" not in record.get("evaluations", {}):
+        return None
+    record["_dir"] = path.relative_to(results_dir).as_posix()
+    return record, "test"
+
+
+def started_from_table(results_dir, members, n_boot=2000) -> str | None:
+    """Each run started from another one (`--init-from`) against that run, paired on the test images
+    both hold: what training on this data added to the network it began with. None when no run of
+    the experiment started from an evaluated run inside the results folder."""
+    rows = []
+    for run, split in members:
+        source = source_run(results_dir, run)
+        if source is None:
+            continue
+        try:
+            r = paired_on_shared_ids(results_dir, (run, split), source, n_boot)
+        except ExperimentMismatch as e:
+            rows.append(f"| `{label(run)}` | `{source[0]['_dir']}` | — | — | — | not paired: {e} | — |")
+            continue
+        rows.append(f"| `{label(run)}` | `{source[0]['_dir']}` ({experiment_key(*source)[0]}, {source[0].get('epochs_done', '?')} "
+                    f"epochs) | {r['n']} | {r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** "
+                    f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | {r['verdict']} |")
+    if not rows:
+        return None
+    head = ("| run (A) | started from (B, `--init-from`) | images both hold | MAE A | MAE B | MAE A − B [95% CI] | "
+            "verdict |\n" + "|---" * 7 + "|")
+    return head + "\n" + "\n".join(rows)
+
+
 # ------------------------------------------------------------- training time (learning curves)
 
 def learning_curve(results_dir, run) -> pd.DataFrame | None:
@@ -378,6 +421,10 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
             out += ["The same network trained on other data (A here, B on its own dataset), paired on the test "
                     "images both hold (the id-hash split puts an id in the same split in both):", "",
                     across_data_table(results_dir, members, runs, across, n_boot), ""]
+        started = started_from_table(results_dir, members, n_boot) if split == "test" and not trained_on else None
+        if started:
+            out += ["Each run against the run it started from (`--init-from`), on the test images both hold:", "",
+                    started, ""]
         if plots_linked and plot_dir.exists():
             pngs = sorted(p.name for p in plot_dir.glob("*.png"))
             out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]

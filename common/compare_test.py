@@ -297,3 +297,20 @@ def test_the_pairwise_table_stays_short_and_every_pair_goes_to_a_csv(tmp_path):
     pairs = pd.read_csv(csv)
     assert len(pairs) == 6 and set(pairs.columns) >= {"a", "b", "difference", "ci_low", "ci_high", "p_value", "verdict"}
     assert pairs.loc[(pairs["a"] == "larson18 / b") & (pairs["b"] == "larson18 / d"), "difference"].item() == -2.5
+
+
+def test_a_run_is_paired_with_the_run_it_started_from(tmp_path):
+    truth = [100.0, 120.0, 60.0, 200.0] * 3
+    source = fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200] * 3 + [50, 50], truth=truth + [30, 40])
+    r512 = fake_run(tmp_path, "larson18", "r512", [100, 118, 62, 200] * 3, truth=truth, fingerprint="5" * 16)
+    record = json.loads((r512 / "run.json").read_text())
+    record["init_from"] = {"run": str(source)}
+    (r512 / "run.json").write_text(json.dumps(record))
+    runs = loaded(tmp_path)
+    members = compare.experiments(runs)[("folder/rsna-thumbs100", "5" * 16, "test")]
+    text = compare.started_from_table(tmp_path, members, n_boot=50)
+    assert f"| `larson18 / r512` | `larson18/{source.name}` (folder/rsna-thumbs100, 14 epochs) | 12 | 1.00 | 10.00 | **-9.00**" in text
+    record["init_from"] = {"run": "/somewhere/else"}  # outside the results folder: not paired, not an error
+    (r512 / "run.json").write_text(json.dumps(record))
+    members = compare.experiments(loaded(tmp_path))[("folder/rsna-thumbs100", "5" * 16, "test")]
+    assert compare.started_from_table(tmp_path, members, n_boot=50) is None

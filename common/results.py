@@ -80,7 +80,9 @@ def initial_weights(record: dict) -> str:
     """Where the run's weights started: another run (--init-from), an ImageNet file (--weights), or random."""
     source = record.get("init_from")
     if source:
-        return (f"run `{Path(source['run']).name}` ({source.get('dataset', '?')}, {source.get('image_size', '?')} px; "
+        parts = Path(source["run"]).parts  # inside a results folder: the path below it, which names the paper too
+        where = "/".join(parts[len(parts) - parts[::-1].index("results"):]) if "results" in parts else parts[-1]
+        return (f"run `{where}` ({source.get('dataset', '?')}, {source.get('image_size', '?')} px; "
                 f"{source.get('loaded_layers', '?')}/{source.get('layers', '?')} layers)")
     weights = record.get("weights", "none")
     return "random" if weights in (None, "", "none") else f"ImageNet (`{Path(weights).name}`)"

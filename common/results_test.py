@@ -64,7 +64,8 @@ def test_the_initial_weights_are_named():
     assert results.initial_weights({"weights": "none", "init_from": {
         "run": "/r/results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px", "dataset": "folder/rsna-thumbs100",
         "image_size": 100, "loaded_layers": 95, "layers": 96}}) == (
-        "run `folder-rsna-thumbs100_thumbs_100px` (folder/rsna-thumbs100, 100 px; 95/96 layers)")
+        "run `rsna17_winner/folder-rsna-thumbs100_thumbs_100px` (folder/rsna-thumbs100, 100 px; 95/96 layers)")
+    assert results.initial_weights({"weights": "none", "init_from": {"run": "elsewhere/run-a"}}).startswith("run `run-a`")
 
 
 def test_a_readme_written_under_the_earlier_header_is_still_ours(tmp_path):
