@@ -108,7 +108,12 @@ def paired(results_dir, a, b, n_boot=2000, seed=0) -> dict:
     if set(pa["id"]) != set(pb["id"]) or len(pa) != len(pb):
         raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} have different test images "
                                  f"({len(pa)} vs {len(pb)}); a paired comparison needs the same ones")
-    merged = pa.merge(pb, on="id", suffixes=("_a", "_b"))
+    return _bootstrap_merged(pa.merge(pb, on="id", suffixes=("_a", "_b")), run_a, run_b, n_boot, seed)
+
+
+def _bootstrap_merged(merged, run_a, run_b, n_boot, seed) -> dict:
+    """The paired bootstrap of two runs' predictions joined on id, with its verdict; refuses pairs
+    that disagree on a reference age."""
     if not np.allclose(merged["boneage_true_a"], merged["boneage_true_b"]):
         raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} disagree on the reference ages")
     out = evaluation.paired_bootstrap_mae_difference(merged["boneage_true_a"], merged["boneage_pred_a"],
@@ -200,12 +205,7 @@ def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
     if len(merged) < 10:
         raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} share {len(merged)} test images; a paired "
                                  "comparison across datasets needs at least 10")
-    if not np.allclose(merged["boneage_true_a"], merged["boneage_true_b"]):
-        raise ExperimentMismatch(f"{label(run_a)} and {label(run_b)} disagree on the reference ages")
-    out = evaluation.paired_bootstrap_mae_difference(merged["boneage_true_a"], merged["boneage_pred_a"],
-                                                     merged["boneage_pred_b"], n_boot=n_boot, seed=seed)
-    out["verdict"] = verdict(out)
-    return out
+    return _bootstrap_merged(merged, run_a, run_b, n_boot, seed)
 
 
 def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str:
