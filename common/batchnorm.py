@@ -76,10 +76,11 @@ class RecomputeBeforeValidation(keras.callbacks.Callback):
 
 def diagnose(task, run_dir, split: str = "validation", n_batches: int = 50, data_dir=None, limit=None,
              log=print) -> dict:
-    """The MAE (months) of a trained run on `split` three ways: with the moving averages it was
-    saved with, with statistics recomputed from `n_batches` training batches, and with each
-    evaluation batch's own statistics (training-mode batch norm). Averages that lag the weights
-    show as a first number far above the other two."""
+    """The MAE (months) of a trained run on `split` four ways: with the moving averages it was
+    saved with, with statistics recomputed from `n_batches` training batches (augmented, as in
+    training), the same from unaugmented training images, and with each evaluation batch's own
+    statistics (training-mode batch norm). Averages that lag the weights show as a first number
+    far above the others."""
     import numpy as np
 
     from common import data as data_lib
@@ -115,6 +116,11 @@ def diagnose(task, run_dir, split: str = "validation", n_batches: int = 50, data
     out["batch_statistics"] = mae(True)
     out["recomputed_batches"] = recompute_statistics(model, datasets["train"].take(n_batches).as_numpy_iterator())
     out["recomputed"] = mae(False)
+    # The same from training images prepared as for evaluation (no augmentation): tells statistics
+    # that lag the weights from statistics that differ between augmented and plain images.
+    plain = pipeline_eval(task, config, handle, "train", limit)
+    recompute_statistics(model, plain.take(n_batches).as_numpy_iterator())
+    out["recomputed_unaugmented"] = mae(False)
     return out
 
 

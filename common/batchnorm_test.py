@@ -79,7 +79,7 @@ def test_train_recomputes_before_validation_and_the_diagnosis_reads_a_run_three_
     task = importlib.import_module("tiny_task").TASK
     found = batchnorm.diagnose(task, out, n_batches=3, log=lambda *_: None)
     assert found["bn_layers"] == 1 and found["recomputed_batches"] == 3 and found["split"] == "validation"
-    for key in ("moving_averages", "recomputed", "batch_statistics"):
+    for key in ("moving_averages", "recomputed", "recomputed_unaugmented", "batch_statistics"):
         assert 0 <= found[key] < 1000, found
     # Saved after a recomputation, the averages describe the saved weights: recomputing again from
     # other batches of the same data changes the error little.

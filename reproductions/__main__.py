@@ -59,6 +59,7 @@ def bn_check(args) -> int:
     print(f"| {args.split} MAE (months) with | value |\n|---|---|\n"
           f"| the saved moving averages | {out['moving_averages']:.2f} |\n"
           f"| statistics recomputed from {out['recomputed_batches']} training batches | {out['recomputed']:.2f} |\n"
+          f"| the same from unaugmented training images | {out['recomputed_unaugmented']:.2f} |\n"
           f"| each batch's own statistics | {out['batch_statistics']:.2f} |")
     print(json.dumps(out))
     return 0
