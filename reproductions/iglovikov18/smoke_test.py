@@ -51,7 +51,12 @@ def phantoms(data_dir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir, phantoms):
-    return tmp_path_factory.mktemp("iglovikov18")
+    # A results folder of its own (<root>/iglovikov18/<run>): the region table reads every
+    # <paper>/<run>/run.json under the root, and pytest's shared base folder holds other tests'
+    # records, some deliberately corrupt.
+    folder = tmp_path_factory.mktemp("results") / "iglovikov18"
+    folder.mkdir()
+    return folder
 
 
 @pytest.fixture(scope="module")
