@@ -172,3 +172,15 @@ def tiny_task(tmp_path, tiny_phantoms, monkeypatch):
         return subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     return run, data
 
+
+def validation_mean_predictor_mae(data: str, data_dir) -> float:
+    """The smoke tests' bar: MAE on the validation split of always predicting the training labels' mean."""
+    import numpy as np
+
+    from common import data as data_lib
+    from common import pipeline
+    handle = data_lib.resolve(data, data_dir=data_dir, log=lambda *_: None)
+
+    def labels(split):
+        return np.array([float(e["boneage_months"]) for e in pipeline.read_split(handle, split)])
+    return float(np.abs(labels("validation") - labels("train").mean()).mean())

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, STAND_IN_BACKBONE, SUBPROCESS_TIMEOUT_S
+from conftest import ROOT, STAND_IN_BACKBONE, SUBPROCESS_TIMEOUT_S, validation_mean_predictor_mae
 from reproductions.attention_mtl import conformal
 from reproductions.attention_mtl.config import get_config
 
@@ -41,20 +41,10 @@ def trained_run(tmp_path_factory, data_dir):
     return out, env
 
 
-def mean_predictor_mae(data_dir):
-    """MAE on validation of always predicting the training labels' mean."""
-    from common import data, pipeline
-    handle = data.resolve(DATA, data_dir=data_dir, log=lambda *_: None)
-
-    def labels(split):
-        return np.array([float(e["boneage_months"]) for e in pipeline.read_split(handle, split)])
-    return float(np.abs(labels("validation") - labels("train").mean()).mean())
-
-
 def test_a_short_cpu_run_learns_with_the_mask_head(trained_run, data_dir):
     out, _ = trained_run
     history = pd.read_csv(out / "metrics.csv")
-    baseline = mean_predictor_mae(data_dir)
+    baseline = validation_mean_predictor_mae(DATA, data_dir)
     assert len(history) == EPOCHS and "val_mask_loss" in history  # the auxiliary head trained beside the age
     assert history["val_mae"].min() <= 0.5 * baseline, (history["val_mae"].tolist(), baseline)
 
