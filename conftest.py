@@ -113,7 +113,8 @@ TINY_TASK = textwrap.dedent('''
     def get_config(variant=""):
         return Config({"seed": 0, "data": {"image_size": 32}, "model": {"batchnorm": False},
                        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "learning_rate": 3e-3},
-                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0, "bn_recompute_batches": 0}})
+                                 "schedule": {"name": "constant"}, "sleep_per_epoch": 0.0, "bn_recompute_batches": 0,
+                                 "bn_recompute_from": "augmented"}})
 
 
     def build_model(config):

@@ -11,6 +11,7 @@ changing the training itself: the gradients never see these averages.
 
     recompute_statistics(model, batches)     # cumulative averages over the batches given
     RecomputeBeforeValidation(dataset, n)    # a callback: at every validation inside fit
+    statistics_source(task, config, ...)     # which batches: augmented (default) or unaugmented training images
     diagnose(task, run_dir, ...)             # one run's validation MAE three ways (the diagnosis)
 
     python -m reproductions bn-check RUN_DIR [--batches 50] [--split validation]
@@ -61,17 +62,35 @@ class RecomputeBeforeValidation(keras.callbacks.Callback):
     validation inside `fit`, so that the validation error, the best checkpoint and the backup
     all see statistics of the weights being validated."""
 
-    def __init__(self, dataset, n_batches: int, log=print):
+    def __init__(self, dataset, n_batches: int, log=print, source: str = "augmented"):
         super().__init__()
-        self.dataset, self.n_batches, self.log = dataset, int(n_batches), log
+        self.dataset, self.n_batches, self.log, self.source = dataset, int(n_batches), log, source
         self._logged = False
 
     def on_test_begin(self, logs=None):
         used = recompute_statistics(self.model, self.dataset.take(self.n_batches).as_numpy_iterator())
         if not self._logged:
-            self.log(f"Batch-norm statistics recomputed from {used} training batches before each validation "
-                     "(train.bn_recompute_batches).")
+            self.log(f"Batch-norm statistics recomputed from {used} training batches ({self.source}) before each "
+                     "validation (train.bn_recompute_batches, train.bn_recompute_from).")
             self._logged = True
+
+
+SOURCES = ("augmented", "unaugmented")
+
+
+def statistics_source(task, config, handle, augmented_train, limit=None):
+    """The batches the statistics are recomputed from, by `train.bn_recompute_from`:
+    "augmented" (the default): the training batches as `fit` sees them (larson18 r512: moving
+    averages that lag the weights); "unaugmented": training images prepared as for evaluation, in
+    a fixed order (rsna17_winner: augmented images have other statistics than the plain images
+    the network is validated and tested on; README, "Why the thumbnail run's validation MAE swings")."""
+    from common.errors import UsageError
+    source = config.train.get("bn_recompute_from", "augmented")
+    if source not in SOURCES:
+        raise UsageError(f"train.bn_recompute_from must be one of {SOURCES}; received {source!r}")
+    if source == "augmented":
+        return augmented_train
+    return pipeline_eval(task, config, handle, "train", limit)
 
 
 def diagnose(task, run_dir, split: str = "validation", n_batches: int = 50, data_dir=None, limit=None,

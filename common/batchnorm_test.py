@@ -1,6 +1,7 @@
 """Batch-norm statistics recomputed from the current weights (common/batchnorm.py)."""
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from common import batchnorm
@@ -60,8 +61,19 @@ def test_a_model_without_batch_norm_is_left_alone():
     assert batchnorm.recompute_statistics(model, [np.zeros((2, 3), "float32")]) == 0
 
 
+def test_an_unknown_statistics_source_is_refused_with_the_choices():
+    from common.config import Config
+    from common.errors import UsageError
+    config = Config({"train": {"bn_recompute_from": "validation"}})
+    with pytest.raises(UsageError, match=r"bn_recompute_from must be one of \('augmented', 'unaugmented'\)"):
+        batchnorm.statistics_source(None, config, None, augmented_train="fit's batches")
+    assert batchnorm.statistics_source(None, Config({"train": {}}), None, augmented_train="fit's batches") == "fit's batches"
+
+
+@pytest.mark.parametrize("source", ["augmented", "unaugmented"])
 def test_train_recomputes_before_validation_and_the_diagnosis_reads_a_run_three_ways(tiny_task, tmp_path,
-                                                                                       tiny_phantoms, monkeypatch):
+                                                                                       tiny_phantoms, monkeypatch,
+                                                                                       source):
     import importlib
     import json
     import sys
@@ -69,9 +81,10 @@ def test_train_recomputes_before_validation_and_the_diagnosis_reads_a_run_three_
     run, _ = tiny_task
     out = tmp_path / "run"
     result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "2", "--no-eval",
-                 "--set", "model.batchnorm=True", "--set", "train.bn_recompute_batches=2")
+                 "--set", "model.batchnorm=True", "--set", "train.bn_recompute_batches=2",
+                 "--set", f"train.bn_recompute_from={source}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Batch-norm statistics recomputed from 2 training batches before each validation" in result.stdout
+    assert f"Batch-norm statistics recomputed from 2 training batches ({source}) before each validation" in result.stdout
     assert json.loads((out / "config.json").read_text())["train"]["bn_recompute_batches"] == 2
     monkeypatch.setenv("BONEAGE_DATA_DIR", str(tiny_phantoms.version_dir.parents[2]))
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -782,8 +782,10 @@ def train(task, args, log=print):
             raise UsageError("train.bn_recompute_batches with several processes: each would average its own "
                              "batches into weights that must stay identical everywhere; train on one machine "
                              "(several devices are fine) or set it to 0.")
-        from common.batchnorm import RecomputeBeforeValidation
-        callbacks.insert(1, RecomputeBeforeValidation(datasets["train"], config.train.bn_recompute_batches, log))
+        from common.batchnorm import RecomputeBeforeValidation, statistics_source
+        callbacks.insert(1, RecomputeBeforeValidation(
+            statistics_source(task, config, handle, datasets["train"], limit=args.limit),
+            config.train.bn_recompute_batches, log, source=config.train.get("bn_recompute_from", "augmented")))
     if not writer:  # the other processes train, keep the clock and write nothing
         callbacks = [clock, *distribution_callbacks]
     if config.train.get("schedule", {}).get("name") == "plateau":

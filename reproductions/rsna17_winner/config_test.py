@@ -25,17 +25,21 @@ def test_the_no_sex_ablation_changes_only_the_sex_input():
 
 
 def test_cpu_variants_change_only_initialisation_size_and_length():
-    assert changed_keys(get_config(), get_config("scratch")) == {"model.pretrained", "train.optimizer.learning_rate"}
+    assert changed_keys(get_config(), get_config("scratch")) == {"model.pretrained", "train.optimizer.learning_rate",
+                                                               "train.bn_recompute_batches", "train.bn_recompute_from"}
     assert changed_keys(get_config("scratch"), get_config("thumbs")) == {"data.image_size", "train.epochs", "train.max_minutes"}
-    assert changed_keys(get_config("scratch"), get_config("small")) == {"data.image_size", "train.epochs"}
+    assert changed_keys(get_config("scratch"), get_config("small")) == {"data.image_size", "train.epochs", "train.bn_recompute_batches", "train.bn_recompute_from"}
     assert get_config("thumbs").data.image_size == 100  # the thumbnails' own size
 
 
 def test_r512_variant_changes_only_the_epochs_of_scratch():
-    """Issue 17: the entry's own 500 px fits the budget, so only the epochs differ from scratch."""
-    assert changed_keys(get_config("scratch"), get_config("r512")) == {"train.epochs", "train.max_minutes"}
+    """Issue 17: the entry's own 500 px fits the budget, so only the epochs, the clock and the
+    number of batches the batch-norm statistics are recomputed from differ from scratch."""
+    assert changed_keys(get_config("scratch"), get_config("r512")) == {"train.epochs", "train.max_minutes",
+                                                                       "train.bn_recompute_batches"}
     assert changed_keys(get_config(), get_config("r512")) == {"model.pretrained", "train.optimizer.learning_rate",
-                                                              "train.epochs", "train.max_minutes"}
+                                                              "train.epochs", "train.max_minutes",
+                                                              "train.bn_recompute_batches", "train.bn_recompute_from"}
     assert get_config("r512").data.image_size == 500  # the paper's size
     assert get_config("r512").train.epochs <= 14  # the budget rule's cap
 
