@@ -30,13 +30,11 @@ Expected cost (estimate from benchmarks/train_step.py, not a finished run): Ince
 On the 2-core CPU the thumbs variant (100 px) trains at ~75 images/s: 14 epochs in ~25 min.
 
 The `r512` variant (954 real radiographs at long side 512, 763 of them in training; issue 17)
-trains at the entry's own 500 px, starting from the `thumbs` run's weights (`--init-from`: every
-layer but the first 1000-unit dense layer, whose input grows from 2,048 to 100,352 image
-features). Weights are never committed: rerun the `thumbs` command above first, or drop
-`--init-from` to start from random weights. Its run goes to results/rsna17_winner/folder-rsna-512_r512_500px. Estimated from the
-measured train step (results/benchmarks/train_step_cpu.md, 500 px, mixed_bfloat16, 4.8 images/s):
-~43 minutes of training for its 14 epochs on 2 CPU cores (the arithmetic is at its
-`train.epochs`); not run yet.
+trains at 299 px (the entry's 500 px took 700 s an epoch on 2026-12-03: 3 epochs in the 45-minute
+budget), starting from the `thumbs` run's weights (`--init-from`: every layer but the first
+1000-unit dense layer, whose input grows from 2,048 to 32,768 image features). Weights are never committed: rerun the `thumbs` command above first, or drop
+`--init-from` to start from random weights. Its run goes to results/rsna17_winner/folder-rsna-512_r512_299px. Measured: see
+README, "512-px radiographs (r512)".
 """
 from common.config import Config
 
@@ -148,13 +146,14 @@ def get_config(variant: str = "") -> Config:
         config.train.max_minutes = 45  # thumbs: the budget rule's 45 minutes, enforced by train (the committed run took 64.9 min before this cap existed)
         config.train.epochs = 14  # thumbs: the budget rule (14 epochs or 45 min of 2-core CPU, whichever is fewer): 14 epochs take ~25 min
     if variant == "r512":
-        # The radiographs (long side 512) hold the entry's 500 px, so image_size stays the paper's: the
-        # budget allows it (below), so 299 px is not needed. Adam at 1e-4 stays (scratch): the first
-        # dense layer does not load from the thumbs run (its input grows from 2,048 to 100,352 image
-        # features) and starts from random weights, where 1e-3 killed the head (README deviation 8).
+        # The radiographs (long side 512) hold the entry's 500 px, but the budget does not (below):
+        # 299 px. Adam at 1e-4 stays (scratch): the first dense layer does not load from the thumbs
+        # run (its input grows from 2,048 to 32,768 image features at 299 px: mixed10 8 x 8, pooled
+        # to 4 x 4) and starts from random weights, where 1e-3 killed the head (README deviation 8).
         # Budget rule for these runs: 14 epochs or 45 min of training on 2 CPU cores, whichever
         # comes first, mixed_bfloat16.
         config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
-        config.train.bn_recompute_batches = 10  # r512: 160 radiographs at 500 px before each validation (~20 s), half the thumbs' 320 to keep the budget for training
-        config.train.epochs = 14  # r512: 763 train images / 4.8 img/s (results/benchmarks/train_step_cpu.md: rsna17_winner, 500 px, mixed_bfloat16, train steps only, batch 16) = 159 s per epoch, +15% for the pipeline and validation = 183 s -> 14 epochs ~ 43 min, inside 45 min, so the 14-epoch cap binds (2 min to spare)
+        config.train.bn_recompute_batches = 10  # r512: 160 radiographs before each validation, half the thumbs' 320 to keep the budget for training
+        config.data.image_size = 299  # r512: the budget forces it (issue 17 allows 299 then): at 500 px the first epoch took 700 s on 2026-12-03 (1.1 images/s, a quarter of the benchmark's 4.8), so 45 min held 3 epochs; 299 px is InceptionV3's own keras.applications size, (299/500)^2 = 36% of the pixels
+        config.train.epochs = 14  # r512: the budget rule's cap; at 299 px and this machine's 2026-12-03 speed (~0.36 x 700 s = ~250 s an epoch) the 45-min clock binds first (~10 epochs)
     return config
