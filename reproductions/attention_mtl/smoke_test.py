@@ -70,6 +70,25 @@ def test_evaluation_writes_coverage_width_and_spearman(trained_run):
     assert record["evaluations"]["test"]["primary_estimate"] == "location"
 
 
+def test_evaluation_draws_the_attention_and_its_mass_per_hand_region(trained_run):
+    out, _ = trained_run
+    from PIL import Image
+
+    from common.phantoms import REGION_NAMES
+    with Image.open(out / "test" / "attention_sheet.png") as sheet:
+        sheet.verify()
+    table = pd.read_csv(out / "test" / "attention_regions.csv")
+    assert len(table) == 150 and table["id"].is_unique
+    regions = table[[f"region_{name}" for name in REGION_NAMES]]
+    np.testing.assert_allclose(regions.sum(axis=1), table["in_hand_mask"], atol=1e-6)
+    assert (table["in_hand_mask"] <= 1 + 1e-6).all()
+    attention = json.loads((out / "test" / "metrics.json").read_text())["attention"]
+    assert attention["images"] == 150 and set(attention["by_age_band"]) <= {"0-2", "2-6", "6-10", "10-14", "14-19"}
+    assert "carpals" in (out / "test" / "attention_regions.md").read_text()
+    record = json.loads((out / "run.json").read_text())
+    assert record["evaluations"]["test"]["extra_metrics"]["attention"]["all"]["images"] == 150
+
+
 def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
     out, env = trained_run
     import cv2

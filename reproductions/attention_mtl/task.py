@@ -10,7 +10,15 @@ Read-outs: `predict` gives the location (the estimate), and per image the scale 
 conformal interval bounds at 80 / 90 / 95 % (Task.extra_columns). `calibrate` fits the conformal
 quantiles on the validation split once per set of weights and dataset, into <run>/conformal.json
 (atomic write); `load_trained` reads them back, so `predict` has intervals after one `evaluate`
-(train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation.
+(train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation, and, for
+attention pooling, the attention sheet and the attention-per-region table (explain.py).
+
+How evaluate's attention read-out gets its model and data without a hook of its own: the shared
+`evaluate` calls `calibrate(task, model, config, handle, run_dir)` before it predicts and
+`extra_metrics(config, run_dir, split, predictions)` after; `calibrate` leaves the model and
+dataset for that run directory in `_EVALUATING` and `extra_metrics` takes them back (one
+evaluation at a time per process, as evaluate runs). Called without `calibrate` before it
+(another caller), `extra_metrics` writes the uncertainty section alone.
 """
 import hashlib
 import json
@@ -28,7 +36,7 @@ from common.datasets.base import DataError
 from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
-from reproductions.attention_mtl import conformal, distribution
+from reproductions.attention_mtl import conformal, distribution, explain
 from reproductions.attention_mtl import model as attn_model
 
 CITATION = ("boneage-repro's own method (not a paper): EfficientNet-Lite0 (Tan & Le, ICML 2019) with attention "
@@ -224,9 +232,14 @@ def load_trained(task, config, run_dir, model=None, log=print):
     return model, name
 
 
+_EVALUATING = {}  # resolved run dir -> (model, data handle, log): what `calibrate` saw, for `extra_metrics`
+
+
 def calibrate(task, model, config, handle, run_dir, log=print):
-    """Fits the conformal quantiles on the validation split (once per weights file and dataset)."""
+    """Fits the conformal quantiles on the validation split (once per weights file and dataset); leaves the
+    model and dataset of this evaluation for `extra_metrics` (the attention read-out)."""
     from common import pipeline
+    _EVALUATING[Path(run_dir).resolve()] = (model, handle, log)
     split = config.eval.calibration_split
     fingerprint = handle.fingerprint()
     fresh = _read_calibration(run_dir, model.weights_file, fingerprint)
@@ -267,8 +280,17 @@ def _finite(obj):
     return obj
 
 
+def evaluation_dir(run_dir, split, handle) -> Path:
+    """The folder common.train.evaluate writes this evaluation into: <run>/<split>, or, on another dataset
+    than the run was trained on, <run>/<split>-on-<dataset> (the rule of common.train.evaluate, repeated)."""
+    trained_on = RunDir(run_dir).record().get("dataset", {}).get("name")
+    external = bool(trained_on) and handle.name != trained_on
+    return Path(run_dir) / (f"{split}-on-{handle.name.replace('/', '-')}" if external else split)
+
+
 def extra_metrics(config, run_dir, split, predictions):
-    """{"uncertainty": (coverage, width and Spearman, their markdown)} for the evaluation."""
+    """{"uncertainty": (coverage, width and Spearman, their markdown)[, "attention": (shares by age band, the
+    table)]} for the evaluation; with attention pooling, writes the attention sheet and table beside it."""
     result = conformal.report(predictions)
     weights = RunDir(run_dir).best_weights()  # the file evaluate loaded (best, else last)
     saved = _read_calibration(run_dir, weights) if weights is not None else None
@@ -276,8 +298,28 @@ def extra_metrics(config, run_dir, split, predictions):
     result["calibration"] = fitted
     result["in_sample"] = bool(fitted) and fitted.get("split") == split
     about = dict(fitted, in_sample=result["in_sample"]) if fitted else None
-    return {"uncertainty": (result, conformal.markdown(result, about))}
+    sections = {"uncertainty": (result, conformal.markdown(result, about))}
+    seen = _EVALUATING.pop(Path(run_dir).resolve(), None)
+    if seen is not None and config.model.pooling == "attention":
+        model, handle, log = seen
+        attention = explain.evaluate_attention(
+            model, config, handle, split, predictions, evaluation_dir(run_dir, split, handle), to_model_io=to_model_io,
+            title=f"attention_mtl ({getattr(config, 'variant', '') or 'paper'}) on {handle.name} {split}", log=log)
+        if attention is not None:
+            sections["attention"] = attention
+    return sections
 
+
+
+def explain_predictions(model, config, records, table, out_dir, log=print):
+    """`predict --explain`'s overlays: one PNG per radiograph (explain.write_explanations) into out_dir.
+
+    Not reachable from the command line yet: common.train.predict has no hook for it. The wiring it
+    needs (README, "Not done yet"): a Task field `explain` naming this function, the flag, and a call
+    after predict writes its CSV (records, model, config and the table are in scope there)."""
+    written = explain.write_explanations(model, config, records, out_dir, to_model_io=to_model_io, table=table)
+    log(f"Wrote {len(written)} attention overlays to {Path(out_dir)}")
+    return written
 
 TASK = Task(
     paper="attention_mtl",
