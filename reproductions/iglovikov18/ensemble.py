@@ -21,17 +21,17 @@ from common import evaluation, io, provenance
 from common import results as common_results
 from common.runs import RunDir, run_name
 from reproductions.iglovikov18 import config as ig_config
+from reproductions.iglovikov18.variants import ENSEMBLE, Variant
 
 
 def default_members(results_dir, data_slug, base, image_size):
     """Run directories of the six age networks of a base variant on a dataset that exist."""
     root = Path(results_dir) / "iglovikov18"
     out = []
-    for region in ig_config.REGIONS:
-        for stage in ig_config.AGE_STAGES:
-            run = root / run_name(data_slug, ig_config.variant_name(base, stage, region), image_size)
-            if RunDir(run).has_record():
-                out.append(run)
+    for variant in Variant.age_networks(base):
+        run = root / run_name(data_slug, variant.name, image_size)
+        if RunDir(run).has_record():
+            out.append(run)
     return out
 
 
@@ -75,7 +75,7 @@ def main(base, argv, log=print):
         from common import data as data_lib
         handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
         data_name = handle.name
-        size = args.image_size or ig_config.get_config(ig_config.variant_name(base, "regress", "hand")).data.image_size
+        size = args.image_size or ig_config.hand_config(base).data.image_size
         members = default_members(results_dir, data_name.replace("/", "-"), base, size)
     if len(members) < 2:
         raise SystemExit(f"error: an ensemble needs at least two evaluated age runs; found {[str(m) for m in members]}. "
@@ -84,9 +84,8 @@ def main(base, argv, log=print):
     table, names = ensemble_predictions(members, args.split)
     records = [RunDir(m).record(missing_ok=False) for m in members]
     size = records[0].get("image_size")
-    out = Path(args.out) if args.out else results_dir / "iglovikov18" / run_name(
-        data_name, ig_config.variant_name(base, "regress", "hand").replace("regress-hand", "ensemble"), size)
-    variant = f"{base}-ensemble" if base else "ensemble"
+    variant = Variant(base, ENSEMBLE).name
+    out = Path(args.out) if args.out else results_dir / "iglovikov18" / run_name(data_name, variant, size)
     evaluation.write_evaluation(out / args.split, table[["id", "boneage_true", "boneage_pred", "male"]],
                                 title=f"iglovikov18 ensemble of {len(members)} on {data_name} {args.split}")
     io.atomic_to_csv(table, out / args.split / "member_predictions.csv")
