@@ -174,30 +174,44 @@ def tables(monkeypatch):
     return calls
 
 
-def test_runs_outside_the_results_folder_leave_the_tables_alone(tmp_path, results_dir, tables, monkeypatch, capsys):
-    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
+def test_train_and_evaluate_leave_the_tables_alone_and_say_where_the_run_landed(tmp_path, results_dir, tables,
+                                                                               monkeypatch, capsys):
+    """train and evaluate write only the run directory; `python -m reproductions compare` regenerates
+    the tables. Each says where the run landed and that command, inside the results folder or not."""
+    monkeypatch.setattr(train, "evaluate", lambda task, options, **kwargs: {})
     handle = SimpleNamespace(name="phantoms/small", splits={"train": 8, "validation": 4, "test": 4})
-    task = dataclasses.replace(TASK, run_train=lambda task, args, log=print: (Path(args.out), None, handle, None))
-    elsewhere, inside = tmp_path / "elsewhere", results_dir / "tiny" / "run"
+    task = dataclasses.replace(TASK, run_train=lambda task, options, log=print: (Path(options.out), None, handle,
+                                                                                 None))
+    elsewhere, inside = fake_run(tmp_path / "elsewhere"), fake_run(results_dir / "tiny" / "run")
     for command in ("train", "evaluate"):
         assert train.main(task, [command, "--out", str(elsewhere)]) == 0
         assert tables == []
-        assert f"left alone: {elsewhere} is outside that folder" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"The run is in {elsewhere}, outside {results_dir}: the results tables do not show it" in out, out
+        assert "`python -m reproductions compare`" in out
         assert train.main(task, [command, "--out", str(inside)]) == 0
-        assert tables == [results_dir]
-        tables.clear()
+        assert tables == []
+        out = capsys.readouterr().out
+        assert (f"The run is in {inside}. The results tables were not changed; regenerate them with "
+                "`python -m reproductions compare`.") in out, out
 
 
-def test_the_paper_command_hands_its_ablations_to_the_tables(results_dir, monkeypatch):
-    """common.train imports nothing from reproductions/: the ablations reach the tables through main."""
-    calls = []
-    monkeypatch.setattr(results, "regenerate", lambda results_dir=None, **kwargs: calls.append(kwargs["ablations"]))
-    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
-    ablation = {"question": "q", "a": ("tiny", "a"), "b": ("tiny", "b")}
-    inside = results_dir / "tiny" / "run"
-    assert train.main(TASK, ["evaluate", "--out", str(inside)], ablations=(ablation,)) == 0
-    assert train.main(TASK, ["evaluate", "--out", str(inside)]) == 0
-    assert calls == [(ablation,), ()]
+def test_the_table_is_unchanged_after_evaluate_and_compare_regenerates_it(tmp_path, results_dir, monkeypatch):
+    """results/README.md is the `compare` command's alone (common.results.regenerate, which it calls)."""
+    import shutil
+
+    from common import results_test
+    monkeypatch.setattr(train, "evaluate", lambda task, options, **kwargs: {})
+    results_test.setup_tree(tmp_path)
+    (results_dir / "README.md").write_text(results.GENERATED + "\nNo evaluated runs yet.\n")
+    before = (results_dir / "README.md").read_text()
+    run = results_test.fake_run(tmp_path / "made")  # an evaluated larson18 run, moved into the results folder
+    shutil.move(str(run.parent), str(results_dir / "larson18"))
+    fake_run(results_dir / "tiny" / "run")
+    assert train.main(TASK, ["evaluate", "--out", str(results_dir / "tiny" / "run")]) == 0
+    assert (results_dir / "README.md").read_text() == before
+    results.regenerate(results_dir, tmp_path / "reproductions", log=lambda *_: None)
+    assert "| `larson18` | paper |" in (results_dir / "README.md").read_text()
 
 
 def test_the_fine_tuning_warning_names_the_variants_set_for_random_weights():

@@ -38,8 +38,8 @@ class Task:
     expand: Callable = lambda config, training: None      # (config, training) -> fn(example) -> example with leading dim N, or None: one cached example -> N training rows (e.g. patches)
     expand_sample: Callable = lambda config: None         # (config) -> int or None: in training, a fresh random N' of the N rows per example and epoch
     # --- runs: how a trained run is trained, loaded and calibrated (common.train) ------------------
-    add_flags: Callable | None = None      # (command, argparse parser) -> None: the paper's own command-line flags
-    run_train: Callable | None = None      # (task, args, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
+    add_flags: Callable | None = None      # (command, argparse parser) -> None: the paper's own command-line flags (common/cli.py puts their values in RunOptions.extras)
+    run_train: Callable | None = None      # (task, options: RunOptions, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
     load_trained: Callable | None = None   # (task, config, run_dir, model, log) -> (model, description); default: build_model + checkpoints/best (else last)
     calibrate: Callable | None = None      # (task, model, config, handle, run_dir, log) -> None: fits on the validation split what evaluate needs (e.g. fusion weights)
     # --- read-outs beside the estimates (common.train evaluate / predict) --------------------------

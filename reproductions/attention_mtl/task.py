@@ -82,13 +82,13 @@ def check_masks(config, handle):
         raise DataError(f"{handle.name}: {NO_MASKS}")
 
 
-def run_train(task, args, log=print):
-    """common.train.train, after `check_masks` on the dataset the flags name (opened, or built as train would)."""
+def run_train(task, options, log=print):
+    """common.train.train, after `check_masks` on the dataset the options name (opened, or built as train would)."""
     from common import data as data_lib
-    config = common_train.make_config(task, args)
+    config = common_train.make_config(task, options)
     if heads_on(config)["mask"]:
-        check_masks(config, data_lib.resolve(args.data, data_dir=args.data_dir, log=log))
-    return common_train.train(task, args, log=log)
+        check_masks(config, data_lib.resolve(options.data, data_dir=options.data_dir, log=log))
+    return common_train.train(task, options, log=log)
 
 
 def test_preprocess(config):
