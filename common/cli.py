@@ -1,9 +1,9 @@
 """The command line of every paper: `python -m reproductions.<paper> train|evaluate|predict [flags]`.
 
 This module alone parses argv: it builds the parser (the shared flags, the process flags, a
-paper's own flags from Task.add_flags), turns the parsed flags into a typed `RunOptions`
-(common/options.py) and calls the library (common/train.py), which takes (task, options, ...) and
-never an argparse object. Every error a user can make ends here as one line on stderr with exit
+paper's own flags from its runner's add_flags, common/runner.py), turns the parsed flags into a
+typed `RunOptions` (common/options.py) and calls the library (common/train.py), which takes
+(task, options, ...) and never an argparse object. Every error a user can make ends here as one line on stderr with exit
 status 2 (`guarded`).
 
     train     fit with the config's optimizer and schedule; checkpoint every epoch; resume after any
@@ -107,7 +107,7 @@ _FIELDS = {f.name for f in dataclasses.fields(RunOptions)} - {"extras", "overrid
 
 def options_from(args: argparse.Namespace, extras=()) -> RunOptions:
     """The RunOptions of parsed flags: --small is the variant "small", --set the overrides; the
-    dests in `extras` (the paper's own flags, Task.add_flags) go to RunOptions.extras by name."""
+    dests in `extras` (the paper's own flags, Runner.add_flags) go to RunOptions.extras by name."""
     values = vars(args)
     known = {k: v for k, v in values.items() if k in _FIELDS and k not in extras}
     return RunOptions(**known, variant="small" if values.get("small") else values.get("variant", ""),
@@ -116,7 +116,7 @@ def options_from(args: argparse.Namespace, extras=()) -> RunOptions:
 
 
 def parser(task) -> tuple[argparse.ArgumentParser, dict]:
-    """The paper's parser and, per command, the dests its own flags (Task.add_flags) added."""
+    """The paper's parser and, per command, the dests its own flags (its runner's add_flags) added."""
     p = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
     sub = p.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
@@ -140,8 +140,7 @@ def parser(task) -> tuple[argparse.ArgumentParser, dict]:
     extras = {}
     for command, q in (("train", p_train), ("evaluate", p_eval), ("predict", p_pred)):
         before = {a.dest for a in q._actions}
-        if task.add_flags:
-            task.add_flags(command, q)
+        task.runner.add_flags(command, q)
         extras[command] = tuple(a.dest for a in q._actions if a.dest not in before)
     return p, extras
 

@@ -19,6 +19,7 @@ import pytest
 from common import results
 from common import train
 from common.config import Config
+from common.runner import SingleRun
 from common.task import Task
 
 
@@ -32,12 +33,19 @@ def _preprocess(config, training):
     return lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32))
 
 
+class NothingToLoad(SingleRun):
+    """A run whose model is the task's `predict` alone: nothing is loaded."""
+
+    def load_trained(self, task, config, run_dir, model=None, log=print):
+        return None, "best.weights.h5"
+
+
 TASK = Task(
     paper="tiny", citation="a test task", get_config=_get_config, build_model=None, preprocess=_preprocess,
     to_model_io=lambda config: lambda b: ({"image": b["image"]}, b["boneage_months"]), loss=None, metrics=None,
     # A model that answers 100 months: these tests are about which run answers, not what it says.
     predict=lambda model, inputs, config: {"months": np.full(len(inputs["image"]), 100.0)},
-    load_trained=lambda task, config, run_dir, model=None, log=print: (None, "best.weights.h5"))
+    runner=NothingToLoad())
 
 
 @pytest.fixture
@@ -114,6 +122,27 @@ def test_counts_and_sizes_below_one_are_refused_by_argparse(flag, value, capsys)
     assert f"error: argument {flag}: expected a whole number of at least 1, received '{value}'" in capsys.readouterr().err
 
 
+def test_flags_become_typed_options_and_a_papers_own_flags_its_extras():
+    """common/cli.py alone parses argv: the library gets a RunOptions (--small is the variant "small",
+    --set the overrides in order; the flags a paper's runner adds go to extras)."""
+    from common import cli
+    from common.options import RunOptions
+
+    class WithSex(NothingToLoad):
+        def add_flags(self, command, parser):
+            if command == "train":
+                parser.add_argument("--sex", default="both", choices=("female", "male", "both"))
+    task = dataclasses.replace(TASK, runner=WithSex())
+    command, options = cli.parse(task, ["train", "--small", "--set", "a=1", "--set", "b=2", "--epochs", "3",
+                                        "--sex", "male", "--no-eval"])
+    assert command == "train"
+    assert options == RunOptions(variant="small", overrides=("a=1", "b=2"), epochs=3, no_eval=True,
+                                 extras={"sex": "male"})
+    command, options = cli.parse(task, ["predict", "a.png", "b", "--sex", "F", "--variant", "small"])
+    assert options == RunOptions(variant="small", files=("a.png", "b"), sex="F")
+    assert options.extra("sex", "both") == "both"
+
+
 def test_an_unknown_variant_is_status_2(results_dir, capsys):
     assert train.main(TASK, ["evaluate", "--variant", "huge"]) == 2
     one_error_line(capsys, "unknown variant 'huge'; known: ['small']")
@@ -180,8 +209,10 @@ def test_train_and_evaluate_leave_the_tables_alone_and_say_where_the_run_landed(
     the tables. Each says where the run landed and that command, inside the results folder or not."""
     monkeypatch.setattr(train, "evaluate", lambda task, options, **kwargs: {})
     handle = SimpleNamespace(name="phantoms/small", splits={"train": 8, "validation": 4, "test": 4})
-    task = dataclasses.replace(TASK, run_train=lambda task, options, log=print: (Path(options.out), None, handle,
-                                                                                 None))
+    class TrainedAtOnce(NothingToLoad):
+        def train(self, task, options, log=print):
+            return Path(options.out), None, handle, None
+    task = dataclasses.replace(TASK, runner=TrainedAtOnce())
     elsewhere, inside = fake_run(tmp_path / "elsewhere"), fake_run(results_dir / "tiny" / "run")
     for command in ("train", "evaluate"):
         assert train.main(task, [command, "--out", str(elsewhere)]) == 0

@@ -42,9 +42,9 @@ class RunOptions:
     sex: str | None = None                # --sex M|F for every file
     sex_csv: str | None = None            # --sex-csv FILE
     output_csv: str | None = None         # --output-csv; None = predictions.csv
-    # --- a paper's own flags (Task.add_flags), by name, e.g. rsna17_second's {"sex": "both"} -----
+    # --- a paper's own flags (Runner.add_flags), by name, e.g. rsna17_second's {"sex": "both"} ---
     extras: dict = dataclasses.field(default_factory=dict)
 
     def extra(self, name: str, default=None):
-        """A paper's own flag (Task.add_flags), or `default` when the caller did not set it."""
+        """A paper's own flag (Runner.add_flags), or `default` when the caller did not set it."""
         return self.extras.get(name, default)

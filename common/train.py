@@ -8,7 +8,8 @@ calls them directly.
     train               fit with the config's optimizer and schedule; checkpoint every epoch; resume
                         after any interruption by rerunning the same command. With KERAS_BACKEND=jax,
                         data parallel on every device of the machine (options.devices)
-    train_and_evaluate  train (or the task's run_train), then evaluate unless options.no_eval
+    train_and_evaluate  the task's runner's training (`train` for a single run, common/runner.py),
+                        then evaluate unless options.no_eval
     evaluate            metrics, intervals and plots of a trained run on a split; returns the metrics
     predict             bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
 
@@ -339,7 +340,7 @@ def start_processes(task, options: RunOptions, log=print):
         raise UsageError(f"--num-processes {count}: training on several processes needs KERAS_BACKEND=jax "
                          f"(jax.distributed and keras.distribution.DataParallel); the {keras.backend.backend()} "
                          "backend trains on one device.")
-    if task.run_train is not None:
+    if task.runner.several_models:
         raise UsageError(f"--num-processes {count}: {task.paper}'s train command trains several models in one go; "
                          "several processes train tasks of one model.")
     import jax
@@ -771,10 +772,10 @@ def train(task, options: RunOptions, log=print):
 
 
 def train_and_evaluate(task, options: RunOptions, log=print) -> Path:
-    """`train`: the task's training (Task.run_train, else `train`), then, unless options.no_eval, the
+    """`train`: the task's training (its runner's: `train` for a single run), then, unless options.no_eval, the
     evaluation of the trained model on options.split (by process 0 alone when there are several).
     Returns the run directory. Writes nothing outside it."""
-    run_dir, model, handle, config = (task.run_train or train)(task, options, log=log)
+    run_dir, model, handle, config = task.runner.train(task, options, log=log)
     if options.no_eval:
         pass
     elif not writes_run_dir():
@@ -834,7 +835,7 @@ def load_trained(task, config, run_dir, model=None, log=print):
     """The trained model of a run: `model` (or a new one) with checkpoints/best (else last) loaded.
 
     Returns (model, what was loaded, for the run record). A task whose run is not one set of
-    weights (rsna17_second: one model per sex in sub-runs) passes its own `Task.load_trained`.
+    weights (rsna17_second: one model per sex in sub-runs) has a runner with its own `load_trained`.
     """
     weights = RunDir(run_dir).best_weights()
     if weights is None:
@@ -876,9 +877,8 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
     if options.split not in handle.splits:
         raise DataError(f"{handle.name} has no {options.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
                         "pass --split.")
-    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=model, log=log)
-    if task.calibrate:
-        task.calibrate(task, model, config, handle, run_dir, log)
+    model, weights = task.runner.load_trained(task, config, run_dir, model=model, log=log)
+    task.runner.calibrate(task, model, config, handle, run_dir, log)
     split = options.split
     limit = options.limit
     test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
@@ -998,7 +998,7 @@ def predict(task, options: RunOptions, log=print) -> pd.DataFrame:
         if unknown:
             raise UsageError(f"this model needs the patient's sex; missing or unknown for {len(unknown)} "
                              f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
-    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=None, log=log)
+    model, weights = task.runner.load_trained(task, config, run_dir, model=None, log=log)
 
     records, failures = [], []
     for f in files:

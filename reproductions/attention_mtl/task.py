@@ -25,6 +25,7 @@ from common import io, provenance
 from common import preprocessing as common_pp
 from common import train as common_train
 from common.datasets.base import DataError
+from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
@@ -279,6 +280,14 @@ def extra_metrics(config, run_dir, split, predictions):
     return {"uncertainty": (result, conformal.markdown(result, about))}
 
 
+class CheckedCalibratedRun(SingleRun):
+    """The runner of attention_mtl (common/runner.py): a single run whose training checks the masks
+    first (`run_train`) and whose evaluation fits the conformal quantiles (`calibrate`)."""
+    train = staticmethod(run_train)
+    load_trained = staticmethod(load_trained)
+    calibrate = staticmethod(calibrate)
+
+
 TASK = Task(
     paper="attention_mtl",
     citation=CITATION,
@@ -298,9 +307,7 @@ TASK = Task(
     example_keys=("id", "image", "boneage_months", "male", "mask"),
     needs_sex=lambda config: bool(config.model.sex_input),
     variants=tuple(v for v in attn_config.VARIANTS if v),
-    run_train=run_train,
-    load_trained=load_trained,
-    calibrate=calibrate,
+    runner=CheckedCalibratedRun(),
     extra_columns=conformal.interval_columns(),
     extra_metrics=extra_metrics,
 )

@@ -6,10 +6,10 @@ What it hands to common/:
   its 49 patch rows after the cache (`patches_per_image` of them, at random, per epoch when
   fewer than 49); `example_filter` keeps the radiographs of the model's sex; evaluation and
   prediction take the 49 patches of a radiograph as one stack (`test_preprocess`);
-* training: `run_train` trains one sub-run per sex (`--sex female|male|both`), each with
-  common.train.train in `<run>/<sex>/` (resumable on its own), then writes the run's combined
-  record; a finished sub-run is not trained again;
-* evaluation: `load_trained` loads each sub-run's best weights into a `SexRouter`;
+* training (`PerSexRuns`, its runner: common/runner.py): `run_train` trains one sub-run per sex
+  (`--sex female|male|both`), each with common.train.train in `<run>/<sex>/` (resumable on its
+  own), then writes the run's combined record; a finished sub-run is not trained again;
+* evaluation (the same runner): `load_trained` loads each sub-run's best weights into a `SexRouter`;
   `calibrate` fits the learned fusion's weights on the validation split (`<run>/<sex>/fusion.json`);
   `predict` returns every fusion, the primary (`eval.primary_fusion`) first.
 """
@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common import io, provenance
+from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.rsna17_second import config as second_config
@@ -331,6 +332,16 @@ def test_preprocess(config):
     return second_pp.make_example_test_patches(config)
 
 
+class PerSexRuns(SingleRun):
+    """The runner of rsna17_second (common/runner.py): `train --sex`, one sub-run per sex, loaded as
+    one SexRouter, whose learned fusion evaluate fits on the validation split."""
+    several_models = True  # `train --sex both` trains two models in one command
+    add_flags = staticmethod(add_flags)
+    train = staticmethod(run_train)
+    load_trained = staticmethod(load_trained)
+    calibrate = staticmethod(calibrate)
+
+
 TASK = Task(
     paper="rsna17_second",
     citation=CITATION,
@@ -350,8 +361,5 @@ TASK = Task(
     example_filter=example_filter,
     expand=lambda config, training: second_pp.make_example_expand(config),
     expand_sample=expand_sample,
-    add_flags=add_flags,
-    run_train=run_train,
-    load_trained=load_trained,
-    calibrate=calibrate,
+    runner=PerSexRuns(),
 )

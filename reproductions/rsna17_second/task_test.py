@@ -84,6 +84,13 @@ def test_fusions_of_one_patch_are_the_prediction_and_fitted_weights_are_reloaded
     assert second_task._fresh_fusion(tmp_path, weights_file, 7) is None  # a 49-patch run's file would not match
 
 
+def test_its_runner_trains_one_sub_run_per_sex_and_loads_them_as_one_router():
+    runner = TASK.runner
+    assert runner.several_models  # several processes are refused: `train --sex both` trains two models
+    assert (runner.train, runner.load_trained, runner.calibrate, runner.add_flags) == (
+        second_task.run_train, second_task.load_trained, second_task.calibrate, second_task.add_flags)
+
+
 def test_unknown_sex_flag_is_a_clear_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         common_train.main(TASK, ["train", "--sex", "girls"])
