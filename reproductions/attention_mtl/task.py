@@ -33,6 +33,7 @@ from common import io, provenance
 from common import preprocessing as common_pp
 from common import train as common_train
 from common.datasets.base import DataError
+from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
@@ -90,13 +91,13 @@ def check_masks(config, handle):
         raise DataError(f"{handle.name}: {NO_MASKS}")
 
 
-def run_train(task, args, log=print):
-    """common.train.train, after `check_masks` on the dataset the flags name (opened, or built as train would)."""
+def run_train(task, options, log=print):
+    """common.train.train, after `check_masks` on the dataset the options name (opened, or built as train would)."""
     from common import data as data_lib
-    config = common_train.make_config(task, args)
+    config = common_train.make_config(task, options)
     if heads_on(config)["mask"]:
-        check_masks(config, data_lib.resolve(args.data, data_dir=args.data_dir, log=log))
-    return common_train.train(task, args, log=log)
+        check_masks(config, data_lib.resolve(options.data, data_dir=options.data_dir, log=log))
+    return common_train.train(task, options, log=log)
 
 
 def test_preprocess(config):
@@ -321,6 +322,15 @@ def explain_predictions(model, config, records, table, out_dir, log=print):
     log(f"Wrote {len(written)} attention overlays to {Path(out_dir)}")
     return written
 
+
+class CheckedCalibratedRun(SingleRun):
+    """The runner of attention_mtl (common/runner.py): a single run whose training checks the masks
+    first (`run_train`) and whose evaluation fits the conformal quantiles (`calibrate`)."""
+    train = staticmethod(run_train)
+    load_trained = staticmethod(load_trained)
+    calibrate = staticmethod(calibrate)
+
+
 TASK = Task(
     paper="attention_mtl",
     citation=CITATION,
@@ -340,9 +350,7 @@ TASK = Task(
     example_keys=("id", "image", "boneage_months", "male", "mask"),
     needs_sex=lambda config: bool(config.model.sex_input),
     variants=tuple(v for v in attn_config.VARIANTS if v),
-    run_train=run_train,
-    load_trained=load_trained,
-    calibrate=calibrate,
+    runner=CheckedCalibratedRun(),
     extra_columns=conformal.interval_columns(),
     extra_metrics=extra_metrics,
 )

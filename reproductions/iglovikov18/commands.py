@@ -163,7 +163,7 @@ def predict(argv, log=print):
                             and not f.name.startswith(".")) if path.is_dir() else [path])
     if not files:
         raise SystemExit("error: no image files given")
-    sexes = common_train.read_sex(args, files)
+    sexes = common_train.read_sex(files, args.sex, args.sex_csv)
     unknown = [str(f) for f, s in sexes.items() if s is None]
     if unknown:
         raise SystemExit(f"error: the age networks need the patient's sex; missing or unknown for {len(unknown)} "
