@@ -14,7 +14,7 @@ iglovikov18's chain of stages is one Task per stage, each a SingleRun: its comma
 (reproductions/iglovikov18/__main__.py) trains one stage at a time through the same library calls,
 and its Chain (reproductions/iglovikov18/chain.py) loads the trained stages in order.
 
-The library asks a runner four things; common/cli.py asks it for its flags.
+The library asks a runner five things; common/cli.py asks it for its flags.
 """
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ class Runner(Protocol):
     def calibrate(self, task, model, config, handle, run_dir, log=print) -> None:
         """What evaluate fits on the validation split before it predicts (e.g. fusion weights)."""
 
+    def after_predict(self, task, model, config, records, table, out_csv, options, log=print) -> None:
+        """What `predict` writes beside its CSV, from the model, the radiographs read
+        ([(file, uint8 pixels, male)]) and the table written (e.g. attention_mtl's --explain overlays)."""
+
 
 class SingleRun:
     """One model in one run directory: common.train.train, and checkpoints/best (else last)."""
@@ -54,4 +58,7 @@ class SingleRun:
         return train.load_trained(task, config, run_dir, model=model, log=log)
 
     def calibrate(self, task, model, config, handle, run_dir, log=print) -> None:
+        return None
+
+    def after_predict(self, task, model, config, records, table, out_csv, options, log=print) -> None:
         return None

@@ -1029,6 +1029,8 @@ def predict(task, options: RunOptions, log=print) -> pd.DataFrame:
     io.atomic_to_csv(table, out_csv)
     print(table.drop(columns=list(which)).to_string(index=False))
     log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} of the run {run_dir}")
+    if records:
+        task.runner.after_predict(task, model, config, records, table, out_csv, options, log=log)
     return table
 
 

@@ -96,9 +96,11 @@ def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
     cv2.imwrite(str(image), (np.random.default_rng(0).random((80, 60)) * 255).astype("uint8"))
     csv = tmp_path / "pred.csv"
     cmd = [sys.executable, "-m", "reproductions.attention_mtl", "predict", str(image), "--sex", "F",
-           "--out", str(out), "--output-csv", str(csv)]
+           "--out", str(out), "--output-csv", str(csv), "--explain"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-3000:]
     row = pd.read_csv(csv).iloc[0]
     assert row["lower_95"] < row["lower_90"] < row["lower_80"] < row["boneage_months"] < row["upper_80"]
     assert row["run_dir"] == str(out) and "upper_95" in result.stdout  # printed, too
+    overlay = tmp_path / "hand_attention.png"  # --explain: beside the CSV
+    assert overlay.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Wrote 1 attention overlays" in result.stdout + result.stderr

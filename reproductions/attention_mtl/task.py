@@ -33,6 +33,7 @@ from common import io, provenance
 from common import preprocessing as common_pp
 from common import train as common_train
 from common.datasets.base import DataError
+from common.errors import UsageError
 from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
@@ -313,11 +314,8 @@ def extra_metrics(config, run_dir, split, predictions):
 
 
 def explain_predictions(model, config, records, table, out_dir, log=print):
-    """`predict --explain`'s overlays: one PNG per radiograph (explain.write_explanations) into out_dir.
-
-    Not reachable from the command line yet: common.train.predict has no hook for it. The wiring it
-    needs (README, "Not done yet"): a Task field `explain` naming this function, the flag, and a call
-    after predict writes its CSV (records, model, config and the table are in scope there)."""
+    """`predict --explain`'s overlays: one PNG per radiograph (explain.write_explanations) into out_dir;
+    called by CheckedCalibratedRun.after_predict after predict has written its CSV."""
     written = explain.write_explanations(model, config, records, out_dir, to_model_io=to_model_io, table=table)
     log(f"Wrote {len(written)} attention overlays to {Path(out_dir)}")
     return written
@@ -329,6 +327,21 @@ class CheckedCalibratedRun(SingleRun):
     train = staticmethod(run_train)
     load_trained = staticmethod(load_trained)
     calibrate = staticmethod(calibrate)
+
+    def add_flags(self, command: str, parser) -> None:
+        if command == "predict":
+            parser.add_argument("--explain", nargs="?", const="", default=None, metavar="DIR",
+                                help="also write one attention overlay per radiograph, <stem>_attention.png, into "
+                                     "DIR (default: the folder of the predictions CSV); attention pooling only")
+
+    def after_predict(self, task, model, config, records, table, out_csv, options, log=print) -> None:
+        where = options.extra("explain")
+        if where is None:
+            return
+        if config.model.pooling != "attention":
+            raise UsageError(f"--explain draws the attention pooling's weights, and this run pools by "
+                             f"{config.model.pooling!r}: use a run trained with model.pooling='attention'")
+        explain_predictions(model, config, records, table, Path(where) if where else Path(out_csv).parent, log=log)
 
 
 TASK = Task(
