@@ -19,6 +19,7 @@ import pytest
 from common import results
 from common import train
 from common.config import Config
+from common.runner import SingleRun
 from common.task import Task
 
 
@@ -32,12 +33,19 @@ def _preprocess(config, training):
     return lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32))
 
 
+class NothingToLoad(SingleRun):
+    """A run whose model is the task's `predict` alone: nothing is loaded."""
+
+    def load_trained(self, task, config, run_dir, model=None, log=print):
+        return None, "best.weights.h5"
+
+
 TASK = Task(
     paper="tiny", citation="a test task", get_config=_get_config, build_model=None, preprocess=_preprocess,
     to_model_io=lambda config: lambda b: ({"image": b["image"]}, b["boneage_months"]), loss=None, metrics=None,
     # A model that answers 100 months: these tests are about which run answers, not what it says.
     predict=lambda model, inputs, config: {"months": np.full(len(inputs["image"]), 100.0)},
-    load_trained=lambda task, config, run_dir, model=None, log=print: (None, "best.weights.h5"))
+    runner=NothingToLoad())
 
 
 @pytest.fixture
@@ -114,6 +122,27 @@ def test_counts_and_sizes_below_one_are_refused_by_argparse(flag, value, capsys)
     assert f"error: argument {flag}: expected a whole number of at least 1, received '{value}'" in capsys.readouterr().err
 
 
+def test_flags_become_typed_options_and_a_papers_own_flags_its_extras():
+    """common/cli.py alone parses argv: the library gets a RunOptions (--small is the variant "small",
+    --set the overrides in order; the flags a paper's runner adds go to extras)."""
+    from common import cli
+    from common.options import RunOptions
+
+    class WithSex(NothingToLoad):
+        def add_flags(self, command, parser):
+            if command == "train":
+                parser.add_argument("--sex", default="both", choices=("female", "male", "both"))
+    task = dataclasses.replace(TASK, runner=WithSex())
+    command, options = cli.parse(task, ["train", "--small", "--set", "a=1", "--set", "b=2", "--epochs", "3",
+                                        "--sex", "male", "--no-eval"])
+    assert command == "train"
+    assert options == RunOptions(variant="small", overrides=("a=1", "b=2"), epochs=3, no_eval=True,
+                                 extras={"sex": "male"})
+    command, options = cli.parse(task, ["predict", "a.png", "b", "--sex", "F", "--variant", "small"])
+    assert options == RunOptions(variant="small", files=("a.png", "b"), sex="F")
+    assert options.extra("sex", "both") == "both"
+
+
 def test_an_unknown_variant_is_status_2(results_dir, capsys):
     assert train.main(TASK, ["evaluate", "--variant", "huge"]) == 2
     one_error_line(capsys, "unknown variant 'huge'; known: ['small']")
@@ -174,30 +203,46 @@ def tables(monkeypatch):
     return calls
 
 
-def test_runs_outside_the_results_folder_leave_the_tables_alone(tmp_path, results_dir, tables, monkeypatch, capsys):
-    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
+def test_train_and_evaluate_leave_the_tables_alone_and_say_where_the_run_landed(tmp_path, results_dir, tables,
+                                                                               monkeypatch, capsys):
+    """train and evaluate write only the run directory; `python -m reproductions compare` regenerates
+    the tables. Each says where the run landed and that command, inside the results folder or not."""
+    monkeypatch.setattr(train, "evaluate", lambda task, options, **kwargs: {})
     handle = SimpleNamespace(name="phantoms/small", splits={"train": 8, "validation": 4, "test": 4})
-    task = dataclasses.replace(TASK, run_train=lambda task, args, log=print: (Path(args.out), None, handle, None))
-    elsewhere, inside = tmp_path / "elsewhere", results_dir / "tiny" / "run"
+    class TrainedAtOnce(NothingToLoad):
+        def train(self, task, options, log=print):
+            return Path(options.out), None, handle, None
+    task = dataclasses.replace(TASK, runner=TrainedAtOnce())
+    elsewhere, inside = fake_run(tmp_path / "elsewhere"), fake_run(results_dir / "tiny" / "run")
     for command in ("train", "evaluate"):
         assert train.main(task, [command, "--out", str(elsewhere)]) == 0
         assert tables == []
-        assert f"left alone: {elsewhere} is outside that folder" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"The run is in {elsewhere}, outside {results_dir}: the results tables do not show it" in out, out
+        assert "`python -m reproductions compare`" in out
         assert train.main(task, [command, "--out", str(inside)]) == 0
-        assert tables == [results_dir]
-        tables.clear()
+        assert tables == []
+        out = capsys.readouterr().out
+        assert (f"The run is in {inside}. The results tables were not changed; regenerate them with "
+                "`python -m reproductions compare`.") in out, out
 
 
-def test_the_paper_command_hands_its_ablations_to_the_tables(results_dir, monkeypatch):
-    """common.train imports nothing from reproductions/: the ablations reach the tables through main."""
-    calls = []
-    monkeypatch.setattr(results, "regenerate", lambda results_dir=None, **kwargs: calls.append(kwargs["ablations"]))
-    monkeypatch.setattr(train, "evaluate", lambda task, args, **kwargs: Path(args.out) / args.split)
-    ablation = {"question": "q", "a": ("tiny", "a"), "b": ("tiny", "b")}
-    inside = results_dir / "tiny" / "run"
-    assert train.main(TASK, ["evaluate", "--out", str(inside)], ablations=(ablation,)) == 0
-    assert train.main(TASK, ["evaluate", "--out", str(inside)]) == 0
-    assert calls == [(ablation,), ()]
+def test_the_table_is_unchanged_after_evaluate_and_compare_regenerates_it(tmp_path, results_dir, monkeypatch):
+    """results/README.md is the `compare` command's alone (common.results.regenerate, which it calls)."""
+    import shutil
+
+    from common import results_test
+    monkeypatch.setattr(train, "evaluate", lambda task, options, **kwargs: {})
+    results_test.setup_tree(tmp_path)
+    (results_dir / "README.md").write_text(results.GENERATED + "\nNo evaluated runs yet.\n")
+    before = (results_dir / "README.md").read_text()
+    run = results_test.fake_run(tmp_path / "made")  # an evaluated larson18 run, moved into the results folder
+    shutil.move(str(run.parent), str(results_dir / "larson18"))
+    fake_run(results_dir / "tiny" / "run")
+    assert train.main(TASK, ["evaluate", "--out", str(results_dir / "tiny" / "run")]) == 0
+    assert (results_dir / "README.md").read_text() == before
+    results.regenerate(results_dir, tmp_path / "reproductions", log=lambda *_: None)
+    assert "| `larson18` | paper |" in (results_dir / "README.md").read_text()
 
 
 def test_the_fine_tuning_warning_names_the_variants_set_for_random_weights():

@@ -29,6 +29,10 @@ import cv2
 import numpy as np
 
 KEYPOINT_NAMES = ("middle_finger_tip", "thumb_tip", "capitate_centre")
+# Hand regions (`render_phantom(..., regions=True)`): label 1, 2, ... of the region map, 0 outside the hand.
+# The thumb's metacarpal and proximal phalanx count with the metacarpals and proximal phalanges,
+# its distal phalanx with the distal phalanges.
+REGION_NAMES = ("radius_ulna", "carpals", "metacarpals_proximal_phalanges", "middle_phalanges", "distal_phalanges")
 CARPAL_ORDER = ("capitate", "hamate", "triquetrum", "lunate", "trapezium", "trapezoid", "scaphoid",
                 "pisiform")
 
@@ -131,6 +135,7 @@ class Phantom:
     boneage_months: float      # the label (true age + reader noise), in [0, 240]
     true_boneage_months: float
     male: bool
+    regions: np.ndarray | None = None  # (size, size) uint8 region map (REGION_NAMES), when asked for
 
 
 # ------------------------------------------------------------------------------------------
@@ -189,6 +194,17 @@ class _Canvas:
         self.m = matrix                              # 2x3: hand units -> final pixels
         self.tissue = np.zeros((self.n, self.n), np.uint8)
         self.bone = np.zeros((self.n, self.n), np.uint8)
+        self.labels = None                           # region labels of the bone pixels, when asked for
+        self.region = 0
+
+    def set_region(self, name):
+        """The region (REGION_NAMES) of the bones drawn next; only the region map reads it."""
+        self.region = REGION_NAMES.index(name) + 1
+
+    def label_only(self, pts):
+        """Marks a polygon with the current region in the region map only (no pixel changes)."""
+        if self.labels is not None:
+            cv2.fillPoly(self.labels, [self._fixed(pts)], self.region, cv2.LINE_8, _SHIFT)
 
     def px(self, pts):
         """Final-image pixel coordinates (float) of hand-unit points (..., 2)."""
@@ -201,6 +217,8 @@ class _Canvas:
 
     def poly(self, layer, pts, value):
         cv2.fillPoly(layer, [self._fixed(pts)], int(value), cv2.LINE_8, _SHIFT)
+        if layer is self.bone and self.labels is not None:  # the region map follows the bone layer
+            cv2.fillPoly(self.labels, [self._fixed(pts)], self.region if value > 0 else 0, cv2.LINE_8, _SHIFT)
 
     def convex(self, layer, pts, value):
         p = self._fixed(pts)
@@ -415,6 +433,7 @@ def _build_hand(anat, m, nz):
         cv.capsule(T, th_pts[3], th_pts[5], soft(_THUMB_WIDTHS[2]), 255)
 
         # --- forearm bones (epiphysis at the distal, joint end) ---
+        cv.set_region("radius_ulna")
         _long_bone(cv, (0.038, -0.100), (0.030, -2.0), 0.104, 0.060, 0.060,
                    _epiphysis_ratio_m(m - _EPI_DELAY["radius"]), plate["radius"], bone_v,
                    kz=0.32, kg=0.13)
@@ -423,11 +442,13 @@ def _build_hand(anat, m, nz):
                    kz=0.45, kg=0.24)
 
         # --- carpals ---
+        cv.set_region("carpals")
         for name in CARPAL_ORDER:
             size = anat.carpal_sizes[name]
-            if size <= 0:
-                continue
             c, (a, b), rot = _CARPALS[name]
+            if size <= 0:  # not ossified yet: its place still belongs to the carpals (region map only)
+                cv.label_only(_ellipse(c, 0.35 * a, 0.35 * b, _dir(90.0 - rot)))
+                continue
             mean = 0.5 * (a + b)
             a_, b_ = (mean + (a - mean) * size) * size, (mean + (b - mean) * size) * size
             ax = _dir(90.0 - rot)
@@ -441,15 +462,19 @@ def _build_hand(anat, m, nz):
         # --- metacarpals and phalanges ---
         for name, pts, widths in fingers:
             # metacarpals 2-5: epiphysis at the head (distal end)
+            cv.set_region("metacarpals_proximal_phalanges")
             _long_bone(cv, pts[1], pts[0], widths[0] * 1.05, widths[0] * 0.72, widths[0] * 1.1,
                        r_hand, plate["metacarpal"], bone_v)
             for k, kind in ((1, "proximal"), (2, "middle"), (3, "distal")):
+                cv.set_region({"proximal": "metacarpals_proximal_phalanges", "middle": "middle_phalanges",
+                               "distal": "distal_phalanges"}[kind])
                 w = widths[k]
                 w_other = 0.78 * w if kind == "distal" else 0.95 * w
                 _long_bone(cv, pts[2 * k], pts[2 * k + 1], w * 1.08, w * 0.70, w_other,
                            r_hand, plate[kind], bone_v, tuft=(kind == "distal"))
         # thumb: the metacarpal's epiphysis is at its base, like a phalanx
         for k, kind in ((0, "metacarpal"), (1, "proximal"), (2, "distal")):
+            cv.set_region("distal_phalanges" if kind == "distal" else "metacarpals_proximal_phalanges")
             w = _THUMB_WIDTHS[k]
             w_other = 0.8 * w if kind == "distal" else 1.0 * w
             _long_bone(cv, th_pts[2 * k], th_pts[2 * k + 1], w * 1.08, w * 0.70, w_other,
@@ -487,9 +512,26 @@ def _draw_objects(img, nz, size):
     return np.maximum(img, layer.astype(np.float32) * (1.0 / 255.0))
 
 
+def _territories(labels, mask):
+    """Each hand-mask pixel gets the region of the nearest labelled bone pixel; 0 outside the mask."""
+    bone = labels > 0
+    if not bone.any():
+        return np.zeros_like(labels)
+    _, nearest = cv2.distanceTransformWithLabels(np.where(bone, 0, 1).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    region_of = np.zeros(int(nearest.max()) + 1, np.uint8)
+    region_of[nearest[bone]] = labels[bone]
+    return np.where(mask > 0, region_of[nearest], 0).astype(np.uint8)
+
+
 def render_phantom(true_boneage_months: float, male: bool, rng: np.random.Generator,
-                   size: int = 256, label_noise_months: float = 6.0) -> Phantom:
-    """Draws one phantom of a given true bone age and sex; all variation comes from `rng`."""
+                   size: int = 256, label_noise_months: float = 6.0, regions: bool = False) -> Phantom:
+    """Draws one phantom of a given true bone age and sex; all variation comes from `rng`.
+
+    regions: also return the region map (`Phantom.regions`, labels of REGION_NAMES from 1, 0 outside
+    the hand mask): the bones the generator drew for each region (a carpal not yet ossified still
+    marks its place), and every other hand-mask pixel given to the region of the nearest such bone.
+    The pixels are the same either way."""
     size = int(size)
     if size < 32:
         raise ValueError(f"size must be >= 32, got {size}")
@@ -503,6 +545,8 @@ def render_phantom(true_boneage_months: float, male: bool, rng: np.random.Genera
     matrix = _hand_transform(size, anat.hand_scale, nz)
     matrix = _keep_inside(matrix, extreme_u, size, margin=0.02 * size + 1)
     cv = _Canvas(size, matrix)
+    if regions:
+        cv.labels = np.zeros((cv.n, cv.n), np.uint8)
     draw(cv)
 
     tissue = cv2.resize(cv.tissue, (size, size), interpolation=cv2.INTER_AREA)
@@ -534,16 +578,19 @@ def render_phantom(true_boneage_months: float, male: bool, rng: np.random.Genera
 
     label = float(np.clip(age + label_noise_months * nz["label_z"], 0.0, MAX_MONTHS))
     kp = cv.px(keypoints_u).astype(np.float32)
+    region_map = None
+    if regions:
+        region_map = _territories(cv2.resize(cv.labels, (size, size), interpolation=cv2.INTER_NEAREST), mask)
     return Phantom(image=image, mask=mask, keypoints=kp, boneage_months=label,
-                   true_boneage_months=age, male=male)
+                   true_boneage_months=age, male=male, regions=region_map)
 
 
-def sample_phantom(index: int, seed: int, size: int = 256) -> Phantom:
+def sample_phantom(index: int, seed: int, size: int = 256, regions: bool = False) -> Phantom:
     """The phantom number `index` of data set `seed`; independent of every other index."""
     rng = np.random.default_rng([int(seed), int(index)])
     male = bool(rng.random() < 0.54)
     age = float(rng.uniform(1.0, 228.0))
-    return render_phantom(age, male, rng, size=size)
+    return render_phantom(age, male, rng, size=size, regions=regions)
 
 
 def contact_sheet(path, ages_years=(1, 3, 6, 9, 12, 15, 18), size=256, seed=0) -> None:

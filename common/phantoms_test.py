@@ -253,6 +253,34 @@ def test_capitate_ossifies_at_its_key_point():
         assert vals[1] > vals[0] + 15, (seed, vals)
 
 
+# --- hand regions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("age, male", [(1.0, True), (70.0, False), (200.0, True)])
+def test_region_map_leaves_the_pixels_alone_and_tiles_the_hand_mask(age, male):
+    plain = render_phantom(age, male, np.random.default_rng(4), size=128)
+    with_regions = render_phantom(age, male, np.random.default_rng(4), size=128, regions=True)
+    _assert_same(plain, with_regions)
+    assert plain.regions is None
+    regions = with_regions.regions
+    assert regions.shape == plain.mask.shape and regions.dtype == np.uint8
+    np.testing.assert_array_equal(regions > 0, plain.mask > 0)  # every hand pixel has a region, nothing else does
+    present = set(np.unique(regions).tolist()) - {0}
+    assert present == set(range(1, len(phantoms.REGION_NAMES) + 1)), present  # carpals too, before they ossify
+
+
+def test_regions_sit_where_the_anatomy_says():
+    names = phantoms.REGION_NAMES
+    for seed in range(4):
+        ph = sample_phantom(seed, seed=9, size=256, regions=True)
+        capitate_x, capitate_y = np.round(ph.keypoints[2]).astype(int)
+        assert names[ph.regions[capitate_y, capitate_x] - 1] == "carpals"
+        ys, xs = np.nonzero(ph.regions)
+        # down the image (towards the forearm) the forearm bones, up it the fingertips
+        mean_y = {n: ys[ph.regions[ys, xs] == i + 1].mean() for i, n in enumerate(names)}
+        assert mean_y["radius_ulna"] > mean_y["carpals"] > mean_y["metacarpals_proximal_phalanges"] \
+            > mean_y["distal_phalanges"], (seed, mean_y)
+
+
 # --- labels ---------------------------------------------------------------------------------
 
 def test_label_noise_is_centred_and_clipped():

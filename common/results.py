@@ -139,7 +139,7 @@ def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000) ->
     cells = {p: paper_cell(n) for p, n in papers_numbers.items()}
     return "\n".join([
         HEADER, "", "# Results", "",
-        "Regenerate: `python -m reproductions compare` (tables and plots; `train` and `evaluate` redo the tables).", "",
+        "Regenerate: `python -m reproductions compare` (tables and plots; `train` and `evaluate` leave them alone and say so).", "",
         GPU_NOTE, "",
         "## Side by side, one experiment at a time", "",
         "An experiment is one dataset (by content fingerprint: the same images, labels and stored resolution) and "

@@ -6,10 +6,13 @@ evaluation, prediction, provenance and results are all in `common/`.
 
 Every field after `predict` has a default that leaves the shared behaviour as it was, so a
 paper names only what it changes (e.g. rsna17_second: a sex filter, 49 patches per radiograph,
-one model per sex in sub-runs, a fusion fitted on the validation split).
+and a runner (common/runner.py) that trains one model per sex in sub-runs and fits a fusion on
+the validation split).
 """
 import dataclasses
 from typing import Callable
+
+from common.runner import Runner, SingleRun
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +40,8 @@ class Task:
     example_filter: Callable = lambda config: None        # (config) -> predicate(example) -> bool tensor, or None: the examples this config trains and evaluates on (e.g. one sex)
     expand: Callable = lambda config, training: None      # (config, training) -> fn(example) -> example with leading dim N, or None: one cached example -> N training rows (e.g. patches)
     expand_sample: Callable = lambda config: None         # (config) -> int or None: in training, a fresh random N' of the N rows per example and epoch
-    # --- runs: how a trained run is trained, loaded and calibrated (common.train) ------------------
-    add_flags: Callable | None = None      # (command, argparse parser) -> None: the paper's own command-line flags
-    run_train: Callable | None = None      # (task, args, log) -> (run_dir, model, handle, config); default common.train.train (e.g. one sub-run per sex instead)
-    load_trained: Callable | None = None   # (task, config, run_dir, model, log) -> (model, description); default: build_model + checkpoints/best (else last)
-    calibrate: Callable | None = None      # (task, model, config, handle, run_dir, log) -> None: fits on the validation split what evaluate needs (e.g. fusion weights)
+    # --- runs: how a run is trained, loaded and calibrated, and the paper's own flags (common/runner.py)
+    runner: Runner = dataclasses.field(default_factory=SingleRun)  # default: one model in one run directory
     # --- read-outs beside the estimates (common.train evaluate / predict) --------------------------
     extra_columns: tuple = ()              # names in `predict`'s output that are per-image columns, not estimates (e.g. an interval's bounds): written beside the primary estimate in predictions.csv and in predict's CSV
     extra_metrics: Callable | None = None  # (config, run_dir, split, predictions DataFrame with extra_columns) -> {section: (values dict, markdown)}: added to the primary estimate's metrics.json / metrics.md and to the run record's evaluation (e.g. interval coverage)

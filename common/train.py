@@ -1,17 +1,24 @@
-"""Training, evaluation and prediction for every reproduction: `python -m reproductions.<paper> ...`.
+"""Training, evaluation and prediction for every reproduction: the library under the command line.
 
-    train     fit with the config's optimizer and schedule; checkpoint every epoch; resume
-              after any interruption by rerunning the same command; then evaluate and
-              regenerate the results tables. With KERAS_BACKEND=jax, data parallel on every
-              device of the machine (--devices)
-    evaluate  metrics, intervals and plots of a trained run on a split (default: test)
-    predict   bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
+common/cli.py parses argv (`python -m reproductions.<paper> train|evaluate|predict`) into a
+RunOptions (common/options.py); the functions here take (task, options, ...) and never an argparse
+object, so a paper that trains several models (rsna17_second's one per sex, iglovikov18's chain)
+calls them directly.
+
+    train               fit with the config's optimizer and schedule; checkpoint every epoch; resume
+                        after any interruption by rerunning the same command. With KERAS_BACKEND=jax,
+                        data parallel on every device of the machine (options.devices)
+    train_and_evaluate  the task's runner's training (`train` for a single run, common/runner.py),
+                        then evaluate unless options.no_eval
+    evaluate            metrics, intervals and plots of a trained run on a split; returns the metrics
+    predict             bone age in months for radiograph files (PNG, JPEG, DICOM) or folders
+
+None of them rewrites the results tables: `python -m reproductions compare` regenerates them.
 
 Run directory (default results/<paper>/<data>_<variant>_<size>px; --out to choose):
     config.json  run.json (the run record: common/runs.py)  metrics.csv (per epoch)  <split>/ (evaluation)
     checkpoints/ backup/ tensorboard/   (weights and logs: never committed)
 """
-import argparse
 import contextlib
 import json
 import os
@@ -26,6 +33,7 @@ from common import io, provenance
 from common.config import Config
 from common.datasets.base import DataError
 from common.errors import UsageError
+from common.options import RunOptions
 from common.runs import RunDir, run_name
 
 # BONEAGE_RESULTS_DIR moves run directories and the generated table elsewhere (the tests use it,
@@ -34,82 +42,20 @@ RESULTS_DIR = Path(os.environ.get("BONEAGE_RESULTS_DIR", provenance.REPO_ROOT / 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
-# ----------------------------------------------------------------------------- flags & config
-def positive_int(text: str) -> int:
-    """argparse type of counts and sizes (epochs, batch size, image size, --limit): 0 or fewer would
-    fail deep inside training with a traceback; argparse says which flag instead, with status 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, received {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type of a duration (--max-minutes): a clear message for 0, negatives and words."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, received {text!r}")
-    return value
-
-
-def devices_flag(text: str):
-    """argparse type of --devices: "auto" or a whole number of at least 1."""
-    return "auto" if text == "auto" else positive_int(text)
-
-
-def add_shared_flags(p: argparse.ArgumentParser, task):
-    p.add_argument("--data", default=None, help="phantoms, phantoms/small, rsna[:PATH], folder:PATH, folder/NAME, "
-                   "rsna/CONFIG (default: $BONEAGE_RSNA_DIR if set, else phantoms)")
-    p.add_argument("--data-dir", default=None, help="where built datasets live (default $BONEAGE_DATA_DIR)")
-    p.add_argument("--split-column", default=None, metavar="NAME",
-                   help="folder data: the labels column naming each row's split, train/validation/test (default "
-                        "'split'; without one, a hash of the id splits 80/10/10); with evaluate --eval-data it "
-                        "applies to that data")
-    p.add_argument("--variant", default="", help=f"config variant ({', '.join(task.variants)}); default: the paper's")
-    p.add_argument("--small", action="store_true", help="the small CPU smoke-run variant (same as --variant small)")
-    p.add_argument("--epochs", type=positive_int, default=None)
-    p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--image-size", type=positive_int, default=None,
-                   help="image size in px (the config's data.image_size)")
-    p.add_argument("--weights", default=None, help="local ImageNet weights file, or 'none' (default: none)")
-    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
-                   help="train: start from another run's trained weights (the same network, e.g. its thumbnail run), "
-                        "every layer whose name and shapes match; the rest are listed and keep their initial weights")
-    p.add_argument("--devices", type=devices_flag, default="auto", metavar="N|auto",
-                   help="train: how many of this machine's devices share each batch (data parallel, KERAS_BACKEND=jax "
-                        "only; the batch size must divide by N): auto = every device JAX sees, 1 = one device. "
-                        "evaluate and predict run on one device")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="dtype policy; auto = mixed_float16 on a GPU, float32 on CPU")
-    p.add_argument("--out", default=None, help="run directory (default results/<paper>/<data>_<variant>_<size>px)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-minutes", type=positive_float, default=None,
-                   help="train: stop after the epoch past which one more would end beyond this many minutes of "
-                        "training (across resumes); the config's train.max_minutes")
-    p.add_argument("--limit", type=positive_int, default=None,
-                   help="use only the first N examples of each split (smoke runs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config value, e.g. --set train.optimizer.learning_rate=1e-4")
-
-
-def make_config(task, args) -> Config:
-    variant = "small" if args.small else args.variant
+# ----------------------------------------------------------------------------- config and run directory
+def make_config(task, options: RunOptions) -> Config:
+    """The config the options name: the variant's, with the --set overrides, then the flags that set a value."""
+    variant = options.variant
     if variant and variant not in task.variants:
         raise UsageError(f"unknown variant {variant!r}; known: {list(task.variants)}")
     config = task.get_config(variant)
-    config.apply_overrides(args.set)
-    if getattr(args, "max_minutes", None) is not None:
-        config.train["max_minutes"] = args.max_minutes  # a key only some configs hold (the budget rules')
+    config.apply_overrides(list(options.overrides))
+    if options.max_minutes is not None:
+        config.train["max_minutes"] = options.max_minutes  # a key only some configs hold (the budget rules')
     for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
                       ("image_size", "data.image_size"), ("seed", "seed")):
-        if getattr(args, flag, None) is not None:
-            config.override(key, getattr(args, flag))
+        if getattr(options, flag) is not None:
+            config.override(key, getattr(options, flag))
     config.variant = variant or "paper"
     return config
 
@@ -147,14 +93,23 @@ def dataset_name(spec: str | None, data_dir=None, log=print, split_column: str |
     return data_lib.resolve(spec, data_dir=data_dir, log=log, split_column=split_column).name
 
 
-def run_dir_of(task, args, config, log=print) -> Path:
-    """The run directory a command's flags name: --out, else the one `train` makes from the same
+def run_dir_of(task, options: RunOptions, config, log=print) -> Path:
+    """The run directory the options name: --out, else the one `train` makes from the same
     --data, variant and image size (found without building the data)."""
-    if args.out:
-        return Path(args.out)
+    if options.out:
+        return Path(options.out)
     # --split-column names the split of the data being built: --eval-data's when given, else --data's.
-    split_column = None if getattr(args, "eval_data", None) else getattr(args, "split_column", None)
-    return default_run_dir(task, dataset_name(args.data, args.data_dir, log, split_column), config)
+    split_column = None if options.eval_data else options.split_column
+    return default_run_dir(task, dataset_name(options.data, options.data_dir, log, split_column), config)
+
+
+def named_run(task, options: RunOptions, log=print) -> tuple[Path, Config]:
+    """(run directory, config) of the trained run the options name, for evaluate and predict; stops
+    with a message naming the directory, before any data is built, when it holds no trained weights."""
+    config = make_config(task, options)
+    run_dir = run_dir_of(task, options, config, log)
+    require_trained(task, run_dir)
+    return run_dir, config
 
 
 def trained_weights(run_dir) -> list[Path]:
@@ -196,18 +151,6 @@ def run_columns(run_dir, suffix: str = "") -> dict:
 def in_results(run_dir) -> bool:
     """Whether a run directory is inside RESULTS_DIR, i.e. one of the runs the results tables show."""
     return Path(run_dir).resolve().is_relative_to(Path(RESULTS_DIR).resolve())
-
-
-def update_tables(run_dir, log=print, ablations=()):
-    """Regenerates the results tables after a run inside RESULTS_DIR; a run kept elsewhere (--out)
-    leaves them alone: a command writes only where it was told to. `ablations`: the pairs the
-    comparison reports, handed in by the paper's command (reproductions.registry.ablations())."""
-    if not in_results(run_dir):
-        log(f"The results tables in {RESULTS_DIR} were left alone: {run_dir} is outside that folder. To add the "
-            f"run, copy it to {RESULTS_DIR}/<paper>/ and run `python -m reproductions compare`.")
-        return
-    from common import results
-    results.regenerate(RESULTS_DIR, log=log, ablations=ablations)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -330,27 +273,15 @@ PROCESS_ENV = {"coordinator": ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "JAX_COORDINA
                "num_processes": ("KERAS_DISTRIBUTION_NUM_PROCESSES",), "process_id": ("KERAS_DISTRIBUTION_PROCESS_ID",)}
 
 
-def add_process_flags(p: argparse.ArgumentParser):
-    p.add_argument("--num-processes", type=positive_int, default=None, metavar="N",
-                   help="train on N machines (KERAS_BACKEND=jax): run the same command on each, with its own "
-                        "--process-id; default $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1")
-    p.add_argument("--process-id", type=int, default=None, metavar="I",
-                   help="this machine's place, 0 to N-1; process 0 writes the run directory "
-                        "(default $KERAS_DISTRIBUTION_PROCESS_ID)")
-    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                   help="where process 0 listens for the others: its address and a free port, the same on every "
-                        "machine (default $KERAS_DISTRIBUTION_JOB_ADDRESSES or $JAX_COORDINATOR_ADDRESS)")
-
-
-def process_settings(args, environ=None) -> tuple[int, int | None, str | None]:
-    """(process count, this process's index, coordinator HOST:PORT) from the flags, else from Keras's
+def process_settings(options: RunOptions, environ=None) -> tuple[int, int | None, str | None]:
+    """(process count, this process's index, coordinator HOST:PORT) from the options, else from Keras's
     KERAS_DISTRIBUTION_* variables (keras.distribution.initialize reads the same ones) and JAX's
     JAX_COORDINATOR_ADDRESS. A count of 1 (the default) is one process: nothing else is needed.
     Raises UsageError for a combination that could only fail later (or hang)."""
     environ = os.environ if environ is None else environ
 
     def setting(name):
-        value = getattr(args, name, None)
+        value = getattr(options, name)
         if value is not None:
             return value, f"--{name.replace('_', '-')}"
         for variable in PROCESS_ENV[name]:
@@ -370,7 +301,7 @@ def process_settings(args, environ=None) -> tuple[int, int | None, str | None]:
     if coordinator and "," in coordinator:  # Keras's variable may list every job's address: process 0's is first
         coordinator = coordinator.split(",")[0]
     if count is None or count == 1:
-        given = [flag for flag in ("coordinator", "process_id") if getattr(args, flag, None) is not None]
+        given = [flag for flag in ("coordinator", "process_id") if getattr(options, flag) is not None]
         if given:
             raise UsageError(f"--{given[0].replace('_', '-')} is for training on several processes: pass "
                              "--num-processes N as well (the same on every machine), or leave it out for one.")
@@ -393,7 +324,7 @@ def process_settings(args, environ=None) -> tuple[int, int | None, str | None]:
     return count, index, coordinator
 
 
-def start_processes(task, args, log=print):
+def start_processes(task, options: RunOptions, log=print):
     """Joins this process to the run's others (jax.distributed.initialize) when there are several;
     one process: nothing. Must run before anything runs on a device (JAX refuses to join later).
 
@@ -401,7 +332,7 @@ def start_processes(task, args, log=print):
     default in JAX 0.10; set here so that another default cannot silently leave the processes
     unconnected); on GPUs with NCCL.
     """
-    count, index, coordinator = process_settings(args)
+    count, index, coordinator = process_settings(options)
     if count == 1:
         return
     import keras
@@ -409,7 +340,7 @@ def start_processes(task, args, log=print):
         raise UsageError(f"--num-processes {count}: training on several processes needs KERAS_BACKEND=jax "
                          f"(jax.distributed and keras.distribution.DataParallel); the {keras.backend.backend()} "
                          "backend trains on one device.")
-    if task.run_train is not None:
+    if task.runner.several_models:
         raise UsageError(f"--num-processes {count}: {task.paper}'s train command trains several models in one go; "
                          "several processes train tasks of one model.")
     import jax
@@ -679,33 +610,35 @@ def epoch_clock(elapsed_before: float, run_dir, max_minutes=None, log=print):
 
 
 # ----------------------------------------------------------------------------- train
-def train(task, args, log=print):
+def train(task, options: RunOptions, log=print):
+    """Trains the run the options name (resuming it when it was started); returns (run directory,
+    trained model (None after several processes: process 0 evaluates on a model of its own), dataset
+    handle, config)."""
     import keras
 
     from common import checkpoint, init_from
     from common import data as data_lib
     from common.weights import NONE_VALUES
-    config = make_config(task, args)
-    if config.get("model", {}).get("weights_required") and args.weights in NONE_VALUES:
+    config = make_config(task, options)
+    if config.get("model", {}).get("weights_required") and options.weights in NONE_VALUES:
         # Said before any data is built: a fine-tuning variant run without its weights would be a
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
-    if getattr(args, "init_from", None) and config.variant.endswith("scratch"):
+    if options.init_from and config.variant.endswith("scratch"):
         raise UsageError(f"--variant {config.variant} starts from random weights by its name: it is the random-init "
                          "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
-    if getattr(args, "init_from", None):  # a wrong source run is said before any data is built
-        init_from.check_source(args.init_from, config, sub_run=Path(args.out).name if args.out else None)
-    start_processes(task, args, log)  # several machines: before anything runs on a device
+    if options.init_from:  # a wrong source run is said before any data is built
+        init_from.check_source(options.init_from, config, sub_run=Path(options.out).name if options.out else None)
+    start_processes(task, options, log)  # several machines: before anything runs on a device
     writer = writes_run_dir()  # several processes: process 0 alone writes the run directory
-    precision = resolve_precision(args.precision)
+    precision = resolve_precision(options.precision)
     _set_policy(precision)
-    distribution_callbacks, distribution = _distribution(getattr(args, "devices", "auto"), config.train.batch_size,
-                                                         log)
+    distribution_callbacks, distribution = _distribution(options.devices, config.train.batch_size, log)
     strategy = _strategy()
     keras.utils.set_random_seed(config.seed)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log, split_column=getattr(args, "split_column", None))
-    run_dir = Path(args.out) if args.out else default_run_dir(task, handle.name, config)
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log, split_column=options.split_column)
+    run_dir = Path(options.out) if options.out else default_run_dir(task, handle.name, config)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
     log(f"{task.paper}: {handle.describe()}; precision {precision}; run directory {run_dir}")
@@ -722,16 +655,16 @@ def train(task, args, log=print):
                             "both: model selection reads the validation MAE.")
     if writer:
         io.atomic_write_json(run_dir / "config.json", config.to_dict())
-    datasets = build_datasets(task, config, handle, ["train", "validation"], limit=args.limit, shard=data_shard())
+    datasets = build_datasets(task, config, handle, ["train", "validation"], limit=options.limit, shard=data_shard())
     steps = int(datasets["train"].cardinality())
     if steps <= 0:
         raise SystemExit(f"error: the training split has fewer than one batch of {config.train.batch_size}")
 
     source = None
-    if getattr(args, "init_from", None):
-        source = init_from.read_source(args.init_from, task, config, sub_run=run_dir.name)
+    if options.init_from:
+        source = init_from.read_source(options.init_from, task, config, sub_run=run_dir.name)
     with strategy.scope():
-        model = build_and_load(task, config, args.weights, log)
+        model = build_and_load(task, config, options.weights, log)
         if source is not None:
             record["init_from"] = init_from.load_matching(model, source, log)
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
@@ -784,7 +717,7 @@ def train(task, args, log=print):
                              "(several devices are fine) or set it to 0.")
         from common.batchnorm import RecomputeBeforeValidation, statistics_source
         callbacks.insert(1, RecomputeBeforeValidation(
-            statistics_source(task, config, handle, datasets["train"], limit=args.limit),
+            statistics_source(task, config, handle, datasets["train"], limit=options.limit),
             config.train.bn_recompute_batches, log, source=config.train.get("bn_recompute_from", "augmented")))
     if not writer:  # the other processes train, keep the clock and write nothing
         callbacks = [clock, *distribution_callbacks]
@@ -798,11 +731,11 @@ def train(task, args, log=print):
     record.update({
         "paper": task.paper, "citation": task.citation, "variant": config.variant, "status": "training",
         "dataset": {"name": handle.name, "fingerprint": handle.fingerprint(), "split_rule": handle.metadata.get("split_rule"),
-                    "splits": n, "train_images": min(n["train"], args.limit or n["train"]),
-                    "validation_images": min(n["validation"], args.limit or n["validation"])},
+                    "splits": n, "train_images": min(n["train"], options.limit or n["train"]),
+                    "validation_images": min(n["validation"], options.limit or n["validation"])},
         "image_size": config.data.image_size, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
         "precision": precision, "seed": config.seed, "distribution": distribution,
-        "weights": "none" if args.weights in (None, "", "none") else str(args.weights),
+        "weights": "none" if options.weights in (None, "", "none") else str(options.weights),
         "hardware": provenance.hardware(), "versions": provenance.library_versions(), **provenance.git_commit(),
         "config": config.to_dict(),
     })
@@ -836,6 +769,22 @@ def train(task, args, log=print):
     log(f"Trained {record['epochs_done']} epoch(s) in {record['wall_time_s']:.0f} s; best {monitor} "
         f"{record.get(f'best_{monitor}', float('nan')):.4g}{units} (epoch {record.get('best_epoch')}).")
     return run_dir, end_processes(model), handle, config
+
+
+def train_and_evaluate(task, options: RunOptions, log=print) -> Path:
+    """`train`: the task's training (its runner's: `train` for a single run), then, unless options.no_eval, the
+    evaluation of the trained model on options.split (by process 0 alone when there are several).
+    Returns the run directory. Writes nothing outside it."""
+    run_dir, model, handle, config = task.runner.train(task, options, log=log)
+    if options.no_eval:
+        pass
+    elif not writes_run_dir():
+        print(f"Process {_PROCESS['index']} of {_PROCESS['count']}: trained; process 0 evaluates.")
+    elif options.split not in handle.splits:
+        print(f"No {options.split!r} split in {handle.name}: skipping the evaluation after training.")
+    else:
+        evaluate(task, options, model=model, handle=handle, config=config, run_dir=run_dir, log=log)
+    return run_dir
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -886,7 +835,7 @@ def load_trained(task, config, run_dir, model=None, log=print):
     """The trained model of a run: `model` (or a new one) with checkpoints/best (else last) loaded.
 
     Returns (model, what was loaded, for the run record). A task whose run is not one set of
-    weights (rsna17_second: one model per sex in sub-runs) passes its own `Task.load_trained`.
+    weights (rsna17_second: one model per sex in sub-runs) has a runner with its own `load_trained`.
     """
     weights = RunDir(run_dir).best_weights()
     if weights is None:
@@ -897,16 +846,22 @@ def load_trained(task, config, run_dir, model=None, log=print):
     return model, weights.name
 
 
-def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log=print):
-    """Evaluates the best checkpoint of a run on one split; writes metrics, predictions and plots."""
+def evaluate(task, options: RunOptions, model=None, handle=None, config=None, run_dir=None, log=print) -> dict:
+    """Evaluates the best checkpoint of a run on options.split; writes metrics, predictions and plots
+    into <run>/<split>/ and the evaluation into the run record, and returns the metrics: {estimate:
+    overall metrics (metrics.json's "overall")}, the primary estimate first.
+
+    `run_dir` None: the run the options name (checked before any data is built). `config` None: the
+    run's own config.json (else the options' config), with the options' precision. `model`,
+    `handle`: a model and dataset already at hand (train's), else loaded and resolved."""
     from common import data as data_lib
     from common import evaluation, pipeline
     from_flags = config is None
     if from_flags:
-        config = make_config(task, args)
-        _set_policy(resolve_precision(args.precision))
-    if run_dir is None:  # the command line: the run its flags name, checked before any data is built
-        run_dir = run_dir_of(task, args, config, log)
+        config = make_config(task, options)
+        _set_policy(resolve_precision(options.precision))
+    if run_dir is None:  # the run the options name, checked before any data is built
+        run_dir = run_dir_of(task, options, config, log)
         require_trained(task, run_dir)
     run_dir = Path(run_dir)
     record = RunDir(run_dir).record()
@@ -914,19 +869,18 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     if saved is not None:
         # The run's own config: evaluating with other sizes or preprocessing would be wrong, silently.
         config = saved
-    if handle is None and getattr(args, "eval_data", None):  # another dataset than the run's (e.g. official test images)
-        handle = data_lib.resolve(args.eval_data, data_dir=args.data_dir, log=log, split_column=args.split_column)
+    if handle is None and options.eval_data:  # another dataset than the run's (e.g. official test images)
+        handle = data_lib.resolve(options.eval_data, data_dir=options.data_dir, log=log, split_column=options.split_column)
     elif handle is None:
-        spec = args.data or record.get("dataset", {}).get("name")
-        handle = data_lib.resolve(spec, data_dir=args.data_dir, log=log, split_column=getattr(args, "split_column", None))
-    if args.split not in handle.splits:
-        raise DataError(f"{handle.name} has no {args.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
+        spec = options.data or record.get("dataset", {}).get("name")
+        handle = data_lib.resolve(spec, data_dir=options.data_dir, log=log, split_column=options.split_column)
+    if options.split not in handle.splits:
+        raise DataError(f"{handle.name} has no {options.split!r} split to evaluate on (it has {sorted(handle.splits)}); "
                         "pass --split.")
-    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=model, log=log)
-    if task.calibrate:
-        task.calibrate(task, model, config, handle, run_dir, log)
-    split = args.split
-    limit = args.limit
+    model, weights = task.runner.load_trained(task, config, run_dir, model=model, log=log)
+    task.runner.calibrate(task, model, config, handle, run_dir, log)
+    split = options.split
+    limit = options.limit
     test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
     example_filter = task.example_filter(config)
     eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
@@ -974,7 +928,7 @@ def evaluate(task, args, model=None, handle=None, config=None, run_dir=None, log
     primary = summaries[next(iter(estimates))]
     log(f"{split}: MAE {primary['mae']['value']:.2f} months "
         f"[{primary['mae']['ci_low']:.2f}, {primary['mae']['ci_high']:.2f}] on {len(ids)} images -> {out_dir}")
-    return out_dir
+    return summaries
 
 
 # ----------------------------------------------------------------------------- predict
@@ -989,24 +943,24 @@ def _read_sex_csv(path) -> pd.DataFrame:
         raise UsageError(f"--sex-csv {path}: cannot be read as a CSV ({e}); expected {expected}") from None
 
 
-def read_sex(args, files) -> dict:
+def read_sex(files, sex: str | None = None, sex_csv=None) -> dict:
     """Sex per file from --sex (one value for all) or --sex-csv (columns id or file, and sex/male)."""
     from common.labels import MALE_VALUES
-    if args.sex:
-        value = MALE_VALUES.get(str(args.sex).strip().lower())
+    if sex:
+        value = MALE_VALUES.get(str(sex).strip().lower())
         if value is None:
-            raise UsageError(f"--sex {args.sex!r} is not a known sex; expected M or F")
+            raise UsageError(f"--sex {sex!r} is not a known sex; expected M or F")
         return {f: value for f in files}
-    if args.sex_csv:
+    if sex_csv:
         from common.labels import HEADER_ALIASES, _normalise_header
-        table = _read_sex_csv(args.sex_csv)
+        table = _read_sex_csv(sex_csv)
         cols = {HEADER_ALIASES.get(_normalise_header(c), _normalise_header(c)): c for c in table.columns}
         key = cols.get("id") or cols.get("file")
-        sex = cols.get("sex") or cols.get("male")
-        if not key or not sex:
-            raise UsageError(f"--sex-csv {args.sex_csv} needs columns id (or file) and sex (or male); "
+        column = cols.get("sex") or cols.get("male")
+        if not key or not column:
+            raise UsageError(f"--sex-csv {sex_csv} needs columns id (or file) and sex (or male); "
                              f"found {list(table.columns)}")
-        lookup = {str(r[key]).strip(): r[sex] for _, r in table.iterrows()}
+        lookup = {str(r[key]).strip(): r[column] for _, r in table.iterrows()}
         out = {}
         for f in files:
             raw = lookup.get(Path(f).stem, lookup.get(Path(f).name, lookup.get(str(f))))
@@ -1016,24 +970,26 @@ def read_sex(args, files) -> dict:
     return {f: None for f in files}
 
 
-def predict(task, args, log=print):
+def predict(task, options: RunOptions, log=print) -> pd.DataFrame:
+    """Bone age of options.files (image files or folders of them) with the trained run the options
+    name; writes options.output_csv (default predictions.csv) and returns the table."""
     from common import images, pipeline
-    config = make_config(task, args)
+    config = make_config(task, options)
     _set_policy("float32")
     files = []
-    for item in args.files:
+    for item in options.files:
         p = Path(item)
         files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in images.IMAGE_SUFFIXES
                             and not f.name.startswith(".")) if p.is_dir() else [p])
     if not files:
-        raise UsageError(f"no image files in {args.files}; expected PNG, JPEG or DICOM files, or folders of them")
-    sexes = read_sex(args, files)
+        raise UsageError(f"no image files in {list(options.files)}; expected PNG, JPEG or DICOM files, or folders of them")
+    sexes = read_sex(files, options.sex, options.sex_csv)
     # The run the flags name, as for train and evaluate (never just the newest one: which model
     # answered must not depend on what was trained last); --out names any other.
-    run_dir = run_dir_of(task, args, config, log)
+    run_dir = run_dir_of(task, options, config, log)
     require_trained(task, run_dir)
     log(f"Predicting with the run {describe_run(run_dir)}" + (
-        "" if args.out else "; the run --data, --small/--variant and --image-size name, or pass --out RUN_DIR"))
+        "" if options.out else "; the run --data, --small/--variant and --image-size name, or pass --out RUN_DIR"))
     saved = RunDir(run_dir).config()
     if saved is not None:
         config = saved
@@ -1042,7 +998,7 @@ def predict(task, args, log=print):
         if unknown:
             raise UsageError(f"this model needs the patient's sex; missing or unknown for {len(unknown)} "
                              f"file(s): {unknown[:5]}. Pass --sex M|F or --sex-csv FILE (columns id,sex).")
-    model, weights = (task.load_trained or load_trained)(task, config, run_dir, model=None, log=log)
+    model, weights = task.runner.load_trained(task, config, run_dir, model=None, log=log)
 
     records, failures = [], []
     for f in files:
@@ -1069,80 +1025,17 @@ def predict(task, args, log=print):
     # Every row says which model answered, so a predictions file is traceable on its own.
     which = run_columns(run_dir)
     table = pd.DataFrame(rows).assign(**which)
-    out_csv = Path(args.output_csv or "predictions.csv")
+    out_csv = Path(options.output_csv or "predictions.csv")
     io.atomic_to_csv(table, out_csv)
     print(table.drop(columns=list(which)).to_string(index=False))
     log(f"Wrote {out_csv} ({len(records)} predicted, {len(failures)} skipped) using {weights} of the run {run_dir}")
+    if records:
+        task.runner.after_predict(task, model, config, records, table, out_csv, options, log=log)
     return table
 
 
 # ----------------------------------------------------------------------------- CLI
 def main(task, argv=None, ablations=()):
-    """The command line of one paper. `ablations` (reproductions.registry.ablations()) go into the
-    results tables that train and evaluate regenerate: common/ imports nothing from reproductions/."""
-    parser = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
-    p_eval = sub.add_parser("evaluate", help="evaluate a trained run")
-    p_pred = sub.add_parser("predict", help="predict bone age for image files or folders")
-    for p in (p_train, p_eval, p_pred):
-        add_shared_flags(p, task)
-    p_train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
-    add_process_flags(p_train)
-    for p in (p_train, p_eval):
-        p.add_argument("--split", default="test", help="split to evaluate (default test)")
-    p_eval.add_argument("--eval-data", default=None, metavar="DATA",
-                        help="evaluate on this dataset instead of the run's own (same forms as --data, which still "
-                             "names the run), e.g. the official challenge test images: --eval-data "
-                             "folder:../shared/data/rsna-sample --split-column source_split; written beside the "
-                             "run's own evaluation as <split>-on-<dataset>")
-    p_pred.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
-    p_pred.add_argument("--sex", default=None, help="M or F, for every file")
-    p_pred.add_argument("--sex-csv", default=None, help="CSV with columns id (file stem) and sex (M/F)")
-    p_pred.add_argument("--output-csv", default=None, help="where to write the predictions (default predictions.csv)")
-    if task.add_flags:
-        for command, p in (("train", p_train), ("evaluate", p_eval), ("predict", p_pred)):
-            task.add_flags(command, p)
-    args = parser.parse_args(argv)
-
-    from common.datasets.base import DataError
-    from common.labels import LabelError
-    from common.weights import WeightsError
-    try:
-        if args.command == "train":
-            run_dir, model, handle, config = (task.run_train or train)(task, args)
-            if args.no_eval:
-                pass
-            elif not writes_run_dir():
-                print(f"Process {_PROCESS['index']} of {_PROCESS['count']}: trained; process 0 evaluates.")
-            elif args.split not in handle.splits:
-                print(f"No {args.split!r} split in {handle.name}: skipping the evaluation after training.")
-            else:
-                evaluate(task, args, model=model, handle=handle, config=config, run_dir=run_dir)
-                update_tables(run_dir, ablations=ablations)
-        elif args.command == "evaluate":
-            update_tables(evaluate(task, args).parent, ablations=ablations)  # evaluate returns <run>/<split>
-        else:
-            predict(task, args)
-    except (DataError, LabelError, WeightsError, UsageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        if _PROCESS["count"] > 1:
-            # Most often another process of the run died (killed, out of memory): its peers' next gradient
-            # exchange fails. What was saved is whole; rerunning every process resumes from it.
-            print(f"error: process {_PROCESS['index']} of {_PROCESS['count']} stopped: {type(e).__name__}: "
-                  f"{str(e).splitlines()[0][:300] if str(e) else ''}. If another process of this run stopped "
-                  "first, its log says why; rerun every process's command to resume after the last saved epoch.",
-                  file=sys.stderr)
-            return 1
-        from common.data import is_disk_full
-        # ENOSPC (or TensorFlow's ResourceExhaustedError for it, e.g. from a dataset build): every
-        # write is atomic, so nothing half-written was left behind.
-        if is_disk_full(e):
-            print(f"error: the disk is full ({str(e).splitlines()[0][:300]}). Nothing was half-written; free "
-                  "space and rerun the same command to resume.", file=sys.stderr)
-            return 2
-        raise
-    return 0
-
+    """The command line of one paper: common/cli.py's `main`, kept here for the callers that import it."""
+    from common import cli
+    return cli.main(task, argv, ablations)

@@ -412,14 +412,12 @@ def test_two_processes_train_one_run_written_once_and_resume_after_a_kill(tiny_t
 def test_process_flags_and_variables_are_checked_before_anything_runs():
     """A combination that could only fail later (or hang, waiting for a process that never comes)
     is refused with what to pass; the variables Keras and JAX document stand in for the flags."""
-    from argparse import Namespace
-
     from common.errors import UsageError
+    from common.options import RunOptions
     from common.train import process_settings
 
     def settings(environ=None, **flags):
-        args = Namespace(**{"num_processes": None, "process_id": None, "coordinator": None, **flags})
-        return process_settings(args, environ or {})
+        return process_settings(RunOptions(**flags), environ or {})
 
     assert settings() == (1, 0, None)
     assert settings(num_processes=1) == (1, 0, None)

@@ -2,8 +2,8 @@
 
 common/ never imports `reproductions` (common/layering_test.py checks it): the commands of
 reproductions/ pass what common needs, such as the ablations the comparison reports, as arguments
-(`common.train.main(task, argv, ablations=...)`, `common.results.regenerate(..., ablations=...)`,
-`common.compare.plot_all(..., ablations=...)`).
+(`common.results.regenerate(..., ablations=...)`, `common.compare.plot_all(..., ablations=...)`,
+both called by `python -m reproductions compare`: train and evaluate leave the tables alone).
 
     PAPERS       the reproduced papers, one package each: `python -m reproductions.<paper>`
     ablations()  the ablation pairs of reproductions/ablations.py

@@ -70,6 +70,25 @@ def test_evaluation_writes_coverage_width_and_spearman(trained_run):
     assert record["evaluations"]["test"]["primary_estimate"] == "location"
 
 
+def test_evaluation_draws_the_attention_and_its_mass_per_hand_region(trained_run):
+    out, _ = trained_run
+    from PIL import Image
+
+    from common.phantoms import REGION_NAMES
+    with Image.open(out / "test" / "attention_sheet.png") as sheet:
+        sheet.verify()
+    table = pd.read_csv(out / "test" / "attention_regions.csv")
+    assert len(table) == 150 and table["id"].is_unique
+    regions = table[[f"region_{name}" for name in REGION_NAMES]]
+    np.testing.assert_allclose(regions.sum(axis=1), table["in_hand_mask"], atol=1e-6)
+    assert (table["in_hand_mask"] <= 1 + 1e-6).all()
+    attention = json.loads((out / "test" / "metrics.json").read_text())["attention"]
+    assert attention["images"] == 150 and set(attention["by_age_band"]) <= {"0-2", "2-6", "6-10", "10-14", "14-19"}
+    assert "carpals" in (out / "test" / "attention_regions.md").read_text()
+    record = json.loads((out / "run.json").read_text())
+    assert record["evaluations"]["test"]["extra_metrics"]["attention"]["all"]["images"] == 150
+
+
 def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
     out, env = trained_run
     import cv2
@@ -77,9 +96,11 @@ def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
     cv2.imwrite(str(image), (np.random.default_rng(0).random((80, 60)) * 255).astype("uint8"))
     csv = tmp_path / "pred.csv"
     cmd = [sys.executable, "-m", "reproductions.attention_mtl", "predict", str(image), "--sex", "F",
-           "--out", str(out), "--output-csv", str(csv)]
+           "--out", str(out), "--output-csv", str(csv), "--explain"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-3000:]
     row = pd.read_csv(csv).iloc[0]
     assert row["lower_95"] < row["lower_90"] < row["lower_80"] < row["boneage_months"] < row["upper_80"]
     assert row["run_dir"] == str(out) and "upper_95" in result.stdout  # printed, too
+    overlay = tmp_path / "hand_attention.png"  # --explain: beside the CSV
+    assert overlay.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Wrote 1 attention overlays" in result.stdout + result.stderr

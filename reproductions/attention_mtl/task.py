@@ -10,7 +10,15 @@ Read-outs: `predict` gives the location (the estimate), and per image the scale 
 conformal interval bounds at 80 / 90 / 95 % (Task.extra_columns). `calibrate` fits the conformal
 quantiles on the validation split once per set of weights and dataset, into <run>/conformal.json
 (atomic write); `load_trained` reads them back, so `predict` has intervals after one `evaluate`
-(train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation.
+(train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation, and, for
+attention pooling, the attention sheet and the attention-per-region table (explain.py).
+
+How evaluate's attention read-out gets its model and data without a hook of its own: the shared
+`evaluate` calls `calibrate(task, model, config, handle, run_dir)` before it predicts and
+`extra_metrics(config, run_dir, split, predictions)` after; `calibrate` leaves the model and
+dataset for that run directory in `_EVALUATING` and `extra_metrics` takes them back (one
+evaluation at a time per process, as evaluate runs). Called without `calibrate` before it
+(another caller), `extra_metrics` writes the uncertainty section alone.
 """
 import hashlib
 import json
@@ -25,10 +33,12 @@ from common import io, provenance
 from common import preprocessing as common_pp
 from common import train as common_train
 from common.datasets.base import DataError
+from common.errors import UsageError
+from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
-from reproductions.attention_mtl import conformal, distribution
+from reproductions.attention_mtl import conformal, distribution, explain
 from reproductions.attention_mtl import model as attn_model
 
 CITATION = ("boneage-repro's own method (not a paper): EfficientNet-Lite0 (Tan & Le, ICML 2019) with attention "
@@ -82,13 +92,13 @@ def check_masks(config, handle):
         raise DataError(f"{handle.name}: {NO_MASKS}")
 
 
-def run_train(task, args, log=print):
-    """common.train.train, after `check_masks` on the dataset the flags name (opened, or built as train would)."""
+def run_train(task, options, log=print):
+    """common.train.train, after `check_masks` on the dataset the options name (opened, or built as train would)."""
     from common import data as data_lib
-    config = common_train.make_config(task, args)
+    config = common_train.make_config(task, options)
     if heads_on(config)["mask"]:
-        check_masks(config, data_lib.resolve(args.data, data_dir=args.data_dir, log=log))
-    return common_train.train(task, args, log=log)
+        check_masks(config, data_lib.resolve(options.data, data_dir=options.data_dir, log=log))
+    return common_train.train(task, options, log=log)
 
 
 def test_preprocess(config):
@@ -224,9 +234,14 @@ def load_trained(task, config, run_dir, model=None, log=print):
     return model, name
 
 
+_EVALUATING = {}  # resolved run dir -> (model, data handle, log): what `calibrate` saw, for `extra_metrics`
+
+
 def calibrate(task, model, config, handle, run_dir, log=print):
-    """Fits the conformal quantiles on the validation split (once per weights file and dataset)."""
+    """Fits the conformal quantiles on the validation split (once per weights file and dataset); leaves the
+    model and dataset of this evaluation for `extra_metrics` (the attention read-out)."""
     from common import pipeline
+    _EVALUATING[Path(run_dir).resolve()] = (model, handle, log)
     split = config.eval.calibration_split
     fingerprint = handle.fingerprint()
     fresh = _read_calibration(run_dir, model.weights_file, fingerprint)
@@ -267,8 +282,17 @@ def _finite(obj):
     return obj
 
 
+def evaluation_dir(run_dir, split, handle) -> Path:
+    """The folder common.train.evaluate writes this evaluation into: <run>/<split>, or, on another dataset
+    than the run was trained on, <run>/<split>-on-<dataset> (the rule of common.train.evaluate, repeated)."""
+    trained_on = RunDir(run_dir).record().get("dataset", {}).get("name")
+    external = bool(trained_on) and handle.name != trained_on
+    return Path(run_dir) / (f"{split}-on-{handle.name.replace('/', '-')}" if external else split)
+
+
 def extra_metrics(config, run_dir, split, predictions):
-    """{"uncertainty": (coverage, width and Spearman, their markdown)} for the evaluation."""
+    """{"uncertainty": (coverage, width and Spearman, their markdown)[, "attention": (shares by age band, the
+    table)]} for the evaluation; with attention pooling, writes the attention sheet and table beside it."""
     result = conformal.report(predictions)
     weights = RunDir(run_dir).best_weights()  # the file evaluate loaded (best, else last)
     saved = _read_calibration(run_dir, weights) if weights is not None else None
@@ -276,7 +300,48 @@ def extra_metrics(config, run_dir, split, predictions):
     result["calibration"] = fitted
     result["in_sample"] = bool(fitted) and fitted.get("split") == split
     about = dict(fitted, in_sample=result["in_sample"]) if fitted else None
-    return {"uncertainty": (result, conformal.markdown(result, about))}
+    sections = {"uncertainty": (result, conformal.markdown(result, about))}
+    seen = _EVALUATING.pop(Path(run_dir).resolve(), None)
+    if seen is not None and config.model.pooling == "attention":
+        model, handle, log = seen
+        attention = explain.evaluate_attention(
+            model, config, handle, split, predictions, evaluation_dir(run_dir, split, handle), to_model_io=to_model_io,
+            title=f"attention_mtl ({getattr(config, 'variant', '') or 'paper'}) on {handle.name} {split}", log=log)
+        if attention is not None:
+            sections["attention"] = attention
+    return sections
+
+
+
+def explain_predictions(model, config, records, table, out_dir, log=print):
+    """`predict --explain`'s overlays: one PNG per radiograph (explain.write_explanations) into out_dir;
+    called by CheckedCalibratedRun.after_predict after predict has written its CSV."""
+    written = explain.write_explanations(model, config, records, out_dir, to_model_io=to_model_io, table=table)
+    log(f"Wrote {len(written)} attention overlays to {Path(out_dir)}")
+    return written
+
+
+class CheckedCalibratedRun(SingleRun):
+    """The runner of attention_mtl (common/runner.py): a single run whose training checks the masks
+    first (`run_train`) and whose evaluation fits the conformal quantiles (`calibrate`)."""
+    train = staticmethod(run_train)
+    load_trained = staticmethod(load_trained)
+    calibrate = staticmethod(calibrate)
+
+    def add_flags(self, command: str, parser) -> None:
+        if command == "predict":
+            parser.add_argument("--explain", nargs="?", const="", default=None, metavar="DIR",
+                                help="also write one attention overlay per radiograph, <stem>_attention.png, into "
+                                     "DIR (default: the folder of the predictions CSV); attention pooling only")
+
+    def after_predict(self, task, model, config, records, table, out_csv, options, log=print) -> None:
+        where = options.extra("explain")
+        if where is None:
+            return
+        if config.model.pooling != "attention":
+            raise UsageError(f"--explain draws the attention pooling's weights, and this run pools by "
+                             f"{config.model.pooling!r}: use a run trained with model.pooling='attention'")
+        explain_predictions(model, config, records, table, Path(where) if where else Path(out_csv).parent, log=log)
 
 
 TASK = Task(
@@ -298,9 +363,7 @@ TASK = Task(
     example_keys=("id", "image", "boneage_months", "male", "mask"),
     needs_sex=lambda config: bool(config.model.sex_input),
     variants=tuple(v for v in attn_config.VARIANTS if v),
-    run_train=run_train,
-    load_trained=load_trained,
-    calibrate=calibrate,
+    runner=CheckedCalibratedRun(),
     extra_columns=conformal.interval_columns(),
     extra_metrics=extra_metrics,
 )

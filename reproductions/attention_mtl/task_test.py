@@ -34,7 +34,7 @@ def test_the_mask_head_refuses_a_dataset_without_masks_with_the_fix():
         attn_task.check_masks(config, Handle)
     Handle.builder.info.features["mask"] = None
     attn_task.check_masks(config, Handle)  # phantoms: fine
-    assert attn_task.TASK.run_train is attn_task.run_train
+    assert attn_task.TASK.runner.train is attn_task.run_train
 
 
 def test_masks_are_kept_only_for_the_mask_head_and_never_for_evaluation():

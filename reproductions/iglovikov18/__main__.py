@@ -14,8 +14,11 @@
     figures  [--data SPEC] [--segment-run DIR --keypoints-run DIR]   (README figures on ../shared/data/rsna-sample)
     table    (regenerates the region-importance table from the run records)
 
-The age stages use common.train as it is (train, evaluate, the results table); segmentation and
-key points train through common.train.train and are evaluated here (Dice / IoU, pixels).
+Flags are parsed by common/cli.py into a RunOptions; the age stages then call the library of
+common/train.py as it is (train_and_evaluate, evaluate); segmentation and key points train through
+common.train.train and are evaluated here (Dice / IoU, pixels). train and evaluate leave the tables
+alone: `python -m reproductions compare` regenerates results/README.md, `... iglovikov18 table` the
+region table.
 """
 import argparse
 import sys
@@ -34,15 +37,11 @@ def _stage_parser():
     return p
 
 
-def _age_needs_registration(rest, log=print):
+def _age_needs_registration(options, log=print):
     """Real radiographs must be registered by a trained chain before the age stages can use them."""
     from common import data as data_lib
     from reproductions.iglovikov18 import stages
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--data", default=None)
-    p.add_argument("--data-dir", default=None)
-    args, _ = p.parse_known_args(rest)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log)
     if not handle.has_keypoints and not stages.is_registered(handle):
         raise SystemExit(
             f"error: {handle.name} has neither key points nor registered canvases. The age networks see the "
@@ -50,43 +49,77 @@ def _age_needs_registration(rest, log=print):
             "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
 
 
-def _shared_parser(task, command):
-    from common import train as common_train
+def _stage_options(task, command, rest, variant):
+    """The RunOptions of a segment or keypoints stage's flags (common/cli.py's shared flags)."""
+    import dataclasses
+
+    from common import cli
     p = argparse.ArgumentParser(prog=f"python -m reproductions.iglovikov18 {command}")
-    common_train.add_shared_flags(p, task)
+    cli.add_shared_flags(p, task)
     p.add_argument("--split", default="test")
     p.add_argument("--no-eval", action="store_true")
-    return p
+    return dataclasses.replace(cli.options_from(p.parse_args(rest)), variant=variant)
 
 
 def _train_or_evaluate_stage(command, stage, base, rest):
     """Segmentation or key points: common.train.train, then the stage's own evaluation."""
+    import dataclasses
+
+    from common import cli
     from common import data as data_lib
     from common import train as common_train
     from common.runs import RunDir
     from reproductions.iglovikov18 import stages
     from reproductions.iglovikov18.task import TASKS
     task = TASKS[stage]
-    args = _shared_parser(task, command).parse_args(rest + ["--variant", ig_config.variant_name(base, stage)])
+    options = _stage_options(task, command, rest, ig_config.variant_name(base, stage))
     evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
     if command == "train":
-        if args.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
+        if options.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
             from reproductions.iglovikov18 import chain
-            chain.check_run(args.init_from, (stage,))
-            args.set = list(args.set) + [f"{stage}.init_from={args.init_from}"]
-        run_dir, _, handle, config = common_train.train(task, args)
-        if not args.no_eval and args.split in handle.splits:
-            evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
+            chain.check_run(options.init_from, (stage,))
+            options = dataclasses.replace(options, overrides=(*options.overrides,
+                                                              f"{stage}.init_from={options.init_from}"))
+        run_dir, _, handle, config = common_train.train(task, options)
+        if not options.no_eval and options.split in handle.splits:
+            evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit)
+        cli.where_it_landed(run_dir)
         return 0
-    config = common_train.make_config(task, args)
-    run_dir = common_train.run_dir_of(task, args, config)
-    common_train.require_trained(task, run_dir)  # before the data is built: a missing run is said at once
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir)
+    run_dir, config = common_train.named_run(task, options)  # before the data is built: a missing run is said at once
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir)
     saved = RunDir(run_dir).config()
     if saved is not None:
         config = saved
-    evaluate(task, config, handle, run_dir, split=args.split, limit=args.limit)
+    evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit)
+    cli.where_it_landed(run_dir)
     return 0
+
+
+def _train_or_evaluate_age(command, stage, region, base, rest):
+    """An age stage (regress or classify, one region): common.train's train_and_evaluate or evaluate."""
+    import dataclasses
+
+    from common import cli
+    from common import train as common_train
+    from reproductions.iglovikov18.task import AGE_TASK
+    variant = ig_config.variant_name(base, stage, region)
+    _, options = cli.parse(AGE_TASK, [command, *rest])
+    options = dataclasses.replace(options, variant=variant)
+
+    def go():
+        if command == "evaluate":
+            run_dir, _ = common_train.named_run(AGE_TASK, options)  # said before the check below builds the data
+            _age_needs_registration(options)
+            common_train.evaluate(AGE_TASK, options, run_dir=run_dir)
+        else:
+            _age_needs_registration(options)
+            run_dir = common_train.train_and_evaluate(AGE_TASK, options)
+            if not common_train.writes_run_dir():
+                return
+        cli.where_it_landed(run_dir)
+        print("The region table (results/iglovikov18/regions.md) was not changed either; regenerate it with "
+              "`python -m reproductions.iglovikov18 table`.")
+    return cli.guarded(go)
 
 
 def main(argv=None):
@@ -112,21 +145,7 @@ def main(argv=None):
                 from reproductions.iglovikov18 import ensemble
                 return ensemble.main(base, rest)
             if known.stage in ig_config.AGE_STAGES:
-                from common import train as common_train
-                from reproductions.iglovikov18 import regions
-                from reproductions.iglovikov18.task import AGE_TASK
-                variant = ig_config.variant_name(base, known.stage, known.region)
-                args, _ = _shared_parser(AGE_TASK, command).parse_known_args([*rest, "--variant", variant])
-                if command == "evaluate":  # a missing run is said before the check below builds the data
-                    common_train.require_trained(AGE_TASK, common_train.run_dir_of(
-                        AGE_TASK, args, common_train.make_config(AGE_TASK, args)))
-                _age_needs_registration(rest)
-                from reproductions import registry
-                status = common_train.main(AGE_TASK, [command, *rest, "--variant", variant],
-                                           ablations=registry.ablations())
-                if status == 0 and (args.out is None or common_train.in_results(args.out)):  # else left as they are
-                    regions.regenerate()
-                return status
+                return _train_or_evaluate_age(command, known.stage, known.region, base, rest)
             return _train_or_evaluate_stage(command, known.stage, base, rest)
         if command == "register":
             from reproductions.iglovikov18 import commands

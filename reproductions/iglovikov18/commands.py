@@ -10,6 +10,7 @@ import pandas as pd
 
 from common import io
 from reproductions.iglovikov18 import config as ig_config
+from reproductions.iglovikov18.variants import Variant
 
 
 def base_variant(args) -> str:
@@ -31,8 +32,9 @@ def stage_run_dir(data_name: str, base: str, stage: str, region: str | None = No
     """The run directory `train --stage STAGE [--region R]` makes from the same --data and base variant."""
     from common import train as common_train
     from reproductions.iglovikov18.task import TASKS
-    config = ig_config.get_config(ig_config.variant_name(base, stage, region))
-    config.variant = ig_config.variant_name(base, stage, region)  # as common.train.make_config names it
+    variant = Variant(base, stage, region)
+    config = ig_config.get_config(variant)
+    config.variant = variant.name  # as common.train.make_config names it
     return common_train.default_run_dir(TASKS[stage], data_name, config)
 
 
@@ -57,7 +59,7 @@ def age_data_name(data_name: str, base: str) -> str:
     points, so the age stages read them directly; any other data goes through `register` first."""
     if data_name.startswith("phantoms/"):
         return data_name
-    size = ig_config.get_config(ig_config.variant_name(base, "regress", "hand")).data.image_size
+    size = ig_config.hand_config(base).data.image_size
     return f"folder/{registered_name(data_name, base, size)}"
 
 
@@ -68,8 +70,7 @@ def named_age_runs(given, data_name: str, base: str, log=print) -> list[Path]:
     from common.errors import UsageError
     if given:
         return [Path(r) for r in given]
-    runs = [stage_run_dir(data_name, base, stage, region)
-            for region in ig_config.REGIONS for stage in ig_config.AGE_STAGES]
+    runs = [stage_run_dir(data_name, base, v.stage, v.region) for v in Variant.age_networks(base)]
     trained = [r for r in runs if common_train.trained_weights(r)]
     if not trained:
         raise UsageError(f"no trained iglovikov18 age network in {runs[0].parent} for {data_name}: none of "
@@ -116,7 +117,7 @@ def register(argv, log=print):
     p.add_argument("--limit", type=int, default=None, help="only the first N examples of each split")
     args = p.parse_args(argv)
     base = base_variant(args)
-    age_config = ig_config.get_config(ig_config.variant_name(base, "regress", "hand"))
+    age_config = ig_config.hand_config(base)
     if args.image_size:
         age_config.data.image_size = args.image_size
     segment_run, keypoints_run = chain_runs(args, common_train.dataset_name(args.data, args.data_dir, log), base)
@@ -162,7 +163,7 @@ def predict(argv, log=print):
                             and not f.name.startswith(".")) if path.is_dir() else [path])
     if not files:
         raise SystemExit("error: no image files given")
-    sexes = common_train.read_sex(args, files)
+    sexes = common_train.read_sex(files, args.sex, args.sex_csv)
     unknown = [str(f) for f, s in sexes.items() if s is None]
     if unknown:
         raise SystemExit(f"error: the age networks need the patient's sex; missing or unknown for {len(unknown)} "

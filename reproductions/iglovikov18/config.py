@@ -25,67 +25,55 @@ Variants: "" (the paper setting), "small" (phantom smoke runs on a CPU), "thumbs
 thumbnails within the project's CPU budget), "r512" (the 512-px radiographs of ../shared/data/rsna-512,
 each network started from its thumbs run, under the budget rule for those runs: README, "512-px
 radiographs (r512)"); each stage adds its name ("small-segment", "thumbs-regress-carpal",
-"r512-keypoints", "classify-hand"), which `--stage`/`--region` choose for you.
+"r512-keypoints", "classify-hand"), which `--stage`/`--region` choose for you (variants.Variant
+builds and parses these names).
 
 The paper's numbers (MAE in months by region, head and sex, and the ensemble) are in
 paper_numbers.json, unverified where the paper could not be read.
 """
 from common.config import Config
 
-BASES = ("", "small", "thumbs", "r512")
-STAGES = ("segment", "keypoints", "regress", "classify")
-AGE_STAGES = ("regress", "classify")
-REGIONS = ("hand", "carpal", "metacarpal")
+from reproductions.iglovikov18 import variants
+from reproductions.iglovikov18.variants import AGE_STAGES, ENSEMBLE, STAGES, Variant
+
+BASES, REGIONS = variants.BASES, variants.REGIONS  # read from here too (the command line, tests)
+
 KEYPOINT_NAMES = ("middle_finger_tip", "thumb_tip", "capitate_centre")  # common/phantoms.py order = the paper's three
 
 
 def variant_name(base: str, stage: str, region: str | None = None) -> str:
-    """The variant string of one network: "[base-]stage[-region]"."""
-    if base not in BASES:
-        raise ValueError(f"Unknown base variant; expected one of {BASES}. Received: base={base!r}")
-    if stage not in STAGES:
-        raise ValueError(f"Unknown stage; expected one of {STAGES}. Received: stage={stage!r}")
-    if (stage in AGE_STAGES) != (region is not None):
-        raise ValueError(f"Stages {AGE_STAGES} need a region {REGIONS} and the others none. "
-                         f"Received: stage={stage!r}, region={region!r}")
-    if region is not None and region not in REGIONS:
-        raise ValueError(f"Unknown region; expected one of {REGIONS}. Received: region={region!r}")
-    return "-".join(p for p in (base, stage, region) if p)
-
-
-def parse_variant(variant: str) -> tuple[str, str, str | None]:
-    """"small-regress-carpal" -> ("small", "regress", "carpal"); "segment" -> ("", "segment", None)."""
-    parts = (variant or "").split("-")
-    base = parts.pop(0) if parts and parts[0] in BASES[1:] else ""
-    if not parts or parts[0] not in STAGES:
-        raise ValueError(f"Unknown iglovikov18 variant; expected [small-|thumbs-|r512-]<stage>[-<region>] with stage in "
-                         f"{STAGES} and region in {REGIONS} for {AGE_STAGES}. Received: variant={variant!r}")
-    stage = parts.pop(0)
-    region = parts.pop(0) if stage in AGE_STAGES and parts else None
-    if parts or (stage in AGE_STAGES and region not in REGIONS):
-        raise ValueError(f"Unknown iglovikov18 variant {variant!r}: regress/classify need one region of {REGIONS} "
-                         "and nothing may follow it.")
-    return base, stage, region
+    """The variant string of one network: `Variant(base, stage, region).name` (kept for __main__.py)."""
+    return Variant(base, stage, region).name
 
 
 def all_variants(stages=STAGES) -> tuple[str, ...]:
-    return tuple(variant_name(b, s, r) for b in BASES for s in stages
-                 for r in (REGIONS if s in AGE_STAGES else (None,)))
+    """The variant strings of every network of `stages`, for Task.variants."""
+    return tuple(v.name for v in Variant.all(stages))
 
 
-def get_config(variant: str) -> Config:
+def hand_config(base: str) -> Config:
+    """The whole-hand regression network's config of a base variant: its canvas (data.image_size,
+    registration) is every age network's of that base."""
+    return get_config(Variant(base, "regress", "hand"))
+
+
+def get_config(variant: str | Variant) -> Config:
     """The config of one network of the chain.
 
     Args:
-        variant: str. "[small-|thumbs-|r512-]<stage>[-<region>]": stage one of segment, keypoints,
-            regress, classify; region (regress/classify only) one of hand, carpal, metacarpal.
+        variant: str or Variant (variants.py). "[small-|thumbs-|r512-]<stage>[-<region>]": stage one of
+            segment, keypoints, regress, classify; region (regress/classify only) one of hand, carpal, metacarpal.
             "small" shrinks sizes and lengths for a CPU smoke run on phantoms; "thumbs" fits the
             real 100-px thumbnails and the project's CPU budget; "r512" is "thumbs" (the same
             networks, so that each starts from its thumbs run's weights) at the sizes the 512-px
             radiographs hold, with the budget rule's epochs and minutes. Each changes only what
             it names.
     """
-    base, stage, region = parse_variant(variant)
+    variant = variant if isinstance(variant, Variant) else Variant.parse(variant)
+    if variant.stage == ENSEMBLE:
+        raise ValueError("The ensemble is the mean of the age networks, not a network: it has no config "
+                         f"(`evaluate --stage ensemble`). Received: variant={variant.name!r}")
+    base, stage, region = variant.base, variant.stage, variant.region
 
     config = Config({
         "name": "iglovikov18",  # the reproduction's package name

@@ -7,7 +7,8 @@ import pytest
 from common.config import changed_keys
 from reproductions.iglovikov18 import config as config_module
 from reproductions.iglovikov18 import preprocessing as pp
-from reproductions.iglovikov18.config import AGE_STAGES, BASES, REGIONS, STAGES, get_config, parse_variant, variant_name
+from reproductions.iglovikov18.config import AGE_STAGES, BASES, REGIONS, STAGES, get_config
+from reproductions.iglovikov18.variants import Variant
 
 
 def test_age_networks_paper_setting():
@@ -28,23 +29,24 @@ def test_age_networks_paper_setting():
 def test_every_region_fits_the_canvas_and_the_network(base):
     from reproductions.iglovikov18.model import age_model_from_config as build_age_model
     for region in REGIONS:
-        config = get_config(variant_name(base, "regress", region))
+        config = get_config(Variant(base, "regress", region))
         y0, x0, h, w = pp.region_box(config, region)
         assert h > 0 and w > 0
         if base:  # building the paper-size networks costs seconds; the checks above cover them
             assert build_age_model(config).input["image"].shape[1:3] == (h, w)
 
 
-def test_variant_names_round_trip_and_bad_ones_are_refused():
-    for base in BASES:
-        for stage in STAGES:
-            for region in (REGIONS if stage in AGE_STAGES else (None,)):
-                assert parse_variant(variant_name(base, stage, region)) == (base, stage, region)
-    for bad in ("", "small", "regress", "small-regress-wrist", "segment-hand", "tiny-segment", "regress-hand-x"):
-        with pytest.raises(ValueError, match="Received|variant"):
-            parse_variant(bad)
+def test_variant_name_and_get_config_take_typed_variants():
+    """variant_name (kept for __main__.py) is Variant.name; get_config takes a Variant or its name, not the ensemble."""
+    assert config_module.variant_name("thumbs", "regress", "carpal") == Variant("thumbs", "regress", "carpal").name
+    assert config_module.variant_name("", "segment") == "segment"
     with pytest.raises(ValueError, match="region"):
-        variant_name("", "regress")
+        config_module.variant_name("", "regress")
+    assert get_config(Variant("small", "classify", "hand")) == get_config("small-classify-hand")
+    assert config_module.all_variants() == tuple(v.name for v in Variant.all())
+    assert config_module.hand_config("r512") == get_config("r512-regress-hand")
+    with pytest.raises(ValueError, match="not a network.*Received: variant='thumbs-ensemble'"):
+        get_config("thumbs-ensemble")
 
 
 def _changed(a, b):
@@ -68,7 +70,7 @@ def test_r512_is_thumbs_at_the_radiographs_sizes_under_the_budget_rule():
     """r512 keeps every thumbs network (so --init-from loads them) and changes sizes, epochs and minutes only."""
     for stage in STAGES:
         for region in (REGIONS if stage in AGE_STAGES else (None,)):
-            changed = _changed(variant_name("thumbs", stage, region), variant_name("r512", stage, region))
+            changed = _changed(Variant("thumbs", stage, region), Variant("r512", stage, region))
             assert changed == ({"data.image_size", "train.max_minutes"} if stage in AGE_STAGES else
                                {"data.image_size", "train.epochs", "train.max_minutes"}), (stage, region)
     # The paper setting's 256-px U-Net and key-point inputs (half the radiographs' long side); the age

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from reproductions.iglovikov18 import regions
+from reproductions.iglovikov18.variants import Variant
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,8 +46,8 @@ def test_region_table_puts_each_run_in_its_row_beside_the_paper(tmp_path):
     assert rows[0].startswith("| carpal bones | regression | **20.00 [19.00, 21.00]** | 19.00 [18.00, 20.00]")
     assert rows[1].startswith("| ensemble") and "6.10 / — / —" in rows[1]
     assert "(../a/test/metrics.md)" in rows[0]
-    assert regions.parse_run_variant("small-classify-hand") == ("small", "classify", "hand")
-    assert regions.parse_run_variant("thumbs-ensemble") == ("thumbs", "ensemble", None)
+    assert regions.parse_run_variant("small-classify-hand") == Variant("small", "classify", "hand")
+    assert regions.parse_run_variant("thumbs-ensemble") == Variant("thumbs", "ensemble", None)
     assert regions.parse_run_variant("small-segment") is None
     regions.regenerate(results_dir=tmp_path, log=lambda *_: None)      # no runs: still a valid file
     assert "No evaluated iglovikov18 age runs yet." in (tmp_path / "iglovikov18" / "regions.md").read_text()

@@ -123,7 +123,7 @@ def main(argv, log=print):
     if not (Path(args.sample) / "manifest.csv").exists():
         raise SystemExit(f"error: no rsna-sample at {args.sample} (pass --sample DIR)")
     out = Path(args.out)
-    age_config = ig_config.get_config(ig_config.variant_name(args.variant, "regress", "hand"))
+    age_config = ig_config.hand_config(args.variant)
     regions_figure(age_config, args.sample, out / "regions_on_registered.png")
     data_name = common_train.dataset_name(args.data, args.data_dir, log)  # names the default runs; nothing is built
     chain = ig_chain.Chain(*commands.chain_runs(args, data_name, args.variant), log=log)

@@ -23,10 +23,14 @@ Only keras.layers / keras.ops are used, so every model also builds with KERAS_BA
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
+from common import monthly_classes
 from reproductions.iglovikov18 import canvas
+
+# The classifier's read-outs (expected and most probable month) and the month -> class rule: common's.
+expected_age, argmax_age, age_to_class = (monthly_classes.expected_age, monthly_classes.argmax_age,
+                                          monthly_classes.age_to_class)
 
 HEADS = ("regression", "classification")
 SEX_HANDLING = ("separate", "input")
@@ -196,29 +200,6 @@ def build_keypoint_model(size: int, *, num_keypoints: int = 3, filters=(32, 64, 
     coords = keras.layers.Rescaling(1.0, offset=0.5, dtype="float32", name="centred")(flat)
     keypoints = keras.layers.Reshape((num_keypoints, 2), dtype="float32", name="keypoints")(coords)
     return keras.Model({"image": image}, {"keypoints": keypoints}, name=name)
-
-
-# --- reading the age off the classifier ------------------------------------------------------
-
-def expected_age(probs):
-    """sum_k k * p_k over the last axis (months)."""
-    probs = ops.convert_to_tensor(probs, dtype="float32")
-    months = ops.convert_to_tensor(np.arange(probs.shape[-1], dtype="float32"))
-    return ops.sum(probs * months, axis=-1)
-
-
-def argmax_age(probs):
-    """argmax_k p_k over the last axis (months)."""
-    return ops.argmax(ops.convert_to_tensor(probs, dtype="float32"), axis=-1)
-
-
-def age_to_class(months, num_classes: int = 240):
-    """Months -> int class: rounded, clipped to [0, num_classes - 1] (tf tensors or NumPy)."""
-    if type(months).__module__.startswith("tensorflow"):
-        import tensorflow as tf
-
-        return tf.cast(tf.clip_by_value(tf.round(tf.cast(months, tf.float32)), 0.0, num_classes - 1.0), tf.int32)
-    return np.clip(np.rint(np.asarray(months, np.float64)), 0, num_classes - 1).astype("int32")
 
 
 # --- from a config (what task.py and benchmarks/train_step.py build) ----------------------------

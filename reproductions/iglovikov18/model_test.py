@@ -141,14 +141,15 @@ def test_each_r512_network_starts_from_its_thumbs_network(stage, region):
     """`train --init-from` a thumbs run (common/init_from.py): every layer loads but the first dense layer
     of each tower, whose input grows with the image (none in the fully convolutional U-Net)."""
     from common import init_from
-    from reproductions.iglovikov18.config import get_config, variant_name
+    from reproductions.iglovikov18.config import get_config
+    from reproductions.iglovikov18.variants import Variant
     from reproductions.iglovikov18.task import TASKS
     build = TASKS[stage].build_model
-    thumbs = build(get_config(variant_name("thumbs", stage, region)))
+    thumbs = build(get_config(Variant("thumbs", stage, region)))
     layers = [(p, type(layer).__name__, layer.get_weights()) for p, layer in init_from.weighted_layers(thumbs)]
     source = init_from.Source(run_dir="thumbs-run", weights=types.SimpleNamespace(name="best.weights.h5"),
                               layers=layers, record={})
-    r512 = build(get_config(variant_name("r512", stage, region)))
+    r512 = build(get_config(Variant("r512", stage, region)))
     report = init_from.load_matching(r512, source, log=lambda *_: None)
     towers = 2 if stage in ("regress", "classify") else 1  # model.sex_handling "separate": one tower per sex
     expected_skips = 0 if stage == "segment" else towers

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import io, results
 from reproductions.iglovikov18 import config as ig_config
+from reproductions.iglovikov18.variants import Variant
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- regions:begin -->", "<!-- regions:end -->"
@@ -29,16 +30,13 @@ def _results_dir() -> Path:
     return Path(results.RESULTS_DIR)
 
 
-def parse_run_variant(variant: str):
-    """(base, kind, region): kind one of regress, classify, ensemble; None for other runs."""
-    if variant and variant.endswith("ensemble"):
-        base = variant[: -len("ensemble")].rstrip("-")
-        return (base, "ensemble", None) if base in ig_config.BASES else None
+def parse_run_variant(variant: str) -> Variant | None:
+    """The Variant of an age network's or an ensemble's run; None for other runs."""
     try:
-        base, stage, region = ig_config.parse_variant(variant)
+        parsed = Variant.parse(variant)
     except ValueError:
         return None
-    return (base, stage, region) if stage in ig_config.AGE_STAGES else None
+    return parsed if parsed.is_age or parsed.stage == ig_config.ENSEMBLE else None
 
 
 def _metrics(run_dir, split, primary_first=True):
@@ -56,7 +54,7 @@ def collect(results_dir=None) -> dict:
         parsed = parse_run_variant(record.get("variant", ""))
         if parsed is None:
             continue
-        base, kind, region = parsed
+        base, kind, region = parsed.base, parsed.stage, parsed.region
         for split, ev in sorted(record.get("evaluations", {}).items()):
             m = _metrics(results_dir / record["_dir"], split)
             if m is None:

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from common import monthly_classes
 from common.task import Task
 from reproductions.iglovikov18 import config as ig_config
 from reproductions.iglovikov18 import model as ig_model
@@ -23,28 +24,16 @@ PAPER = "iglovikov18"
 
 # --- stage 3: age ------------------------------------------------------------------------------
 
-def _month_class(months, num_classes):
-    return ops.cast(ops.clip(ops.round(ops.reshape(ops.cast(months, "float32"), (-1,))), 0, num_classes - 1), "int32")
-
-
 def age_loss(config):
     if config.model.head == "regression":
         return {"age": keras.losses.MeanAbsoluteError(name="l1")}
-    classes = config.model.num_classes
-
-    def month_crossentropy(months, probs):
-        target = ops.one_hot(_month_class(months, classes), classes)
-        return keras.losses.categorical_crossentropy(target, ops.cast(probs, "float32"))
-    return {"probs": month_crossentropy}
+    return {"probs": monthly_classes.crossentropy_loss(config.model.num_classes)}
 
 
 def age_metrics(config):
     if config.model.head == "regression":
         return {"age": [keras.metrics.MeanAbsoluteError(name="mae")]}
-
-    def absolute_error_months(months, probs):
-        return ops.abs(ig_model.expected_age(probs) - ops.reshape(ops.cast(months, "float32"), (-1,)))
-    return {"probs": [keras.metrics.MeanMetricWrapper(absolute_error_months, name="mae")]}
+    return {"probs": [monthly_classes.mae_metric()]}
 
 
 def age_predict(model, inputs, config):
@@ -52,11 +41,7 @@ def age_predict(model, inputs, config):
     out = model.predict_on_batch({"image": np.asarray(inputs["image"]), "male": np.asarray(inputs["male"], np.float32)})
     if config.model.head == "regression":
         return {"regression": np.asarray(out["age"]).reshape(-1)}
-    probs = np.asarray(out["probs"])
-    read = {"expected": np.asarray(ig_model.expected_age(probs)),
-            "argmax": np.asarray(ig_model.argmax_age(probs)).astype(np.float64)}
-    primary = config.eval.primary_estimate
-    return {primary: read[primary], **{k: v for k, v in read.items() if k != primary}}
+    return monthly_classes.read_out(np.asarray(out["probs"]), config.eval.primary_estimate)
 
 
 AGE_TASK = Task(

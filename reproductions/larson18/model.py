@@ -25,12 +25,17 @@ KERAS_BACKEND=jax.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from common.backbones import MIN_SIZE, build_backbone, check_backbone
+from common import monthly_classes
 
 NUM_CLASSES_PER_SEX = 240  # boneage/resnet.py@46de7fd1: NUM_AGES = 240
+
+# The authors' read-outs, "weighted prediction" sum_k k * p_k and "predicted_age" argmax_k p_k
+# (boneage/predict_image.py@16e14a40), and the month -> class rule: common's monthly-class read-out.
+class_months, expected_age, argmax_age, age_to_class = (monthly_classes.class_months, monthly_classes.expected_age,
+                                                        monthly_classes.argmax_age, monthly_classes.age_to_class)
 BACKBONE_NAME = "resnet50"  # the nested backbone model; common code loads ImageNet weights into it
 SEX_HANDLINGS = ("split_head", "shared_head")  # the paper's sex halves; the ablation's one head, no sex input
 
@@ -130,25 +135,6 @@ def build_larson18_model(image_size: int, num_classes_per_sex: int = NUM_CLASSES
 
 # --- reading the age off the probabilities ---------------------------------------------------
 
-def class_months(num_classes: int = NUM_CLASSES_PER_SEX) -> np.ndarray:
-    """The bone age, in months, that each class stands for: class k = k months."""
-    return np.arange(num_classes, dtype="float32")
-
-
-def expected_age(probs):
-    """Probability-weighted age in months, `sum_k k * p_k`, over the last axis.
-
-    The authors' "weighted prediction" (boneage/predict_image.py@16e14a40).
-    """
-    probs = ops.convert_to_tensor(probs, dtype="float32")
-    return ops.sum(probs * ops.convert_to_tensor(class_months(probs.shape[-1])), axis=-1)
-
-
-def argmax_age(probs):
-    """The most probable month, `argmax_k p_k`, over the last axis (the authors' "predicted_age")."""
-    return ops.argmax(ops.convert_to_tensor(probs, dtype="float32"), axis=-1)
-
-
 def average_crop_probs(probs, axis: int = 0):
     """Mean of per-crop probabilities (config eval.combine = "mean_probs"), renormalised.
 
@@ -158,17 +144,3 @@ def average_crop_probs(probs, axis: int = 0):
     """
     mean = ops.mean(ops.convert_to_tensor(probs, dtype="float32"), axis=axis)
     return mean / ops.sum(mean, axis=-1, keepdims=True)
-
-
-def age_to_class(months, num_classes: int = NUM_CLASSES_PER_SEX):
-    """Bone age in months -> int32 class: rounded to the nearest month, clipped to [0, C-1].
-
-    Accepts Python numbers, NumPy arrays or tf tensors (returned as the same kind), so it can
-    be used inside `tf.data` whatever the Keras backend.
-    """
-    if type(months).__module__.startswith("tensorflow"):
-        import tensorflow as tf  # only reached for tf tensors, i.e. inside the tf.data pipeline
-
-        rounded = tf.round(tf.cast(months, tf.float32))
-        return tf.cast(tf.clip_by_value(rounded, 0.0, float(num_classes - 1)), tf.int32)
-    return np.clip(np.rint(np.asarray(months, dtype="float64")), 0, num_classes - 1).astype("int32")

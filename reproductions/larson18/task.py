@@ -8,11 +8,10 @@ With `model.sex_handling = "shared_head"` (the "nosex" ablation) the same target
 read-outs apply to the one shared 240-class head, and the sex is left out of the model's
 inputs: it still travels beside them (common.train.with_ids), so evaluation reports by sex.
 """
-import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
+from common import monthly_classes
 from common.task import Task
 from reproductions.larson18 import config as larson_config
 from reproductions.larson18 import model as larson_model
@@ -43,23 +42,13 @@ def to_model_io(config):
 
 
 def loss(config):
-    classes, smoothing = config.model.num_classes_per_sex, config.train.label_smoothing
-
-    def larson_class_crossentropy(months, probs):
-        # age_to_class's rule (nearest month, clipped to the classes) in keras.ops: inside a JAX jit the
-        # months are a tracer, which age_to_class's NumPy branch cannot take.
-        month = ops.clip(ops.round(ops.cast(ops.reshape(months, (-1,)), "float32")), 0, classes - 1)
-        target = ops.one_hot(ops.cast(month, "int32"), classes)
-        if smoothing:
-            target = target * (1.0 - smoothing) + smoothing / classes
-        return keras.losses.categorical_crossentropy(target, ops.cast(probs, "float32"))
-    return {"probs": larson_class_crossentropy}
+    # Cross-entropy against the month's class (age_to_class's rule, in keras.ops), label-smoothed.
+    return {"probs": monthly_classes.crossentropy_loss(config.model.num_classes_per_sex, config.train.label_smoothing,
+                                                       name="larson_class_crossentropy")}
 
 
 def metrics(config):
-    def absolute_error_months(months, probs):
-        return ops.abs(larson_model.expected_age(probs) - ops.reshape(ops.cast(months, "float32"), (-1,)))
-    return {"probs": [keras.metrics.MeanMetricWrapper(absolute_error_months, name="mae")]}
+    return {"probs": [monthly_classes.mae_metric()]}
 
 
 def predict(model, inputs, config):
@@ -74,10 +63,7 @@ def predict(model, inputs, config):
         feed["male"] = np.repeat(np.asarray(inputs["male"], np.float32), crops, axis=0)
     probs = np.asarray(model.predict_on_batch(feed)["probs"])
     probs = np.asarray(larson_model.average_crop_probs(probs.reshape(len(image), crops, -1), axis=1))
-    read = {"expected": np.asarray(larson_model.expected_age(probs)),
-            "argmax": np.asarray(larson_model.argmax_age(probs)).astype(np.float64)}
-    primary = config.eval.primary_estimate
-    return {primary: read[primary], **{k: v for k, v in read.items() if k != primary}}
+    return monthly_classes.read_out(probs, config.eval.primary_estimate)
 
 
 def test_preprocess(config):

@@ -1,9 +1,9 @@
-"""`python -m reproductions.lite0_regressor train|evaluate|predict`: the recipe is in common.train; the model in task.py."""
+"""`python -m reproductions.lite0_regressor train|evaluate|predict`:
+the command line is common/cli.py, the recipe common/train.py; the model in task.py."""
 import sys
 
-from common.train import main
-from reproductions import registry
+from common.cli import main
 from reproductions.lite0_regressor.task import TASK
 
 if __name__ == "__main__":
-    sys.exit(main(TASK, ablations=registry.ablations()))
+    sys.exit(main(TASK))

@@ -6,16 +6,16 @@ What it hands to common/:
   its 49 patch rows after the cache (`patches_per_image` of them, at random, per epoch when
   fewer than 49); `example_filter` keeps the radiographs of the model's sex; evaluation and
   prediction take the 49 patches of a radiograph as one stack (`test_preprocess`);
-* training: `run_train` trains one sub-run per sex (`--sex female|male|both`), each with
-  common.train.train in `<run>/<sex>/` (resumable on its own), then writes the run's combined
-  record; a finished sub-run is not trained again;
-* evaluation: `load_trained` loads each sub-run's best weights into a `SexRouter`;
+* training (`PerSexRuns`, its runner: common/runner.py): `run_train` trains one sub-run per sex
+  (`--sex female|male|both`), each with common.train.train in `<run>/<sex>/` (resumable on its
+  own), then writes the run's combined record; a finished sub-run is not trained again;
+* evaluation (the same runner): `load_trained` loads each sub-run's best weights into a `SexRouter`;
   `calibrate` fits the learned fusion's weights on the validation split (`<run>/<sex>/fusion.json`);
   `predict` returns every fusion, the primary (`eval.primary_fusion`) first.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import gc
 import hashlib
 import json
@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common import io, provenance
+from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.rsna17_second import config as second_config
@@ -173,8 +174,11 @@ def _sub_config(config, sex):
     return sub
 
 
-def run_train(task, args, log=print):
+def run_train(task, options, log=print):
     """`train --sex female|male|both`: one common.train.train sub-run per sex, then the run's record.
+
+    `options` (common/options.py RunOptions): the run's; each sub-run trains on a copy with its own
+    --out and `model.sex`. Its extras["sex"] is the --sex flag (default both).
 
     Sub-runs live in <run>/female and <run>/male with their own config, record, metrics and
     checkpoints; rerunning the same command resumes the unfinished one and skips a finished
@@ -186,16 +190,17 @@ def run_train(task, args, log=print):
     from common import data as data_lib
     from common import pipeline
     from common import train as common_train
-    config = common_train.make_config(task, args)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
-    run_dir = Path(args.out) if args.out else common_train.default_run_dir(task, handle.name, config)
-    sexes = SEXES if args.sex == "both" else (args.sex,)
-    config.model.sex = args.sex
+    chosen = options.extra("sex", "both")
+    config = common_train.make_config(task, options)
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log)
+    run_dir = Path(options.out) if options.out else common_train.default_run_dir(task, handle.name, config)
+    sexes = SEXES if chosen == "both" else (chosen,)
+    config.model.sex = chosen
     trained_now = False
     for sex in sexes:
-        sub_args = argparse.Namespace(**vars(args))
-        sub_args.out, sub_args.set = str(run_dir / sex), [*args.set, f"model.sex={sex}"]
-        sub_config = common_train.make_config(task, sub_args)
+        sub_options = dataclasses.replace(options, out=str(run_dir / sex),
+                                          overrides=(*options.overrides, f"model.sex={sex}"))
+        sub_config = common_train.make_config(task, sub_options)
         done = RunDir(run_dir / sex).record()
         if (done.get("status") in ("trained", "evaluated") and done.get("epochs_done", 0) >= sub_config.train.epochs
                 and done.get("config") == json.loads(json.dumps(sub_config.to_dict()))):
@@ -203,7 +208,7 @@ def run_train(task, args, log=print):
                 "skipping it (use --out for a new run).")
             continue
         log(f"rsna17_second: training the {sex} model ({sexes.index(sex) + 1}/{len(sexes)}) in {run_dir / sex}")
-        common_train.train(task, sub_args, log=log)
+        common_train.train(task, sub_options, log=log)
         trained_now = True
         keras.backend.clear_session()  # free the first model before the second is built
         gc.collect()
@@ -219,7 +224,7 @@ def run_train(task, args, log=print):
     statuses = [s.get("status") for s in subs.values()]
     record.update({
         "status": "trained" if all(s in ("trained", "evaluated") for s in statuses) else "partial",
-        "sex": args.sex, "config": config.to_dict(),
+        "sex": chosen, "config": config.to_dict(),
         "epochs_done": min(int(s.get("epochs_done", 0)) for s in subs.values()),
         "wall_time_s": round(sum(float(s.get("wall_time_s", 0)) for s in subs.values()), 1),
         "started": min(s.get("started", "") for s in subs.values()), "ended": max(s.get("ended", "") for s in subs.values()),
@@ -227,9 +232,9 @@ def run_train(task, args, log=print):
                            "best_epoch": s.get("best_epoch"), "best_val_patch_mae": s.get("best_val_mae"),
                            "wall_time_s": s.get("wall_time_s"),
                            "train_images": pipeline.count_examples(handle, "train", filter=example_filter(
-                               _sub_config(config, sex)), limit=args.limit),
+                               _sub_config(config, sex)), limit=options.limit),
                            "validation_images": pipeline.count_examples(handle, "validation", filter=example_filter(
-                               _sub_config(config, sex)), limit=args.limit)}
+                               _sub_config(config, sex)), limit=options.limit)}
                      for sex, s in subs.items()},
     })
     if first.get("init_from"):  # --init-from: each sex started from the same sex's network of the source run
@@ -327,6 +332,16 @@ def test_preprocess(config):
     return second_pp.make_example_test_patches(config)
 
 
+class PerSexRuns(SingleRun):
+    """The runner of rsna17_second (common/runner.py): `train --sex`, one sub-run per sex, loaded as
+    one SexRouter, whose learned fusion evaluate fits on the validation split."""
+    several_models = True  # `train --sex both` trains two models in one command
+    add_flags = staticmethod(add_flags)
+    train = staticmethod(run_train)
+    load_trained = staticmethod(load_trained)
+    calibrate = staticmethod(calibrate)
+
+
 TASK = Task(
     paper="rsna17_second",
     citation=CITATION,
@@ -346,8 +361,5 @@ TASK = Task(
     example_filter=example_filter,
     expand=lambda config, training: second_pp.make_example_expand(config),
     expand_sample=expand_sample,
-    add_flags=add_flags,
-    run_train=run_train,
-    load_trained=load_trained,
-    calibrate=calibrate,
+    runner=PerSexRuns(),
 )

@@ -1,5 +1,5 @@
 """The rsna17_second Task: the sex filter, the fusion read-outs, sub-runs per sex (without a ResNet)."""
-import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from common import pipeline
 from common import train as common_train
+from common.options import RunOptions
 from reproductions.rsna17_second import task as second_task
 from reproductions.rsna17_second.config import get_config
 from reproductions.rsna17_second.task import TASK
@@ -83,6 +84,13 @@ def test_fusions_of_one_patch_are_the_prediction_and_fitted_weights_are_reloaded
     assert second_task._fresh_fusion(tmp_path, weights_file, 7) is None  # a 49-patch run's file would not match
 
 
+def test_its_runner_trains_one_sub_run_per_sex_and_loads_them_as_one_router():
+    runner = TASK.runner
+    assert runner.several_models  # several processes are refused: `train --sex both` trains two models
+    assert (runner.train, runner.load_trained, runner.calibrate, runner.add_flags) == (
+        second_task.run_train, second_task.load_trained, second_task.calibrate, second_task.add_flags)
+
+
 def test_unknown_sex_flag_is_a_clear_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         common_train.main(TASK, ["train", "--sex", "girls"])
@@ -94,8 +102,8 @@ def test_both_trains_one_sub_run_per_sex_and_skips_finished_ones(tiny_phantoms, 
     """run_train's bookkeeping with common.train.train replaced by a stub that writes a sub-run."""
     trained = []
 
-    def fake_train(task, args, log=print):
-        config = common_train.make_config(task, args)
+    def fake_train(task, options, log=print):
+        config = common_train.make_config(task, options)
         out = tmp_path / "run" / config.model.sex
         out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"epoch": [0, 1], "loss": [50.0, 40.0], "mae": [50.0, 40.0], "val_loss": [45.0, 30.0],
@@ -110,10 +118,9 @@ def test_both_trains_one_sub_run_per_sex_and_skips_finished_ones(tiny_phantoms, 
     monkeypatch.setattr(common_train, "train", fake_train)
     monkeypatch.setattr(common_train, "RESULTS_DIR", tmp_path)
     data_dir = tiny_phantoms.version_dir.parents[2]
-    args = argparse.Namespace(data="phantoms/tiny", data_dir=str(data_dir), variant="", small=True, epochs=2,
-                              batch_size=None, image_size=None, weights=None, precision="float32",
-                              out=str(tmp_path / "run"), seed=None, limit=None, set=[], sex="both")
-    run_dir, _, handle, config = second_task.run_train(TASK, args, log=lambda *_: None)
+    options = RunOptions(data="phantoms/tiny", data_dir=str(data_dir), variant="small", epochs=2,
+                         precision="float32", out=str(tmp_path / "run"), extras={"sex": "both"})
+    run_dir, _, handle, config = second_task.run_train(TASK, options, log=lambda *_: None)
     assert trained == ["female", "male"] and config.model.sex == "both"
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "trained" and record["wall_time_s"] == 120.0 and set(record["sub_runs"]) == {
@@ -126,8 +133,8 @@ def test_both_trains_one_sub_run_per_sex_and_skips_finished_ones(tiny_phantoms, 
     assert json.loads((run_dir / "config.json").read_text())["model"]["sex"] == "both"
 
     logs = []
-    second_task.run_train(TASK, args, log=logs.append)  # the same command again: both are finished
+    second_task.run_train(TASK, options, log=logs.append)  # the same command again: both are finished
     assert trained == ["female", "male"] and sum("skipping" in line for line in logs) == 2
-    args.epochs = 3  # a longer run resumes them
-    second_task.run_train(TASK, args, log=lambda *_: None)
+    options = dataclasses.replace(options, epochs=3)  # a longer run resumes them
+    second_task.run_train(TASK, options, log=lambda *_: None)
     assert trained == ["female", "male", "female", "male"]

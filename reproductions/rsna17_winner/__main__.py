@@ -1,9 +1,9 @@
-"""`python -m reproductions.rsna17_winner train|evaluate|predict`: the recipe is in common.train; the paper in task.py."""
+"""`python -m reproductions.rsna17_winner train|evaluate|predict`:
+the command line is common/cli.py, the recipe common/train.py; the paper in task.py."""
 import sys
 
-from common.train import main
-from reproductions import registry
+from common.cli import main
 from reproductions.rsna17_winner.task import TASK
 
 if __name__ == "__main__":
-    sys.exit(main(TASK, ablations=registry.ablations()))
+    sys.exit(main(TASK))
