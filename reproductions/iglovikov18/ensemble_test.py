@@ -14,7 +14,6 @@ def results_dir(tmp_path, monkeypatch):
     path = tmp_path / "results"
     monkeypatch.setattr(common_results, "RESULTS_DIR", path)
     monkeypatch.setattr(common_train, "RESULTS_DIR", path)
-    monkeypatch.setattr(common_train, "update_tables", lambda *a, **k: None)  # the tables are not under test here
     monkeypatch.setattr(regions, "regenerate", lambda *a, **k: None)
     return path
 
