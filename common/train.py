@@ -1035,7 +1035,7 @@ def predict(task, options: RunOptions, log=print) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- CLI
-def main(task, argv=None, ablations=()):
+def main(task, argv=None):
     """The command line of one paper: common/cli.py's `main`, kept here for the callers that import it."""
     from common import cli
-    return cli.main(task, argv, ablations)
+    return cli.main(task, argv)

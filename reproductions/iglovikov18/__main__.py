@@ -24,6 +24,7 @@ import argparse
 import sys
 
 from reproductions.iglovikov18 import config as ig_config
+from reproductions.iglovikov18.variants import Variant
 
 STAGE_CHOICES = ig_config.STAGES + ("ensemble",)
 
@@ -72,7 +73,7 @@ def _train_or_evaluate_stage(command, stage, base, rest):
     from reproductions.iglovikov18 import stages
     from reproductions.iglovikov18.task import TASKS
     task = TASKS[stage]
-    options = _stage_options(task, command, rest, ig_config.variant_name(base, stage))
+    options = _stage_options(task, command, rest, Variant(base, stage).name)
     evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
     if command == "train":
         if options.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
@@ -102,7 +103,7 @@ def _train_or_evaluate_age(command, stage, region, base, rest):
     from common import cli
     from common import train as common_train
     from reproductions.iglovikov18.task import AGE_TASK
-    variant = ig_config.variant_name(base, stage, region)
+    variant = Variant(base, stage, region).name
     _, options = cli.parse(AGE_TASK, [command, *rest])
     options = dataclasses.replace(options, variant=variant)
 

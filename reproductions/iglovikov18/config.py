@@ -41,11 +41,6 @@ BASES, REGIONS = variants.BASES, variants.REGIONS  # read from here too (the com
 KEYPOINT_NAMES = ("middle_finger_tip", "thumb_tip", "capitate_centre")  # common/phantoms.py order = the paper's three
 
 
-def variant_name(base: str, stage: str, region: str | None = None) -> str:
-    """The variant string of one network: `Variant(base, stage, region).name` (kept for __main__.py)."""
-    return Variant(base, stage, region).name
-
-
 def all_variants(stages=STAGES) -> tuple[str, ...]:
     """The variant strings of every network of `stages`, for Task.variants."""
     return tuple(v.name for v in Variant.all(stages))

@@ -36,12 +36,10 @@ def test_every_region_fits_the_canvas_and_the_network(base):
             assert build_age_model(config).input["image"].shape[1:3] == (h, w)
 
 
-def test_variant_name_and_get_config_take_typed_variants():
-    """variant_name (kept for __main__.py) is Variant.name; get_config takes a Variant or its name, not the ensemble."""
-    assert config_module.variant_name("thumbs", "regress", "carpal") == Variant("thumbs", "regress", "carpal").name
-    assert config_module.variant_name("", "segment") == "segment"
+def test_get_config_takes_typed_variants():
+    """get_config takes a Variant or its name, not the ensemble (names: variants_test.py)."""
     with pytest.raises(ValueError, match="region"):
-        config_module.variant_name("", "regress")
+        Variant("", "regress")
     assert get_config(Variant("small", "classify", "hand")) == get_config("small-classify-hand")
     assert config_module.all_variants() == tuple(v.name for v in Variant.all())
     assert config_module.hand_config("r512") == get_config("r512-regress-hand")
