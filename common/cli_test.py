@@ -242,7 +242,8 @@ def test_the_table_is_unchanged_after_evaluate_and_compare_regenerates_it(tmp_pa
     assert train.main(TASK, ["evaluate", "--out", str(results_dir / "tiny" / "run")]) == 0
     assert (results_dir / "README.md").read_text() == before
     results.regenerate(results_dir, tmp_path / "reproductions", log=lambda *_: None)
-    assert "| `larson18` | paper |" in (results_dir / "README.md").read_text()
+    assert "| `larson18 / paper` |" in (results_dir / "README.md").read_text()
+    assert "| `larson18` | paper |" in (results_dir / "runs.md").read_text()  # every run's provenance
 
 
 def test_the_fine_tuning_warning_names_the_variants_set_for_random_weights():

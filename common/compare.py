@@ -9,15 +9,20 @@ images; each method's own working input size is a column, because choosing it is
 method. Runs of different experiments never share a table, and two runs are compared pairwise
 only when their test ids are identical.
 
-For each experiment: one table (MAE, RMSE, bias, within 12 months, each with its bootstrap 95%
-interval, beside each paper's own number, marked as the paper's); a paired bootstrap of the MAE
-difference for every pair of runs (the verdict "real" only when the 95% interval excludes 0);
-the ablations, each with the training time both of its runs needed to reach the validation MAE
-both reach (from metrics.csv) and its learning curves; and plots across methods: a forest plot
-(each run's MAE with its 95% interval, grouped by paper, against the no-learning reference: the
-figure to read first), MAE by age band, Bland-Altman grid, predicted vs reference grid. The
-ablations (reproductions/ablations.py) are handed in by the caller (reproductions/registry.py):
-common/ imports nothing from reproductions/.
+For each experiment (`sections`): the forest plot (each run's MAE with its 95% interval, grouped
+by paper, against the no-learning reference: the figure to read first); one table, by MAE (MAE
+with its bootstrap 95% interval, bias, n, epochs, initial weights, precision, train time, the
+paired bootstrap of the run's MAE minus the best run's, "real" only when the 95% interval
+excludes 0, and each paper's own number, short and marked as the paper's: the caller gives its
+source once); the no-learning reference; every pair in a CSV beside the plots
+(results/comparison/<experiment>/pairwise_mae_differences.csv); links to the other plots (MAE by
+age band, Bland-Altman grid, predicted vs reference grid, learning curves); and one ablation
+table: the ablations whose runs are in the experiment, each with the training time both runs
+needed to reach the validation MAE both reach (from metrics.csv), the same network trained on
+other data (paired on the test images both hold), and each run against the run it started from
+(`--init-from`). The ablations (reproductions/ablations.py) are handed in by the caller
+(reproductions/registry.py): common/ imports nothing from reproductions/. Every run's provenance
+is common/results.py's (results/runs.md).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import evaluation, io
+from common import evaluation, io, results
 
 
 class ExperimentMismatch(ValueError):
@@ -71,26 +76,56 @@ def _ci(m, scale=1.0, digits=2, suffix=""):
     return f"{f(m['value'])} [{f(m['ci_low'])}, {f(m['ci_high'])}]"
 
 
-def comparison_table(members, paper_cells: dict) -> str:
-    """One markdown table for one experiment; refuses members of different experiments."""
+def shared_hardware(members) -> str | None:
+    """The device every member trained on, None when they differ (each train time then names its own)."""
+    devices = {run.get("hardware", {}).get("device", "?") for run, _ in members}
+    return devices.pop() if len(devices) == 1 else None
+
+
+TABLE_HEAD = ("| method (paper / variant) | read-out | input px | MAE months [95% CI] | bias | n | epochs | initial weights "
+              "| precision | train time | MAE − best run's [95% CI] | vs best run | paper's own |\n" + "|---" * 13 + "|")
+AGAINST_BEST = {"A better (real)": "worse (real)", "B better (real)": "better (real)"}  # A is the best run
+
+
+def against_best(r: dict | None) -> tuple[str, str]:
+    """The (difference, verdict) cells of a run paired with the experiment's best run, from the pair
+    (A the best run, B this one) turned round: this run's MAE minus the best's, and its verdict."""
+    if r is None:
+        return "**best run**", "—"
+    return (f"{-r['difference']:+.2f} [{-r['ci_high']:+.2f}, {-r['ci_low']:+.2f}]",
+            f"{AGAINST_BEST.get(r['verdict'], r['verdict'])}, p {r['p_value']:.3f}")
+
+
+def comparison_table(members, paper_cells: dict, versus: dict | None = None) -> str:
+    """One markdown table for one experiment, by MAE; refuses members of different experiments.
+
+    Args:
+        members: [(run record, split)] of one experiment.
+        paper_cells: {paper: its own number, short} (common.results.paper_marker): the column marked
+            as the paper's; its test set and citation are given once, outside the table.
+        versus: {label: paired result (A the best run, B the run)} (versus_best); None: no pairs.
+    """
     keys = {experiment_key(run, split) for run, split in members}
     if len(keys) > 1:
         raise ExperimentMismatch(f"runs of different experiments (data, fingerprint, split) cannot share a table: "
                                  f"{sorted(keys)}")
-    head = ("| method (paper / variant) | read-out | input px | MAE months [95% CI] | RMSE | bias | within 12 mo | n | "
-            "epochs | train time | hardware | paper's own number (marked, with citation) |\n" + "|---" * 12 + "|")
+    shared = shared_hardware(members)
     rows = []
     ordered = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])
     for run, split in ordered:
         m, estimate = _primary(run, split)
         ev = run["evaluations"][split]
+        diff, said = against_best((versus or {}).get(label(run))) if versus else ("—", "—")
+        minutes = f"{run.get('wall_time_s', float('nan')) / 60:.1f} min"
+        bias = m["bias"]["value"]
         rows.append("| " + " | ".join([
             f"`{label(run)}`", estimate, str(run.get("image_size", "?")), "**" + _ci(m["mae"]) + "**",
-            _ci(m["rmse"]), _ci(m["bias"]), _ci(m["within_12"], 100, 1, "%"), str(ev.get("images", "?")),
+            "—" if bias is None or bias != bias else f"{bias:.2f}", str(ev.get("images", "?")),
             f"{ev.get('epochs_trained', run.get('epochs_done', '?'))}/{run.get('epochs', '?')}",
-            f"{run.get('wall_time_s', float('nan')) / 60:.1f} min", run.get("hardware", {}).get("device", "?"),
-            paper_cells.get(run.get("paper"), "—")]) + " |")
-    return head + "\n" + "\n".join(rows)
+            results.initial_weights(run, short=True), str(run.get("precision", "?")),
+            minutes if shared else f"{minutes} ({run.get('hardware', {}).get('device', '?')})",
+            diff, said, paper_cells.get(run.get("paper"), "—")]) + " |")
+    return TABLE_HEAD + "\n" + "\n".join(rows)
 
 
 def read_predictions(results_dir, run, split) -> pd.DataFrame:
@@ -132,32 +167,22 @@ def verdict(result: dict) -> str:
     return "no real difference"
 
 
-def _diff_row(a_label, b_label, r):
-    return (f"| `{a_label}` | `{b_label}` | {r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** "
-            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | {r['p_value']:.3f} | {r['verdict']} | {r['n']} |")
-
-
-DIFF_HEAD = ("| A | B | MAE A | MAE B | MAE A − B [95% CI] | p (two-sided) | verdict | n |\n" + "|---" * 8 + "|")
-
-
-def pairwise_table(results_dir, members, n_boot=2000, csv_path=None) -> str:
-    """Each run against the experiment's best (lowest-MAE) run, as a table that stays short; with
-    `csv_path`, every pair (A the lower-MAE run) goes to that CSV beside it."""
+def versus_best(results_dir, members, n_boot=2000, csv_path=None) -> dict:
+    """{label: paired bootstrap of (the experiment's best run, the run)} for every run but the best
+    (lowest-MAE) one: what comparison_table shows. With `csv_path`, every pair of the experiment
+    (A the lower-MAE run of each) goes to that CSV beside the table."""
     by_mae = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])  # A is the lower-MAE run of each pair
-    if len(by_mae) < 2:
-        return "Only one run in this experiment: nothing to pair."
     pairs = {}
     for a, b in itertools.combinations(by_mae, 2):
         if csv_path is not None or a is by_mae[0]:
             pairs[(label(a[0]), label(b[0]))] = paired(results_dir, a, b, n_boot)
-    best = label(by_mae[0][0])
-    rows = [_diff_row(a, b, r) for (a, b), r in pairs.items() if a == best]
-    if csv_path is not None:
+    if csv_path is not None and pairs:
         io.atomic_to_csv(pd.DataFrame([{"a": a, "b": b, **{k: r[k] for k in ("mae_a", "mae_b", "difference", "ci_low",
                                                                                "ci_high", "p_value", "n")},
                                         "verdict": r["verdict"]} for (a, b), r in pairs.items()]),
                          csv_path)
-    return DIFF_HEAD + "\n" + "\n".join(rows)
+    best = label(by_mae[0][0]) if by_mae else None
+    return {b: r for (a, b), r in pairs.items() if a == best}
 
 
 def unequal_training(run_a, run_b) -> str:
@@ -172,26 +197,40 @@ def unequal_training(run_a, run_b) -> str:
             f"B {done[1]} of {run_b.get('epochs', '?')}{why[1]}")
 
 
-def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
+ABLATION_HEAD = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
+                 "both reach |\n" + "|---" * 7 + "|")
+
+
+def _pair_cell(r: dict) -> str:
+    return f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+
+
+def _not_run_row(ab, names, missing) -> str:
+    return (f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: {', '.join(missing)} "
+            f"| `{'`; `'.join(ab['commands'])}` | — |")
+
+
+def ablation_rows(results_dir, members, ablations, n_boot=2000) -> list[str]:
+    """The ablations whose two runs both belong to this experiment: their paired MAE difference,
+    verdict and training time to the level both reach; or which run is missing and its commands."""
     by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
-    head = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
-            "both reach |\n" + "|---" * 7 + "|")
     rows = []
     for ab in ablations:
         a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
         names = [f"`{p} / {v}`" for p, v in (ab["a"], ab["b"])]
         if a and b:
             r = paired(results_dir, a, b, n_boot)
-            cell = f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
             caveat += unequal_training(a[0], b[0])
-            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {cell} | {r['verdict']}{caveat} "
-                        f"| {time_to_common_level(results_dir, a[0], b[0])} |")
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {_pair_cell(r)} | "
+                        f"{r['verdict']}{caveat} | {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
-            missing = [n for n, x in zip(names, (a, b)) if x is None]
-            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: "
-                        f"{', '.join(missing)} | `{'`; `'.join(ab['commands'])}` | — |")
-    return head + "\n" + "\n".join(rows)
+            rows.append(_not_run_row(ab, names, [n for n, x in zip(names, (a, b)) if x is None]))
+    return rows
+
+
+def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
+    return ABLATION_HEAD + "\n" + "\n".join(ablation_rows(results_dir, members, ablations, n_boot))
 
 
 def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
@@ -208,17 +247,17 @@ def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
     return _bootstrap_merged(merged, run_a, run_b, n_boot, seed)
 
 
-def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str:
+def across_data_rows(results_dir, members, runs, ablations, n_boot=2000) -> list[str]:
     """The ablations whose two runs were trained on different datasets (`"across_data": True`: e.g.
     the same network on the 512-px radiographs, A, and on the thumbnails, B), A being a run of this
-    experiment and B its own dataset's test evaluation, paired on the test images both hold."""
+    experiment and B its own dataset's test evaluation, paired on the test images both hold; rows
+    of the ablation table (ABLATION_HEAD), the factor cell saying where B was tested, how many
+    images both hold and each run's MAE on them."""
     here = {(r.get("paper"), r.get("variant")): (r, s) for r, s in members}
     elsewhere = {}
     for r in runs:
         if "test" in r.get("evaluations", {}):
             elsewhere.setdefault((r.get("paper"), r.get("variant")), (r, "test"))
-    head = ("| question | A (this data) | B (other data) | images both hold | MAE A | MAE B | MAE A − B [95% CI] | verdict "
-            "|\n" + "|---" * 8 + "|")
     rows = []
     for ab in ablations:
         a, b = here.get(tuple(ab["a"])), elsewhere.get(tuple(ab["b"]))
@@ -226,17 +265,19 @@ def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str
         try:
             r = paired_on_shared_ids(results_dir, a, b, n_boot) if a and b else None
         except ExperimentMismatch as e:
-            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not paired: {e} | — |")
+            rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not paired: {e} | — | — |")
             continue
         if r:
-            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} ({experiment_key(*b)[0]}) | {r['n']} | "
-                        f"{r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** [{r['ci_low']:+.2f}, "
-                        f"{r['ci_high']:+.2f}] | {r['verdict']} |")
+            rows.append(f"| {ab['question']} | {ab['factor']}; B tested on {experiment_key(*b)[0]}, paired on the "
+                        f"{r['n']} test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}) | {names[0]} | "
+                        f"{names[1]} | {_pair_cell(r)} | {r['verdict']} | — |")
         else:
-            missing = [n for n, x in zip(names, (a, b)) if x is None]
-            rows.append(f"| {ab['question']} | {names[0]} | {names[1]} | — | — | — | not run yet: {', '.join(missing)} "
-                        f"(`{'`; `'.join(ab['commands'])}`) | — |")
-    return head + "\n" + "\n".join(rows)
+            rows.append(_not_run_row(ab, names, [n for n, x in zip(names, (a, b)) if x is None]))
+    return rows
+
+
+def across_data_table(results_dir, members, runs, ablations, n_boot=2000) -> str:
+    return ABLATION_HEAD + "\n" + "\n".join(across_data_rows(results_dir, members, runs, ablations, n_boot))
 
 
 def source_run(results_dir, run) -> tuple | None:
@@ -258,28 +299,36 @@ def source_run(results_dir, run) -> tuple | None:
     return record, "test"
 
 
-def started_from_table(results_dir, members, n_boot=2000) -> str | None:
+STARTED_FROM = "What did training on this data add to the run it started from?"
+
+
+def started_from_rows(results_dir, members, n_boot=2000) -> list[str]:
     """Each run started from another one (`--init-from`) against that run, paired on the test images
-    both hold: what training on this data added to the network it began with. None when no run of
-    the experiment started from an evaluated run inside the results folder."""
+    both hold: what training on this data added to the network it began with; rows of the
+    ablation table (ABLATION_HEAD). None when no run of the experiment started from an evaluated
+    run inside the results folder: []."""
     rows = []
     for run, split in members:
         source = source_run(results_dir, run)
         if source is None:
             continue
+        start = f"`{source[0]['_dir']}`"
         try:
             r = paired_on_shared_ids(results_dir, (run, split), source, n_boot)
         except ExperimentMismatch as e:
-            rows.append(f"| `{label(run)}` | `{source[0]['_dir']}` | — | — | — | not paired: {e} | — |")
+            rows.append(f"| {STARTED_FROM} | A against the run it started from (`--init-from`) | `{label(run)}` | "
+                        f"{start} | not paired: {e} | — | — |")
             continue
-        rows.append(f"| `{label(run)}` | `{source[0]['_dir']}` ({experiment_key(*source)[0]}, {source[0].get('epochs_done', '?')} "
-                    f"epochs) | {r['n']} | {r['mae_a']:.2f} | {r['mae_b']:.2f} | **{r['difference']:+.2f}** "
-                    f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | {r['verdict']} |")
-    if not rows:
-        return None
-    head = ("| run (A) | started from (B, `--init-from`) | images both hold | MAE A | MAE B | MAE A − B [95% CI] | "
-            "verdict |\n" + "|---" * 7 + "|")
-    return head + "\n" + "\n".join(rows)
+        rows.append(f"| {STARTED_FROM} | A against the run it started from (`--init-from`, B: "
+                    f"{experiment_key(*source)[0]}, {source[0].get('epochs_done', '?')} epochs), paired on the {r['n']} "
+                    f"test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}) | `{label(run)}` | {start} | "
+                    f"{_pair_cell(r)} | {r['verdict']} | — |")
+    return rows
+
+
+def started_from_table(results_dir, members, n_boot=2000) -> str | None:
+    rows = started_from_rows(results_dir, members, n_boot)
+    return ABLATION_HEAD + "\n" + "\n".join(rows) if rows else None
 
 
 # ------------------------------------------------------------- training time (learning curves)
@@ -382,59 +431,72 @@ def slug(key) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", f"{dataset}-{str(fingerprint)[:10]}-{split}").strip("-")
 
 
-def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True) -> str:
-    """The comparison part of results/README.md: one section per experiment, most runs first."""
+def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True,
+             written: list | None = None) -> str:
+    """The comparison part of results/README.md: one section per experiment, most runs first: its
+    forest plot, one table (each run against the best run), the no-learning reference, links to
+    every pair (a CSV) and the plots, and one ablation table (the registry's ablations in this
+    experiment, those across datasets, and each run against the run it started from).
+    `written`, a list, gets the path of every CSV written."""
     groups = experiments(runs)
     if not groups:
         return "No evaluated runs yet."
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         dataset, fingerprint, split = key
-        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)", ""]
+        here = f"comparison/{slug(key)}"
+        shared = shared_hardware(members)
+        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)"
+                + (f", trained on {shared}" if shared else "")]  # a heading needs no blank line after it
         plot_dir = Path(results_dir) / "comparison" / slug(key)
         if plots_linked and (plot_dir / "forest_mae.png").is_file():
-            out += [f"![MAE per run with 95% intervals, grouped by paper](comparison/{slug(key)}/forest_mae.png)", ""]
+            out += [f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)", ""]
         trained_on = trained_elsewhere(members)
         if trained_on:
             out += ["Evaluated on these images only: the runs were trained on "
                     + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
                     + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.", ""]
-        out += [comparison_table(members, paper_cells), ""]
+        csv_path = plot_dir / "pairwise_mae_differences.csv" if len(members) > 1 else None
+        out += [comparison_table(members, paper_cells, versus_best(results_dir, members, n_boot, csv_path=csv_path)), ""]
+        if csv_path is not None and written is not None:
+            written.append(csv_path)
+        notes = []
         reference = experiment_reference(key, members)
         if reference:
             source = f"{trained_on[0][0]}'s training-split" if len(trained_on) == 1 else "training-split"
-            out += [f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
-                    f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
-                    f"{reference['pooled']:.2f}); a method near it has learned little.", ""]
-        csv_path = plot_dir / "pairwise_mae_differences.csv"
-        out += [f"Paired bootstrap of the MAE difference on the same test images ({n_boot:,} resamples), each run "
-                f"against the best one; every pair: [pairwise_mae_differences.csv](comparison/{slug(key)}/"
-                "pairwise_mae_differences.csv):", "",
-                pairwise_table(results_dir, members, n_boot, csv_path=csv_path if len(members) > 1 else None), ""]
+            notes.append(f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
+                         f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
+                         f"{reference['pooled']:.2f}); a method near it has learned little.")
+        if csv_path is not None:
+            notes.append(f"Every pair ({n_boot:,} resamples): [pairwise_mae_differences.csv]({here}/"
+                         "pairwise_mae_differences.csv).")
+        if plots_linked and plot_dir.exists():
+            pngs = sorted(p.name for p in plot_dir.glob("*.png") if p.name != "forest_mae.png")
+            if pngs:
+                notes.append("Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}]({here}/{p})" for p in pngs) + ".")
         relevant = [ab for ab in ablations if not ab.get("across_data") and any(
             (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
-        if relevant:
-            out += ["Ablations (each pair differs in one factor):", "", ablation_table(results_dir, members, relevant, n_boot), ""]
-        across = [ab for ab in ablations if ab.get("across_data") and split == "test" and not trained_on and any(
-            (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
-        if across:
-            out += ["The same network trained on other data (A here, B on its own dataset), paired on the test "
-                    "images both hold (the id-hash split puts an id in the same split in both):", "",
-                    across_data_table(results_dir, members, runs, across, n_boot), ""]
-        started = started_from_table(results_dir, members, n_boot) if split == "test" and not trained_on else None
-        if started:
-            out += ["Each run against the run it started from (`--init-from`), on the test images both hold:", "",
-                    started, ""]
-        if plots_linked and plot_dir.exists():
-            pngs = sorted(p.name for p in plot_dir.glob("*.png"))
-            out += ["Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}](comparison/{slug(key)}/{p})" for p in pngs), ""]
+        rows = ablation_rows(results_dir, members, relevant, n_boot)
+        if split == "test" and not trained_on:
+            across = [ab for ab in ablations if ab.get("across_data") and any(
+                (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
+            rows += across_data_rows(results_dir, members, runs, across, n_boot)
+            rows += started_from_rows(results_dir, members, n_boot)
+        if rows:
+            notes.append("Ablations below: each pair differs in one factor, paired on the same test images (a network "
+                         "against itself on other data on the images both hold: the id-hash split puts an id in the "
+                         "same split in both).")
+        if notes:
+            out += [" ".join(notes), ""]
+        if rows:
+            out += [ABLATION_HEAD + "\n" + "\n".join(rows), ""]
     return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------- plots
 
-def plot_experiment(results_dir, key, members, out_dir):
-    """MAE by age band per method, a Bland-Altman grid and a predicted-vs-reference grid."""
+def plot_experiment(results_dir, key, members, out_dir) -> list[Path]:
+    """MAE by age band per method, a Bland-Altman grid and a predicted-vs-reference grid; their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -459,6 +521,7 @@ def plot_experiment(results_dir, key, members, out_dir):
     ax.legend(fontsize=8)
     io.atomic_savefig(fig, out_dir / "mae_by_age_band.png")
     plt.close(fig)
+    paths = [out_dir / "mae_by_age_band.png"]
 
     cols = min(3, len(frames))
     rows = int(np.ceil(len(frames) / cols))
@@ -487,6 +550,8 @@ def plot_experiment(results_dir, key, members, out_dir):
         fig.tight_layout()
         io.atomic_savefig(fig, out_dir / f"{kind}_grid.png")
         plt.close(fig)
+        paths.append(out_dir / f"{kind}_grid.png")
+    return paths
 
 
 def paper_colours(runs) -> dict:
@@ -591,17 +656,23 @@ def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path |
     return path
 
 
-def plot_all(runs, results_dir, log=print, ablations=()):
+def plot_all(runs, results_dir, log=print, ablations=()) -> list[Path]:
     """Every experiment's plots in results/comparison/<experiment>/; `ablations` (handed in by the
-    caller: reproductions.registry.ablations()) add each pair's learning curves."""
+    caller: reproductions.registry.ablations()) add each pair's learning curves. Logs each folder
+    with the files written there and returns their paths."""
     colours = paper_colours(runs)
+    written = []
     for key, members in experiments(runs).items():
         out = Path(results_dir) / "comparison" / slug(key)
-        plot_forest(key, members, out, reference=experiment_reference(key, members), colours=colours)
-        plot_experiment(results_dir, key, members, out)
+        paths = [plot_forest(key, members, out, reference=experiment_reference(key, members), colours=colours)]
+        paths += plot_experiment(results_dir, key, members, out)
         by_name = {(run.get("paper"), run.get("variant")): run for run, _ in members}
         for ab in ablations:
             a, b = by_name.get(tuple(ab["a"])), by_name.get(tuple(ab["b"]))
             if a and b:
-                plot_learning_curves(results_dir, ab, a, b, out)
-        log(f"Plots for {key[0]} {key[2]} ({len(members)} runs) -> {out}")
+                paths.append(plot_learning_curves(results_dir, ab, a, b, out))
+        paths = [p for p in paths if p is not None]
+        log(f"Wrote the plots of {key[0]} {key[2]} ({len(members)} runs) in {out}: "
+            + ", ".join(p.name for p in paths))
+        written += paths
+    return written

@@ -44,15 +44,39 @@ def test_golden_table(tmp_path):
     runs = loaded(tmp_path)
     (key, members), = compare.experiments(runs).items()
     assert key == ("folder/rsna-thumbs100", "f" * 16, "test")
-    table = compare.comparison_table(members, {"larson18": "**paper:** MAD 6 months (Larson)"})
+    versus = compare.versus_best(tmp_path, members, n_boot=50)
+    assert list(versus) == ["larson18 / thumbs"]  # the best run is not paired with itself
+    table = compare.comparison_table(members, {"larson18": "MAD 6.0 mo"}, versus)
+    r = versus["larson18 / thumbs"]
     assert table.splitlines() == [
-        "| method (paper / variant) | read-out | input px | MAE months [95% CI] | RMSE | bias | within 12 mo | n | "
-        "epochs | train time | hardware | paper's own number (marked, with citation) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        "| `rsna17_winner / thumbs` | regression | 100 | **2.50 [1.50, 3.50]** | 3.50 [2.50, 4.50] | 0.50 [-1.00, 2.00] "
-        "| 50.0% [25.0%, 75.0%] | 4 | 14/14 | 10.0 min | CPU (2 cores) | — |",
-        "| `larson18 / thumbs` | regression | 100 | **10.00 [9.00, 11.00]** | 11.00 [10.00, 12.00] | 0.50 [-1.00, 2.00] "
-        "| 50.0% [25.0%, 75.0%] | 4 | 14/14 | 10.0 min | CPU (2 cores) | **paper:** MAD 6 months (Larson) |"]
+        "| method (paper / variant) | read-out | input px | MAE months [95% CI] | bias | n | epochs | initial weights | "
+        "precision | train time | MAE − best run's [95% CI] | vs best run | paper's own |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| `rsna17_winner / thumbs` | regression | 100 | **2.50 [1.50, 3.50]** | 0.50 | 4 | 14/14 | random | float32 "
+        "| 10.0 min | **best run** | — | — |",
+        "| `larson18 / thumbs` | regression | 100 | **10.00 [9.00, 11.00]** | 0.50 | 4 | 14/14 | random | float32 "
+        f"| 10.0 min | +7.50 [{-r['ci_high']:+.2f}, {-r['ci_low']:+.2f}] | no real difference, p {r['p_value']:.3f} "
+        "| MAD 6.0 mo |"]
+    # The pair is (best, run) turned round: this run's MAE minus the best's, and its verdict.
+    assert r["difference"] == pytest.approx(-7.5) and r["verdict"] == "no real difference"  # 4 images
+    assert compare.against_best({"difference": -2.0, "ci_low": -3.0, "ci_high": -1.0, "p_value": 0.001,
+                                 "verdict": "A better (real)"}) == ("+2.00 [+1.00, +3.00]", "worse (real), p 0.001")
+    assert compare.against_best(None) == ("**best run**", "—")
+
+
+def test_a_table_of_runs_on_different_hardware_names_each_runs_device(tmp_path):
+    gpu = fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
+    record = json.loads((gpu / "run.json").read_text())
+    record.update(hardware={"device": "GPU (H200)"}, weights="/w/resnet50_notop.h5")
+    (gpu / "run.json").write_text(json.dumps(record))
+    (_, members), = compare.experiments(loaded(tmp_path)).items()
+    assert compare.shared_hardware(members) is None
+    table = compare.comparison_table(members, {})
+    assert "| ImageNet | float32 | 10.0 min (GPU (H200)) | — | — | — |" in table
+    assert "| random | float32 | 10.0 min (CPU (2 cores)) | — | — | — |" in table
+    text = compare.sections(loaded(tmp_path), {}, tmp_path, n_boot=50, plots_linked=False)
+    assert text.startswith("### folder/rsna-thumbs100 (`ffffffffff`), test split: 2 run(s)\n")  # no shared device
 
 
 def test_runs_of_different_splits_or_data_never_share_a_table(tmp_path):
@@ -114,7 +138,8 @@ def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
     text = compare.ablation_table(tmp_path, members, ablations)
     assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
     assert "; caveat: fewer steps in B |" in text
-    assert "not run yet: `rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` | — |" in text
+    assert ("| patches? | patches | `rsna17_second / thumbs` | `rsna17_second / thumbs_whole` | not run yet: "
+            "`rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` | — |") in text
     assert "| — (no per-epoch training times in metrics.csv) |" in text  # fake runs have no metrics.csv
 
 
@@ -152,18 +177,51 @@ def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_leve
     assert "| transfer? | weights | `lite0_regressor / r512` |" in (tmp_path / "README.md").read_text()  # the tables got it too
 
 
-def test_compare_command_writes_the_readme_and_plots(tmp_path):
+def test_compare_command_writes_the_readme_and_plots(tmp_path, capsys):
     from reproductions.__main__ import main
     fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
     fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
     assert main(["compare", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "## Side by side, one experiment at a time" in text and "On the full RSNA data with a GPU" in text
-    assert "| `rsna17_winner / thumbs` | `larson18 / thumbs` |" in text  # the paired row
+    assert "| `rsna17_winner / thumbs` | regression |" in text and "| **best run** | — |" in text
+    assert "| `larson18 / thumbs` | regression |" in text and "| no real difference, p " in text  # paired with the best
+    here = "comparison/folder-rsna-thumbs100-ffffffffff-test"
+    assert f"Every pair (2,000 resamples): [pairwise_mae_differences.csv]({here}/pairwise_mae_differences.csv)" in text
     plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
     assert plots == ["bland_altman_grid.png", "forest_mae.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
-    assert "(comparison/folder-rsna-thumbs100-ffffffffff-test/mae_by_age_band.png)" in text
-    assert "![MAE per run with 95% intervals, grouped by paper](comparison/folder-rsna-thumbs100-ffffffffff-test/forest_mae.png)" in text
+    assert f"({here}/mae_by_age_band.png)" in text
+    assert f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)" in text
+    # The provenance of every run is in runs.md, linked from the README; the papers' own tables too.
+    assert "[runs.md](runs.md)" in text and "## Every run" not in text
+    runs_md = (tmp_path / "runs.md").read_text()
+    assert runs_md.startswith(results.GENERATED) and "| `larson18` | thumbs |" in runs_md
+    assert (tmp_path / "iglovikov18" / "regions.md").is_file()
+    # Every file written is said, the plots by folder.
+    out = capsys.readouterr().out
+    for path in (tmp_path / "README.md", tmp_path / "runs.md", tmp_path / "iglovikov18" / "regions.md",
+                 tmp_path / here / "pairwise_mae_differences.csv"):
+        assert f"Wrote {path}" in out
+    assert f"in {tmp_path / here}: forest_mae.png, mae_by_age_band.png, bland_altman_grid.png, " in out
+
+
+def test_compare_regenerates_the_papers_own_tables_the_registry_hands_in(tmp_path, monkeypatch):
+    """common/ imports nothing from reproductions/: the region table comes in as an argument."""
+    from reproductions import registry
+    from reproductions.iglovikov18 import regions
+    assert regions.regenerate in registry.tables()
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    calls = []
+
+    def table(results_dir, log):
+        calls.append(results_dir)
+        log(f"Wrote {results_dir / 'mine.md'}")
+        return [results_dir / "mine.md"]
+    said = []
+    written = results.regenerate(tmp_path, log=said.append, tables=(table,))
+    assert calls == [tmp_path]
+    assert written == [tmp_path / "README.md", tmp_path / "runs.md", tmp_path / "mine.md"]  # one run: no pairs CSV
+    assert said[-1] == f"Wrote {tmp_path / 'mine.md'}" and f"Wrote {tmp_path / 'runs.md'} (every run's provenance)." in said
 
 
 def test_forest_plot_groups_runs_by_paper_sorted_by_mae_with_the_no_learning_reference(tmp_path, monkeypatch):
@@ -264,16 +322,18 @@ def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(t
     record["dataset"]["name"] = "folder/rsna-512"
     (r512 / "run.json").write_text(json.dumps(record))
     runs = loaded(tmp_path)
-    ablations = [{"question": "resolution?", "across_data": True, "a": ("larson18", "r512"), "b": ("larson18", "thumbs"),
-                  "commands": ["x"]},
-                 {"question": "winner resolution?", "across_data": True, "a": ("rsna17_winner", "r512"),
+    ablations = [{"question": "resolution?", "factor": "512 px (A) vs thumbnails (B)", "across_data": True,
+                  "a": ("larson18", "r512"), "b": ("larson18", "thumbs"), "commands": ["x"]},
+                 {"question": "winner resolution?", "factor": "512 px (A) vs thumbnails (B)", "across_data": True,
+                  "a": ("rsna17_winner", "r512"),
                   "b": ("rsna17_winner", "thumbs"), "commands": ["run it"]}]
     members = compare.experiments(runs)[("folder/rsna-512", "5" * 16, "test")]
     text = compare.across_data_table(tmp_path, members, runs, ablations[:1])
     # A's errors 0, 2, 2, 0 against B's 0, 20, 20, 0 on the 12 shared images: A - B = 1 - 10 = -9.
-    assert "| resolution? | `larson18 / r512` | `larson18 / thumbs` (folder/rsna-thumbs100) | 12 | 1.00 | 10.00 | **-9.00**" in text
+    assert ("| resolution? | 512 px (A) vs thumbnails (B); B tested on folder/rsna-thumbs100, paired on the 12 test images both "
+            "hold (MAE A 1.00, B 10.00) | `larson18 / r512` | `larson18 / thumbs` | **-9.00**") in text
     full = compare.sections(runs, {}, tmp_path, ablations=ablations, n_boot=50, plots_linked=False)
-    assert "paired on the test images both hold" in full and "| resolution? |" in full
+    assert "paired on the same test images (a network against itself on other data" in full and "| resolution? |" in full
     assert "winner resolution?" not in full  # its A run is in no experiment here
     few = fake_run(tmp_path, "rsna17_winner", "r512", [1, 2], truth=[1.0, 2.0], fingerprint="5" * 16)
     fake_run(tmp_path, "rsna17_winner", "thumbs", [1, 2], truth=[1.0, 2.0])
@@ -286,17 +346,21 @@ def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(t
         compare.across_data_table(tmp_path, members, runs, ablations[1:])
 
 
-def test_the_pairwise_table_stays_short_and_every_pair_goes_to_a_csv(tmp_path):
+def test_each_run_is_paired_with_the_best_and_every_pair_goes_to_a_csv(tmp_path):
     for i, variant in enumerate(("a", "b", "c", "d")):
         fake_run(tmp_path, "larson18", variant, [100 + 5 * i, 120, 60, 200])
     members = [(r, "test") for r in loaded(tmp_path)]
     csv = tmp_path / "pairs.csv"
-    text = compare.pairwise_table(tmp_path, members, n_boot=50, csv_path=csv)
-    rows = [line for line in text.splitlines()[2:]]
-    assert len(rows) == 3 and all(row.startswith("| `larson18 / a` |") for row in rows)  # each run vs the best
+    versus = compare.versus_best(tmp_path, members, n_boot=50, csv_path=csv)
+    assert sorted(versus) == ["larson18 / b", "larson18 / c", "larson18 / d"]  # each run vs the best, a
+    assert versus["larson18 / d"]["difference"] == pytest.approx(-3.75)  # A (the best) minus B
+    table = compare.comparison_table(members, {}, versus)
+    assert len(table.splitlines()) == 2 + 4  # one row per run, the pairs in it
+    assert "| +3.75 [" in table
     pairs = pd.read_csv(csv)
     assert len(pairs) == 6 and set(pairs.columns) >= {"a", "b", "difference", "ci_low", "ci_high", "p_value", "verdict"}
     assert pairs.loc[(pairs["a"] == "larson18 / b") & (pairs["b"] == "larson18 / d"), "difference"].item() == -2.5
+    assert compare.versus_best(tmp_path, members[:1], n_boot=50) == {}  # one run: nothing to pair
 
 
 def test_a_run_is_paired_with_the_run_it_started_from(tmp_path):
@@ -309,7 +373,9 @@ def test_a_run_is_paired_with_the_run_it_started_from(tmp_path):
     runs = loaded(tmp_path)
     members = compare.experiments(runs)[("folder/rsna-thumbs100", "5" * 16, "test")]
     text = compare.started_from_table(tmp_path, members, n_boot=50)
-    assert f"| `larson18 / r512` | `larson18/{source.name}` (folder/rsna-thumbs100, 14 epochs) | 12 | 1.00 | 10.00 | **-9.00**" in text
+    assert (f"| {compare.STARTED_FROM} | A against the run it started from (`--init-from`, B: folder/rsna-thumbs100, "
+            f"14 epochs), paired on the 12 test images both hold (MAE A 1.00, B 10.00) | `larson18 / r512` | "
+            f"`larson18/{source.name}` | **-9.00**") in text
     record["init_from"] = {"run": "/somewhere/else"}  # outside the results folder: not paired, not an error
     (r512 / "run.json").write_text(json.dumps(record))
     members = compare.experiments(loaded(tmp_path))[("folder/rsna-thumbs100", "5" * 16, "test")]
