@@ -1,6 +1,7 @@
-"""`python -m reproductions compare`: regenerate results/README.md and the comparison plots from run records.
+"""`python -m reproductions compare`: regenerate the results tables and the comparison plots from run records.
 
-    python -m reproductions compare
+    python -m reproductions compare            # results/README.md, results/runs.md, results/comparison/,
+                                               # and the papers' own tables (registry.tables()); prints each file
     python -m reproductions bn-check RUN_DIR   # a run's validation MAE with saved, recomputed and batch BN statistics
 
 The papers themselves run as `python -m reproductions.<paper> train|evaluate|predict`.
@@ -16,7 +17,8 @@ from reproductions import registry
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m reproductions", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("compare", help="tables (results/README.md) and plots (results/comparison/) from run records")
+    p = sub.add_parser("compare", help="tables (results/README.md, results/runs.md, the papers' own tables) and plots "
+                                       "(results/comparison/) from run records")
     p.add_argument("--results", default=str(results.RESULTS_DIR), help="results folder (default: results/)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     b = sub.add_parser("bn-check", help="a trained run's MAE with its saved batch-norm averages, with statistics "
@@ -38,7 +40,7 @@ def main(argv=None):
     ablations = registry.ablations()  # handed to common/, which imports nothing from reproductions/
     if not args.no_plots:
         compare.plot_all(runs, args.results, ablations=ablations)
-    results.regenerate(args.results, ablations=ablations)
+    results.regenerate(args.results, ablations=ablations, tables=registry.tables())
     return 0
 
 

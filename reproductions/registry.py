@@ -1,12 +1,14 @@
 """The paper registry: what the reproductions hand to the shared machinery in common/.
 
 common/ never imports `reproductions` (common/layering_test.py checks it): the commands of
-reproductions/ pass what common needs, such as the ablations the comparison reports, as arguments
-(`common.results.regenerate(..., ablations=...)`, `common.compare.plot_all(..., ablations=...)`,
-both called by `python -m reproductions compare`: train and evaluate leave the tables alone).
+reproductions/ pass what common needs, such as the ablations the comparison reports and the
+papers' own tables, as arguments (`common.results.regenerate(..., ablations=..., tables=...)`,
+`common.compare.plot_all(..., ablations=...)`, both called by `python -m reproductions compare`:
+train and evaluate leave the tables alone).
 
     PAPERS       the reproduced papers, one package each: `python -m reproductions.<paper>`
     ablations()  the ablation pairs of reproductions/ablations.py
+    tables()     the papers' own tables `compare` regenerates beside results/README.md
 """
 PAPERS = ("attention_mtl", "iglovikov18", "larson18", "lite0_regressor", "rsna17_second", "rsna17_winner")
 
@@ -16,3 +18,12 @@ def ablations() -> tuple:
     from reproductions import ablations as module
     return tuple(module.ABLATIONS)
 
+
+def tables() -> tuple:
+    """The papers' own tables, each a callable (results_dir, log) -> [paths written]:
+    iglovikov18's region table (results/iglovikov18/regions.md, `python -m reproductions.iglovikov18
+    table`) and rsna17_second's fusion table (its README, `python -m
+    reproductions.rsna17_second.fusion_table`). Imported when called."""
+    from reproductions.iglovikov18 import regions
+    from reproductions.rsna17_second import fusion_table
+    return (regions.regenerate, fusion_table.regenerate)

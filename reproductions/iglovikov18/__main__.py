@@ -12,13 +12,14 @@
              --data and variant, the age runs' from --age-data: default --data for phantoms, else the
              folder `register` writes; the CSV names each run used and its commit)
     figures  [--data SPEC] [--segment-run DIR --keypoints-run DIR]   (README figures on ../shared/data/rsna-sample)
-    table    (regenerates the region-importance table from the run records)
+    table    (regenerates the region-importance table from the run records; `python -m reproductions
+             compare` regenerates it too)
 
 Flags are parsed by common/cli.py into a RunOptions; the age stages then call the library of
 common/train.py as it is (train_and_evaluate, evaluate); segmentation and key points train through
 common.train.train and are evaluated here (Dice / IoU, pixels). train and evaluate leave the tables
-alone: `python -m reproductions compare` regenerates results/README.md, `... iglovikov18 table` the
-region table.
+alone: `python -m reproductions compare` regenerates results/README.md and the region table
+(handed to it by reproductions/registry.py), `... iglovikov18 table` the region table alone.
 """
 import argparse
 import sys
@@ -118,8 +119,8 @@ def _train_or_evaluate_age(command, stage, region, base, rest):
             if not common_train.writes_run_dir():
                 return
         cli.where_it_landed(run_dir)
-        print("The region table (results/iglovikov18/regions.md) was not changed either; regenerate it with "
-              "`python -m reproductions.iglovikov18 table`.")
+        print("The region table (results/iglovikov18/regions.md) was not changed either: `python -m reproductions "
+              "compare` regenerates it with the other tables (`python -m reproductions.iglovikov18 table`: it alone).")
     return cli.guarded(go)
 
 
