@@ -23,29 +23,27 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 RSNA_TRAIN = 12611  # the challenge's training split (common/datasets/rsna.py, OFFICIAL_COUNTS)
 
 
+IGLOVIKOV18_NAMES = {"segment": "U-Net", "keypoints": "key points"}  # the age networks: "<stage>, <region>"
+
+
 def networks():
-    """paper -> [(network, train_step model key, rows per epoch, epochs, config variant)] at the paper's config."""
+    """paper -> [(network, train_step model key, rows per epoch, epochs, config variant)] at the paper's config;
+    iglovikov18's networks are those of its chain (train_step.iglovikov18_networks: variants.Variant)."""
     from reproductions.iglovikov18.config import get_config as iglovikov
     from reproductions.larson18.config import get_config as larson
     from reproductions.rsna17_second.config import get_config as second
     from reproductions.rsna17_winner.config import get_config as winner
+    from train_step import iglovikov18_networks
     s = second()
-    out = {
+    return {
         "larson18": [("ResNet-50 classifier", "larson18", RSNA_TRAIN, larson().train.epochs, "")],
         "rsna17_winner": [("InceptionV3 + sex", "rsna17_winner", RSNA_TRAIN, winner().train.epochs, "")],
         # one model per sex: together they see every radiograph's patches once per epoch
         "rsna17_second": [(f"ResNet-50 on {s.train.patches_per_image} patches per radiograph, both sexes",
                            "rsna17_second", RSNA_TRAIN * s.train.patches_per_image, s.train.epochs, "")],
-        "iglovikov18": [("U-Net", "iglovikov18_segment", RSNA_TRAIN, iglovikov("segment").train.epochs, "segment"),
-                        ("key points", "iglovikov18_keypoints", RSNA_TRAIN, iglovikov("keypoints").train.epochs,
-                         "keypoints")],
+        "iglovikov18": [(IGLOVIKOV18_NAMES.get(v.stage, f"{v.stage}, {v.region}"), key, RSNA_TRAIN,
+                         iglovikov(v.name).train.epochs, v.name) for key, v in iglovikov18_networks().items()],
     }
-    for stage in ("regress", "classify"):
-        for region in ("hand", "carpal", "metacarpal"):
-            variant = f"{stage}-{region}"
-            out["iglovikov18"].append((f"{stage}, {region}", f"iglovikov18_{stage}_{region}", RSNA_TRAIN,
-                                       iglovikov(variant).train.epochs, variant))
-    return out
 
 
 def load(tag, directory):

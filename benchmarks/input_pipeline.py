@@ -78,9 +78,11 @@ def plain_resize(handle, n, batch_size, size, method):
 
 
 def paper_cases(variant_of):
-    """(label, task, config) for each reproduction; `variant_of(paper)` picks its config variant."""
+    """(label, variant, task, config) for each reproduction; `variant_of(paper)` picks its config variant
+    (for iglovikov18 the base setting of its chain: "", "thumbs", ...), None leaves the paper out."""
     from reproductions.iglovikov18 import config as iglovikov_config
     from reproductions.iglovikov18.task import TASKS as IGLOVIKOV_TASKS
+    from reproductions.iglovikov18.variants import Variant
     from reproductions.larson18 import task as larson
     from reproductions.rsna17_second import task as second
     from reproductions.rsna17_winner import task as winner
@@ -93,10 +95,10 @@ def paper_cases(variant_of):
         if name == "rsna17_second":
             config.model.sex = "female"  # one sex's model, as `train` builds it (the filter drops the boys before decoding)
         cases.append((name, variant, task, config))
-    variant = variant_of("iglovikov18")
-    if variant is not None:
-        cases.append(("iglovikov18", f"{variant}regress-hand", IGLOVIKOV_TASKS["regress"],
-                      iglovikov_config.get_config(f"{variant}regress-hand")))
+    base = variant_of("iglovikov18")  # a base setting of its chain (variants.BASES): its whole-hand regressor
+    if base is not None:
+        network = Variant(base, "regress", "hand")
+        cases.append(("iglovikov18", network.name, IGLOVIKOV_TASKS["regress"], iglovikov_config.get_config(network.name)))
     return cases
 
 
@@ -170,7 +172,7 @@ def main(argv=None):
     if registered is not None:
         n = min(args.images, registered.splits["train"])
         log(f"iglovikov18 registered canvases: {registered.name}, {n} train images")
-        limit, table = measure_table(registered, paper_cases(lambda paper: "thumbs-" if paper == "iglovikov18" else None)[-1:],
+        limit, table = measure_table(registered, paper_cases(lambda paper: "thumbs" if paper == "iglovikov18" else None)[-1:],
                                      n, args.batch_size, 1, 64, log)
         sections.append(("iglovikov18's registered thumbnail canvases (83 x 64), its `thumbs` config", registered, n, 1,
                          limit, table))

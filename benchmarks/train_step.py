@@ -78,16 +78,31 @@ def lite0_regressor(size):
     return _named(build_lite0_regressor(size), image_scale=1.0)
 
 
-def _iglovikov18(stage, size, paper_size):
-    """One iglovikov18 network as its paper config builds it (`size` = data.image_size: the canvas
-    height for the age networks), or the `thumbs` variant's smaller network at the CPU size."""
+def _iglovikov18(network, size, paper_size):
+    """One iglovikov18 network (`network`: its Variant at the paper's setting) as its paper config
+    builds it (`size` = data.image_size: the canvas height for the age networks), or its `thumbs`
+    variant's smaller network at the CPU size."""
     from reproductions.iglovikov18 import model as ig_model  # no TensorFlow needed (a jax GPU machine)
     from reproductions.iglovikov18.config import get_config
-    config = get_config(stage if size == paper_size else f"thumbs-{stage}")
+    config = get_config((network if size == paper_size else network.with_base("thumbs")).name)
     config.data.image_size = size
     build = {"segment": ig_model.segment_model_from_config, "keypoints": ig_model.keypoint_model_from_config,
              "regress": ig_model.age_model_from_config, "classify": ig_model.age_model_from_config}
-    return _named(build[stage.split("-")[0]](config), image_scale=1.0)
+    return _named(build[network.stage](config), image_scale=1.0)
+
+
+def iglovikov18_networks() -> dict:
+    """{model key: Variant} for every network of the iglovikov18 chain at the paper's setting
+    (variants.Variant.all: segment, key points, then 2 heads x 3 regions), keyed
+    "iglovikov18_<stage>[_<region>]"."""
+    from reproductions.iglovikov18.variants import Variant
+    return {"_".join(p for p in ("iglovikov18", v.stage, v.region) if p): v for v in Variant.all() if v.base == ""}
+
+
+def _iglovikov18_sizes(network) -> tuple[int, int]:
+    """(CPU size, paper size) of a network: the image size of its `thumbs` config and of its own."""
+    from reproductions.iglovikov18.config import get_config
+    return (get_config(network.with_base("thumbs").name).data.image_size, get_config(network.name).data.image_size)
 
 
 # model -> (builder, CPU size, paper size); for rsna17_second an "image" is one patch; for the
@@ -95,12 +110,10 @@ def _iglovikov18(stage, size, paper_size):
 MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
           "rsna17_winner": (rsna17_winner, 100, 500),
           "lite0_regressor": (lite0_regressor, 128, 384)}  # the kit's transfer baseline: its thumbs and r512 sizes
-IGLOVIKOV18_AGE_NETWORKS = [f"{stage}-{region}" for stage in ("regress", "classify")
-                            for region in ("hand", "carpal", "metacarpal")]
-for _stage, (_cpu, _paper) in {"segment": (96, 256), "keypoints": (64, 256),
-                               **{n: (83, 520) for n in IGLOVIKOV18_AGE_NETWORKS}}.items():
-    MODELS["iglovikov18_" + _stage.replace("-", "_")] = (functools.partial(_iglovikov18, _stage, paper_size=_paper),
-                                                         _cpu, _paper)
+for _key, _network in iglovikov18_networks().items():
+    _cpu, _paper = _iglovikov18_sizes(_network)
+    MODELS[_key] = (functools.partial(_iglovikov18, _network, paper_size=_paper), _cpu, _paper)
+NOT_BENCHMARKED = {"attention_mtl": "no train-step row yet"}  # registered papers without a row here, and why
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -139,8 +152,8 @@ PIPELINES = {
     "rsna17_winner": ("reproductions.rsna17_winner.task:TASK", "thumbs", ""),
     "rsna17_second": ("reproductions.rsna17_second.task:TASK", "thumbs", ""),
     "lite0_regressor": ("reproductions.lite0_regressor.task:TASK", "thumbs_scratch", "r512_scratch"),
-    **{"iglovikov18_" + n.replace("-", "_"): ("reproductions.iglovikov18.task:AGE_TASK", f"thumbs-{n}", None)
-       for n in IGLOVIKOV18_AGE_NETWORKS},
+    **{key: ("reproductions.iglovikov18.task:AGE_TASK", network.with_base("thumbs").name, None)
+       for key, network in iglovikov18_networks().items() if network.is_age},
 }
 SHARED = ROOT.parent / "shared" / "data"
 REGISTERED = "folder/rsna-thumbs100-registered-thumbs-83px"  # iglovikov18's `register` output on the thumbnails

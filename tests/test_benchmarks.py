@@ -35,3 +35,24 @@ def test_cost_networks_follow_the_paper_configs():
     assert len(nets["iglovikov18"]) == 8  # U-Net, key points, 2 heads x 3 regions
     from train_step import MODELS
     assert all(key in MODELS for paper in nets.values() for _, key, *_ in paper)
+
+
+def test_every_registered_paper_is_benchmarked_or_says_why_not():
+    """The benchmarks loop over the paper registry's iglovikov18 variants and name every paper."""
+    from reproductions import registry
+    from reproductions.iglovikov18.variants import Variant
+    from train_step import MODELS, NOT_BENCHMARKED, iglovikov18_networks
+    for paper in registry.PAPERS:
+        rows = [key for key in MODELS if key == paper or key.startswith(paper + "_")]
+        assert bool(rows) != (paper in NOT_BENCHMARKED), paper
+    assert set(NOT_BENCHMARKED) <= set(registry.PAPERS)
+    networks = iglovikov18_networks()
+    assert list(networks.values()) == [v for v in Variant.all() if v.base == ""]  # the chain, in training order
+    assert list(networks) == ["iglovikov18_segment", "iglovikov18_keypoints"] + [
+        f"iglovikov18_{stage}_{region}" for stage in ("regress", "classify") for region in ("hand", "carpal", "metacarpal")]
+    assert set(networks) <= set(MODELS)
+    from reproductions.iglovikov18.config import get_config
+    for key, network in networks.items():  # CPU size: the thumbs config's; paper size: the paper config's
+        assert MODELS[key][1:] == (get_config(f"thumbs-{network.name}").data.image_size,
+                                   get_config(network.name).data.image_size)
+    assert [v for _, _, _, _, v in cost.networks()["iglovikov18"]] == [v.name for v in networks.values()]

@@ -9,6 +9,7 @@ build and read them with `Variant`, never by joining, splitting or replacing str
     Variant.parse("small-classify-hand")               -> Variant(base="small", stage="classify", region="hand")
     Variant.parse("thumbs-segment").with_stage("regress", "hand").name  -> "thumbs-regress-hand"
     Variant.parse("thumbs-regress-hand").ensemble().name                -> "thumbs-ensemble"
+    Variant.parse("regress-carpal").with_base("thumbs").name             -> "thumbs-regress-carpal"
 """
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ class Variant:
     def with_stage(self, stage: str, region: str | None = None) -> Variant:
         """The variant of another network of the same base ("thumbs-segment" -> "thumbs-regress-hand")."""
         return Variant(self.base, stage, region)
+
+    def with_base(self, base: str) -> Variant:
+        """The same network in another base setting ("regress-carpal" -> "thumbs-regress-carpal")."""
+        return Variant(base, self.stage, self.region)
 
     def ensemble(self) -> Variant:
         """The ensemble of this base's age networks ("thumbs-regress-hand" -> "thumbs-ensemble")."""

@@ -80,3 +80,8 @@ def test_helpers_keep_the_base():
     with pytest.raises(dataclasses.FrozenInstanceError):
         segment.stage = "keypoints"
     assert len({Variant("", "segment"), Variant.parse("segment")}) == 1  # hashable, equal by value
+
+
+def test_with_base_names_the_same_network_in_another_setting():
+    assert Variant.parse("regress-carpal").with_base("thumbs") == Variant("thumbs", "regress", "carpal")
+    assert Variant.parse("small-segment").with_base("").name == "segment"
