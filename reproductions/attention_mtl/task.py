@@ -249,7 +249,17 @@ def calibrate(task, model, config, handle, run_dir, log=print):
         model.calibration = fresh
         return
     if split not in handle.splits:
-        log(f"Note: {handle.name} has no {split!r} split: no conformal intervals.")
+        # An external test set without a validation split (the 16 official challenge images): the intervals
+        # keep the quantiles fitted for these weights on the run's own validation split, and say so.
+        own = _read_calibration(run_dir, model.weights_file)
+        if own is None:
+            log(f"Note: {handle.name} has no {split!r} split and {run_dir} has no calibration for these weights yet "
+                f"(evaluate the run on its own data first): no conformal intervals.")
+            return
+        model.calibration = own
+        fitted = own.get("fitted_on", {})
+        log(f"Note: {handle.name} has no {split!r} split: intervals use the quantiles fitted on the "
+            f"{fitted.get('images', '?')} {fitted.get('split', '?')} images of {fitted.get('dataset', '?')}.")
         return
     ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess(config), to_model_io=to_model_io(config),
                                batch_size=config.train.batch_size, training=False, keys=task.example_keys)

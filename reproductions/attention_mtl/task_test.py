@@ -84,3 +84,31 @@ def test_predict_gives_location_then_scale_and_intervals():
 
 def test_the_citation_says_it_is_not_a_paper():
     assert "not a paper" in attn_task.TASK.citation and attn_task.TASK.paper == "attention_mtl"
+
+
+class _Handle:
+    """A dataset handle with only a test split (the official 16 challenge images)."""
+    name, splits = "folder/official-16", ("test",)
+
+    def fingerprint(self, split=None):
+        return "other-data"
+
+
+def test_an_external_test_set_without_validation_keeps_the_runs_own_calibration(tmp_path):
+    config = get_config("small")
+    config.model.backbone = "tiny_cnn"
+    model = attn_task.build_model(config)
+    model.weights_file = tmp_path / "best.weights.h5"
+    model.weights_file.write_bytes(b"weights")
+    messages = []
+    attn_task.calibrate(attn_task.TASK, model, config, _Handle(), tmp_path, log=messages.append)
+    assert getattr(model, "calibration", None) is None and "no conformal intervals" in messages[-1]
+
+    saved = {"quantiles": {"80": 1.0, "90": 2.0, "95": 3.0}, "weights_sha256": attn_task._sha256(model.weights_file),
+             "fitted_on": {"dataset": "folder/rsna-512", "dataset_fingerprint": "own-data", "split": "validation",
+                           "images": 102}}
+    (tmp_path / attn_task.CONFORMAL_FILE).write_text(__import__("json").dumps(saved))
+    attn_task.calibrate(attn_task.TASK, model, config, _Handle(), tmp_path, log=messages.append)
+    assert model.calibration["quantiles"]["90"] == 2.0
+    assert "102 validation images of folder/rsna-512" in messages[-1]
+    attn_task._EVALUATING.clear()
