@@ -1,7 +1,7 @@
 """attention_mtl end to end on phantoms: a short CPU run learns -> evaluate writes coverage -> predict gives intervals.
 
 One run is shared by the tests of this module: the `small` variant (64 px, attention pooling with
-a query per sex, the Laplace head with the CRPS, the mask head on) on phantoms/small, with the
+a query per sex, the Laplace head with the CRPS, the mask and key-point heads on) on phantoms/small, with the
 suite's stand-in backbone in place of EfficientNet-Lite0 (conftest.STAND_IN_BACKBONE; Lite0
 itself is built and run in model_test.py) and the geometric augmentation off (`--set`; the
 mask moving with its image is tested in task_test.py).
@@ -41,11 +41,12 @@ def trained_run(tmp_path_factory, data_dir):
     return out, env
 
 
-def test_a_short_cpu_run_learns_with_the_mask_head(trained_run, data_dir):
+def test_a_short_cpu_run_learns_with_the_auxiliary_heads(trained_run, data_dir):
     out, _ = trained_run
     history = pd.read_csv(out / "metrics.csv")
     baseline = validation_mean_predictor_mae(DATA, data_dir)
-    assert len(history) == EPOCHS and "val_mask_loss" in history  # the auxiliary head trained beside the age
+    assert len(history) == EPOCHS and {"val_mask_loss", "val_heatmaps_loss"} <= set(history)  # the auxiliary heads
+    assert history["val_heatmaps_loss"].iloc[-1] < history["val_heatmaps_loss"].iloc[0]  # trained beside the age
     assert history["val_mae"].min() <= 0.5 * baseline, (history["val_mae"].tolist(), baseline)
 
 
