@@ -51,15 +51,31 @@ ABLATIONS = (
                   f"python -m reproductions.lite0_regressor train {R512} --variant r512 --weights {LITE0_WEIGHTS} "
                   "--precision float32",  # Lite0 is 6.4x slower in mixed_bfloat16 on CPU (lite0_regressor/config.py)
                   f"python -m reproductions.lite0_regressor train {R512} --variant r512_scratch --precision float32"]},
-    {"question": "Attention or average pooling? (attention_mtl, 512-px radiographs)",
-     "factor": "attention_mtl: cross-attention from a query per sex (A) vs global average pooling (B), same budget",
-     "a": ("attention_mtl", "r512"), "b": ("attention_mtl", "r512_gap"),
-     "commands": [f"python -m reproductions.attention_mtl train {R512} --variant r512 --weights {LITE0_WEIGHTS}",
-                  f"python -m reproductions.attention_mtl train {R512} --variant r512_gap --weights {LITE0_WEIGHTS}"]},
-    {"question": "Attention or a recurrent pooling? (attention_mtl, 512-px radiographs)",
-     "factor": "attention_mtl: cross-attention from a query per sex (A) vs a bidirectional GRU over the tokens (B)",
-     "a": ("attention_mtl", "r512"), "b": ("attention_mtl", "r512_gru"),
-     "commands": [f"python -m reproductions.attention_mtl train {R512} --variant r512_gru --weights {LITE0_WEIGHTS}"]},
+    *(  # attention_mtl's one-factor arms (reproductions/attention_mtl/config.py ARMS), each against its base
+        {"question": f"{question} (attention_mtl, {where})", "factor": f"attention_mtl: {factor}",
+         "a": ("attention_mtl", base), "b": ("attention_mtl", f"{base}_{arm}"),
+         **({"caveat": caveat} if caveat else {}),
+         "commands": [f"python -m reproductions.attention_mtl train {data} --variant {base} --weights {LITE0_WEIGHTS}",
+                      f"python -m reproductions.attention_mtl train {data} --variant {base}_{arm}"
+                      + ("" if arm == "scratch" else f" --weights {LITE0_WEIGHTS}")]}
+        for base, where, data in (("r512", "512-px radiographs", R512), ("thumbs", "thumbnails", THUMBS))
+        for arm, question, factor, caveat in (
+            ("gap", "Attention or average pooling?",
+             "cross-attention from a query per sex (A) vs global average pooling (B), same budget", None),
+            ("gru", "Attention or a recurrent pooling?",
+             "cross-attention from a query per sex (A) vs a bidirectional GRU over the tokens (B), same budget", None),
+            ("l1", "A predicted law or a point estimate?",
+             "age head: a Laplace law (location, scale) trained with the CRPS (A) vs the location alone trained with "
+             "the absolute error, plain L1 (B), same budget",
+             "B's conformal intervals have one width for every image (it predicts no scale); the MAE pair compares "
+             "the two point estimates"),
+            ("nosex", "Does the sex input matter?",
+             "model.sex_input: on, one attention query per sex (A) vs off, one query (B), same budget",
+             "B still learns from the sex label, through its auxiliary sex-from-image head (model.aux.sex_weight = 1): "
+             "the pair measures sex as an input"),
+            ("scratch", "What does ImageNet transfer buy?",
+             "converted ImageNet Lite0 weights (A) vs random initial weights (B), same budget", None),
+        )),
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),

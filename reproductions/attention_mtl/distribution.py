@@ -15,20 +15,31 @@ JASA 2007;102:359-378, for the CRPS and the closed forms; Laplace: their eq. for
 two-piece laws with equal halves).
 
 The model's "months" output holds both numbers: [B, 2] = (location, scale), float32.
+
+The plain-L1 ablation (`model.distribution = "point"`) predicts no law, only the location (the
+model then reports a constant scale beside it). Its loss is the absolute error, which is also
+the CRPS of a point forecast: CRPS(F, y) = E|X - y| - E|X - X'| / 2 (Gneiting & Raftery 2007,
+eq. 21) is |x - y| when all of F's mass sits at x. So `train.loss = "crps"` stays and the pair
+differs in the head alone; a point has no likelihood, so `"nll"` is refused for it.
 """
 import math
 
 from keras import ops
 
 DISTRIBUTIONS = ("laplace", "gaussian")
+POINT = "point"  # no law: the location alone (the plain-L1 ablation)
+AGE_HEADS = (*DISTRIBUTIONS, POINT)  # the values of model.distribution
 SCORES = ("crps", "nll")
 
 
-def _check(distribution: str, score: str | None = None):
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}. Received: distribution={distribution!r}")
+def _check(distribution: str, score: str | None = None, heads=DISTRIBUTIONS):
+    if distribution not in heads:
+        raise ValueError(f"distribution must be one of {heads}. Received: distribution={distribution!r}")
     if score is not None and score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}. Received: score={score!r}")
+    if distribution == POINT and score == "nll":
+        raise ValueError("a point head (distribution='point', the plain-L1 ablation) has no likelihood: train it with "
+                         "train.loss='crps', which is its absolute error. Received: score='nll'")
 
 
 def crps(y, loc, scale, distribution: str = "laplace"):
@@ -65,8 +76,14 @@ def split(y_pred):
 
 
 def age_loss(distribution: str = "laplace", name: str = "crps", weight: float = 1.0):
-    """Keras loss of the "months" output: the score of each reference age (y_true [B, 1] or [B]) under the predicted law."""
-    _check(distribution, name)
+    """Keras loss of the "months" output: the score of each reference age (y_true [B, 1] or [B]) under the predicted
+    law; for distribution "point", the absolute error of the location (the CRPS of a point forecast)."""
+    _check(distribution, name, AGE_HEADS)
+    if distribution == POINT:
+        def point_loss(y_true, y_pred):
+            return weight * absolute_error(y_true, y_pred)
+        point_loss.__name__ = "point_l1"
+        return point_loss
 
     def loss(y_true, y_pred):
         loc, scale = split(y_pred)

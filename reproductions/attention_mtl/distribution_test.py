@@ -62,3 +62,16 @@ def test_unknown_law_or_score_is_refused():
         dist.age_loss("cauchy")
     with pytest.raises(ValueError, match="Received: score='mse'"):
         dist.age_loss("laplace", "mse")
+    with pytest.raises(ValueError, match="Received: distribution='point'"):
+        dist.crps(ops.convert_to_tensor([1.0]), 1.0, 1.0, "point")  # a law's score; the point head has age_loss
+
+
+def test_the_point_head_is_trained_with_the_absolute_error_and_has_no_likelihood():
+    """The plain-L1 ablation: the location's absolute error (the CRPS of a point forecast), whatever the scale column."""
+    y_true = np.array([[100.0], [110.0], [70.0]], np.float32)
+    y_pred = np.array([[100.0, 1.0], [100.0, 1.0], [100.0, 1.0]], np.float32)
+    loss = dist.age_loss(dist.POINT, "crps", weight=2.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(loss(y_true, y_pred)), [0.0, 20.0, 60.0])
+    assert loss.__name__ == "point_l1" and dist.POINT in dist.AGE_HEADS and dist.POINT not in dist.DISTRIBUTIONS
+    with pytest.raises(ValueError, match="no likelihood"):
+        dist.age_loss(dist.POINT, "nll")

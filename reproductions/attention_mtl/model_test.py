@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, SUBPROCESS_TIMEOUT_S, requires_jax
 from reproductions.attention_mtl import distribution
-from reproductions.attention_mtl.model import BACKBONE_NAME, build_attention_mtl
+from reproductions.attention_mtl.model import BACKBONE_NAME, POINT_SCALE_MONTHS, build_attention_mtl
 from reproductions.attention_mtl.pooling import attention_map_model
 
 RNG = np.random.default_rng(0)
@@ -39,6 +39,47 @@ def test_auxiliary_heads_have_the_right_shapes():
     out = model.predict_on_batch({"image": FEED["image"]})
     assert out["months"].shape == (2, 2) and out["sex"].shape == (2, 1) and out["mask"].shape == (2, 16, 16, 1)
     assert ((out["sex"] > 0) & (out["sex"] < 1)).all()
+
+
+def test_the_keypoint_head_and_the_attention_output_have_the_right_shapes():
+    model = build_attention_mtl(64, backbone="tiny_cnn", keypoint_head=True, attention_output=True, mask_size=16,
+                                d_model=32)
+    out = model.predict_on_batch(FEED)
+    assert out["heatmaps"].shape == (2, 16, 16, 3) and out["attention"].shape == (2, 4, 4)
+    np.testing.assert_allclose(out["attention"].sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out["attention"], attention_map_model(model).predict_on_batch(FEED), rtol=1e-5)
+    assert model.get_layer("heatmaps").dtype == "float32" and model.get_layer("attention").dtype == "float32"
+
+
+def test_the_point_head_predicts_a_location_beside_a_constant_scale():
+    keras.utils.set_random_seed(0)
+    model = build_attention_mtl(64, backbone="tiny_cnn", distribution="point", d_model=32, dense_units=16)
+    months = model.predict_on_batch(FEED)["months"]
+    assert months.shape == (2, 2) and np.isfinite(months).all()
+    np.testing.assert_array_equal(months[:, 1], POINT_SCALE_MONTHS)
+    assert model.get_layer("age_raw").kernel.shape == (16, 1)
+
+
+# The layers (and weight shapes) of the default network at 64 px with every option off: the weights of
+# runs saved before the key-point head, the outside-mask penalty and the point head existed (the r512
+# headline run's) must still load, so an option that is off may add no layer.
+DEFAULT_HEAD_WEIGHTS = {
+    "token_projection": [(1280, 32), (32,)], "token_positions": [(4, 32)], "token_norm": [(32,), (32,)],
+    "sex_queries": [(2, 32)], "attention_pool": [(32, 4, 8), (4, 8), (32, 4, 8), (4, 8), (32, 4, 8), (4, 8), (4, 8, 32),
+                                                (32,)],
+    "pool_norm": [(32,), (32,)], "sex_dense": [(1, 16), (16,)], "dense": [(48, 256), (256,)],
+    "age_raw": [(256, 2), (2,)]}
+
+
+def test_options_that_are_off_add_no_layer():
+    model = build_attention_mtl(64, d_model=32)
+    names = [layer.name for layer in model.layers]
+    assert names == ["image", "backbone", "tokens", "token_projection", "male", "token_positions", "sex_queries",
+                     "token_norm", "attention_pool", "pooled", "pool_norm", "sex_dense", "image_and_sex", "dense",
+                     "dropout", "age_raw", "months"], names
+    weights = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers
+               if layer.weights and layer.name != BACKBONE_NAME}
+    assert weights == DEFAULT_HEAD_WEIGHTS
 
 
 def test_mae_is_logged_as_mae_whatever_the_heads():
@@ -78,6 +119,12 @@ def test_bad_arguments_are_refused():
         build_attention_mtl(64, backbone="vgg99")
     with pytest.raises(ValueError, match="sex_head=True, sex_input=True"):
         build_attention_mtl(64, sex_head=True)
+    with pytest.raises(ValueError, match="Received: pooling='gap', attention_output=True"):
+        build_attention_mtl(64, pooling="gap", attention_output=True)
+    with pytest.raises(ValueError, match="mask_size=10, grid=4 x 4"):
+        build_attention_mtl(64, backbone="tiny_cnn", attention_output=True, mask_size=10, d_model=32)
+    with pytest.raises(ValueError, match="Received: distribution='poisson'"):
+        build_attention_mtl(64, distribution="poisson")
 
 
 @requires_jax
@@ -87,7 +134,8 @@ def test_builds_and_runs_with_the_jax_backend():
             "out = []\n"
             "for p in ('attention', 'gap', 'gru'):\n"
             "    m = build_attention_mtl(64, pooling=p, d_model=32, gru_units=8, sex_input=p != 'gap', "
-            "sex_head=p == 'gap', mask_head=True, mask_size=8)\n"
+            "sex_head=p == 'gap', mask_head=True, mask_size=8, keypoint_head=True, attention_output=p == 'attention', "
+            "distribution='point' if p == 'gru' else 'laplace')\n"
             "    x = {'image': np.zeros((2, 64, 64, 3), 'float32'), 'male': np.zeros((2, 1), 'float32')}\n"
             "    x = x if p != 'gap' else {'image': x['image']}\n"
             "    out.append(tuple(m(x)['months'].shape))\n"
@@ -98,5 +146,5 @@ def test_builds_and_runs_with_the_jax_backend():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-2000:]
-    # Attention and mask heads need no TensorFlow (False); Keras's own GRU imports it (its cuDNN check).
+    # Attention, mask and key-point heads need no TensorFlow (False); Keras's own GRU imports it (its cuDNN check).
     assert result.stdout.strip().splitlines()[-1] == "jax [(2, 2), 2.0, (2, 2), False, (2, 2)]"

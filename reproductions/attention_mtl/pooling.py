@@ -72,7 +72,7 @@ class AttentionMap(keras.layers.Layer):
 
 
 def pool(grid, male, pooling: str, *, d_model: int = 256, heads: int = 4, gru_units: int = 128,
-         per_sex_query: bool = True):
+         per_sex_query: bool = True, return_scores: bool = False):
     """Pools a feature grid [B, h, w, C] (static h, w) into [B, d] by `pooling`.
 
     Args:
@@ -83,12 +83,18 @@ def pool(grid, male, pooling: str, *, d_model: int = 256, heads: int = 4, gru_un
         heads: int. Attention heads (d_model must divide by it).
         gru_units: int. Units of each direction of the GRU.
         per_sex_query: bool. One query per sex (needs `male`) or one for all.
+        return_scores: bool. Also return the attention scores [B, heads, 1, h*w] ("attention" only:
+            the outside-mask penalty reads them; no layer is added for them).
 
     Returns:
-        KerasTensor [B, d]: d_model for "gap" and "attention", 2 * gru_units for "gru".
+        KerasTensor [B, d]: d_model for "gap" and "attention", 2 * gru_units for "gru"; with
+        return_scores, (pooled, scores).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    if return_scores and pooling != "attention":
+        raise ValueError(f"only attention pooling has attention scores. Received: pooling={pooling!r}, "
+                         "return_scores=True")
     if d_model % heads:
         raise ValueError(f"d_model must divide by heads. Received: d_model={d_model}, heads={heads}")
     h, w = grid.shape[1], grid.shape[2]
@@ -109,7 +115,8 @@ def pool(grid, male, pooling: str, *, d_model: int = 256, heads: int = 4, gru_un
     pooled, scores = keras.layers.MultiHeadAttention(heads, d_model // heads, name="attention_pool")(
         query, tokens, return_attention_scores=True)
     pooled = keras.layers.Reshape((d_model,), name="pooled")(pooled)
-    return keras.layers.LayerNormalization(name="pool_norm")(pooled)
+    pooled = keras.layers.LayerNormalization(name="pool_norm")(pooled)
+    return (pooled, scores) if return_scores else pooled
 
 
 def attention_map_model(model) -> keras.Model:

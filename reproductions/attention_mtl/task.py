@@ -2,9 +2,11 @@
 
 The data path through common.pipeline.make_dataset (as lite0_regressor, plus the hand mask):
 
-    decode -> letterbox to s x s (uint8, cached; the mask with it when the mask head is on)
-      -> shuffle -> batch -> [training: rotation, shift, zoom of image and mask together]
-      -> [0, 1], grey to 3 channels -> {"image"[, "male"]}, {"months"[, "sex"][, "mask"]}
+    decode -> letterbox to s x s (uint8, cached; the mask with it when the mask head or the outside-mask
+      penalty is on; the key points drawn as three Gaussian maps when the key-point head is on)
+      -> shuffle -> batch -> [training: rotation, shift, zoom of image, mask and maps together]
+      -> [0, 1], grey to 3 channels -> {"image"[, "male"]},
+         {"months"[, "sex"][, "mask"][, "heatmaps"][, "attention": the mask again, for the penalty]}
 
 Read-outs: `predict` gives the location (the estimate), and per image the scale and the
 conformal interval bounds at 80 / 90 / 95 % (Task.extra_columns). `calibrate` fits the conformal
@@ -38,7 +40,7 @@ from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import Task
 from reproductions.attention_mtl import config as attn_config
-from reproductions.attention_mtl import conformal, distribution, explain
+from reproductions.attention_mtl import conformal, distribution, explain, heads
 from reproductions.attention_mtl import model as attn_model
 
 CITATION = ("boneage-repro's own method (not a paper): EfficientNet-Lite0 (Tan & Le, ICML 2019) with attention "
@@ -50,54 +52,92 @@ CONFORMAL_FILE = "conformal.json"
 # --- model -------------------------------------------------------------------------------------------
 
 def heads_on(config) -> dict:
-    """{"sex": bool, "mask": bool}: an auxiliary head is on when its loss weight is above 0."""
-    return {"sex": config.model.aux.sex_weight > 0, "mask": config.model.aux.mask_weight > 0}
+    """{"sex", "mask", "keypoints", "outside_mask": bool}: an auxiliary head (or the penalty) is on when its
+    loss weight is above 0."""
+    aux = config.model.aux
+    return {"sex": aux.sex_weight > 0, "mask": aux.mask_weight > 0, "keypoints": aux.keypoint_weight > 0,
+            "outside_mask": aux.outside_mask_weight > 0}
+
+
+def needs(config) -> dict:
+    """{"mask": bool, "keypoints": bool}: the annotations training reads (the mask for the mask head and the
+    outside-mask penalty, the key points for the heatmap head)."""
+    on = heads_on(config)
+    return {"mask": on["mask"] or on["outside_mask"], "keypoints": on["keypoints"]}
 
 
 def build_model(config):
     m, on = config.model, heads_on(config)
+    if on["outside_mask"] and m.pooling != "attention":
+        raise UsageError(f"model.aux.outside_mask_weight > 0 penalises the attention pooling's weights, and this "
+                         f"config pools by {m.pooling!r}: set model.pooling=attention or model.aux.outside_mask_weight=0")
     return attn_model.build_attention_mtl(
         config.data.image_size, backbone=m.backbone, pooling=m.pooling, sex_input=m.sex_input, d_model=m.d_model,
         heads=m.attention_heads, gru_units=m.gru_units, sex_units=m.sex_units, dense_units=m.dense_units,
         dropout=m.dropout, target_mean_months=m.target_mean_months, target_std_months=m.target_std_months,
-        min_scale_months=m.min_scale_months, sex_head=on["sex"], mask_head=on["mask"], mask_size=m.aux.mask_size,
-        mask_channels=m.aux.mask_channels)
+        min_scale_months=m.min_scale_months, distribution=m.distribution, sex_head=on["sex"], mask_head=on["mask"],
+        mask_size=m.aux.mask_size, mask_channels=m.aux.mask_channels, keypoint_head=on["keypoints"],
+        keypoint_channels=m.aux.keypoint_channels, attention_output=on["outside_mask"])
 
 
 # --- data --------------------------------------------------------------------------------------------
 
-def preprocess(config, training):
-    """Per example, deterministic: letterboxed uint8 image [s, s, 1] (and mask, when the mask head is on).
+def keypoint_sigma_px(config) -> float:
+    """The key-point Gaussians' s.d. in input pixels: model.aux.keypoint_sigma cells of the mask_size grid."""
+    return float(config.model.aux.keypoint_sigma) * config.data.image_size / config.model.aux.mask_size
 
-    Training and validation examples need the hand mask when the mask head is on: `run_train`
-    refuses a dataset without masks before anything is built (`check_masks`)."""
-    size, mask_head = config.data.image_size, heads_on(config)["mask"]
+
+def preprocess(config, training):
+    """Per example, deterministic: letterboxed uint8 image [s, s, 1] (and mask [s, s, 1] when the mask head or
+    the outside-mask penalty is on; and "heatmaps", uint8 [s, s, 3], the key points as Gaussians
+    (heads.keypoint_heatmaps), when the key-point head is on).
+
+    Training and validation examples need the annotations the heads read: `run_train` refuses a
+    dataset without them before anything is built (`check_annotations`)."""
+    size, need = config.data.image_size, needs(config)
+    sigma = keypoint_sigma_px(config)
 
     def fn(example):
-        if mask_head and "mask" not in example:  # run_train said so already; here for other callers
-            raise DataError(NO_MASKS)
-        drop = ("keypoints",) if mask_head else ("keypoints", "mask")
-        return common_pp.letterbox({k: v for k, v in example.items() if k not in drop}, size)
+        missing = _missing(config, example)  # run_train said so already; here for other callers
+        if missing:
+            raise DataError(missing[0])
+        drop = (() if need["keypoints"] else ("keypoints",)) + (() if need["mask"] else ("mask",))
+        out = common_pp.letterbox({k: v for k, v in example.items() if k not in drop}, size)
+        if need["keypoints"]:
+            out["heatmaps"] = heads.keypoint_heatmaps(out.pop("keypoints"), size, sigma)
+        return out
     return fn
 
 
-NO_MASKS = ("the mask head is on (model.aux.mask_weight > 0) but this dataset has no hand masks (only the "
-            "phantoms carry them; the iglovikov18 chain's masks are not wired in yet): pass --set "
-            "model.aux.mask_weight=0, or train on phantoms.")
+NO_MASKS = ("model.aux.mask_weight > 0 (the mask head) or model.aux.outside_mask_weight > 0 (the outside-mask "
+            "penalty) needs hand masks, and this dataset has none (only the phantoms carry them; the iglovikov18 "
+            "chain's masks are not wired in yet): pass --set model.aux.mask_weight=0 --set "
+            "model.aux.outside_mask_weight=0, or train on phantoms.")
+NO_KEYPOINTS = ("the key-point head is on (model.aux.keypoint_weight > 0) but this dataset has no key points (only "
+                "the phantoms carry them): pass --set model.aux.keypoint_weight=0, or train on phantoms.")
 
 
-def check_masks(config, handle):
-    """Refuses (DataError, with the fix) a dataset without hand masks when the mask head is on."""
-    if heads_on(config)["mask"] and "mask" not in handle.builder.info.features:
-        raise DataError(f"{handle.name}: {NO_MASKS}")
+def _missing(config, features) -> list:
+    """The refusals (NO_MASKS, NO_KEYPOINTS) for the annotations the heads need and `features` lacks."""
+    need = needs(config)
+    return ([NO_MASKS] if need["mask"] and "mask" not in features else []) + (
+        [NO_KEYPOINTS] if need["keypoints"] and "keypoints" not in features else [])
+
+
+def check_annotations(config, handle):
+    """Refuses (DataError, with the fix) a dataset without the hand masks or key points the config's heads need."""
+    missing = _missing(config, handle.builder.info.features)
+    if missing:
+        raise DataError(f"{handle.name}: " + " ".join(missing))
 
 
 def run_train(task, options, log=print):
-    """common.train.train, after `check_masks` on the dataset the options name (opened, or built as train would)."""
+    """common.train.train, after `check_annotations` on the dataset the options name (opened, or built as train
+    would)."""
     from common import data as data_lib
     config = common_train.make_config(task, options)
-    if heads_on(config)["mask"]:
-        check_masks(config, data_lib.resolve(options.data, data_dir=options.data_dir, log=log))
+    if any(needs(config).values()):
+        check_annotations(config, data_lib.resolve(options.data, data_dir=options.data_dir, log=log))
     return common_train.train(task, options, log=log)
 
 
@@ -111,21 +151,27 @@ def test_preprocess(config):
 
 
 def batch_augment(config):
-    """Rotation, shift and zoom of the batch; the mask, when there is one, moves with its image (the two
-    go through the same Keras layers as two channels of one tensor)."""
+    """Rotation, shift and zoom of the batch; the mask and the key-point maps, when there are any, move with
+    their image (they go through the same Keras layers as more channels of one tensor)."""
     affine = common_pp.affine_batch_augment(config.train.augmentation, config.seed, name="attn_augmentation")
 
     def fn(batch):
-        if "mask" not in batch:
+        extra = [k for k in ("mask", "heatmaps") if k in batch]
+        if not extra:
             return affine(batch)
-        both = tf.concat([tf.cast(batch["image"], tf.float32), tf.cast(batch["mask"], tf.float32)], axis=-1)
-        moved = affine({**batch, "image": both})["image"]
-        return {**batch, "image": moved[..., :1], "mask": moved[..., 1:]}
+        stacked = tf.concat([tf.cast(batch[k], tf.float32) for k in ("image", *extra)], axis=-1)
+        moved = affine({**batch, "image": stacked})["image"]
+        out, start = dict(batch), 0
+        for key in ("image", *extra):
+            channels = batch[key].shape[-1]
+            out[key], start = moved[..., start:start + channels], start + channels
+        return out
     return fn
 
 
 def to_model_io(config):
-    """({"image": [B, s, s, 3] in [0, 1][, "male"]}, {"months": [B, 1][, "sex": [B, 1]][, "mask": [B, m, m, 1] in [0, 1]]})."""
+    """({"image": [B, s, s, 3] in [0, 1][, "male"]}, {"months": [B, 1][, "sex": [B, 1]][, "mask": [B, m, m, 1] in
+    [0, 1]][, "heatmaps": [B, m, m, 3] in [0, 1]][, "attention": the mask [B, m, m, 1] again, the penalty's target]})."""
     on, size = heads_on(config), config.model.aux.mask_size
 
     def fn(batch):
@@ -136,8 +182,15 @@ def to_model_io(config):
         targets = {"months": tf.cast(batch["boneage_months"], tf.float32)[:, None]}
         if on["sex"]:
             targets["sex"] = male
-        if on["mask"] and "mask" in batch:  # evaluate and predict read no mask (test_preprocess)
-            targets["mask"] = tf.image.resize(tf.cast(batch["mask"], tf.float32) / 255.0, (size, size), method="area")
+        if "mask" in batch:  # evaluate and predict read no mask (test_preprocess)
+            mask = tf.image.resize(tf.cast(batch["mask"], tf.float32) / 255.0, (size, size), method="area")
+            if on["mask"]:
+                targets["mask"] = mask
+            if on["outside_mask"]:
+                targets["attention"] = mask
+        if on["keypoints"] and "heatmaps" in batch:
+            targets["heatmaps"] = tf.image.resize(tf.cast(batch["heatmaps"], tf.float32) / 255.0, (size, size),
+                                                  method="area")
         return inputs, targets
     return fn
 
@@ -170,13 +223,20 @@ def loss(config):
         losses["sex"] = _weighted(_sex_bce, float(aux.sex_weight), "sex_bce")
     if on["mask"]:
         losses["mask"] = _weighted(_mask_bce, float(aux.mask_weight), "mask_bce")
+    if on["keypoints"]:
+        losses["heatmaps"] = _weighted(heads.keypoint_loss, float(aux.keypoint_weight), "keypoint_softmax_ce")
+    if on["outside_mask"]:
+        losses["attention"] = _weighted(heads.outside_mask_mass, float(aux.outside_mask_weight), "outside_mask")
     return losses
 
 
 def metrics(config):
+    on = heads_on(config)
     out = {"months": [keras.metrics.MeanMetricWrapper(distribution.absolute_error, name="mae")]}
-    if heads_on(config)["sex"]:
+    if on["sex"]:
         out["sex"] = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if on["outside_mask"]:  # the penalty's share itself, unweighted: attention_outside_mass in metrics.csv
+        out["attention"] = [keras.metrics.MeanMetricWrapper(heads.outside_mask_mass, name="outside_mass")]
     return out
 
 
@@ -332,8 +392,8 @@ def explain_predictions(model, config, records, table, out_dir, log=print):
 
 
 class CheckedCalibratedRun(SingleRun):
-    """The runner of attention_mtl (common/runner.py): a single run whose training checks the masks
-    first (`run_train`) and whose evaluation fits the conformal quantiles (`calibrate`)."""
+    """The runner of attention_mtl (common/runner.py): a single run whose training checks the masks and
+    key points first (`run_train`) and whose evaluation fits the conformal quantiles (`calibrate`)."""
     train = staticmethod(run_train)
     load_trained = staticmethod(load_trained)
     calibrate = staticmethod(calibrate)
@@ -370,7 +430,7 @@ TASK = Task(
     weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "
                   "writes ~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5), or the keras.applications notop "
                   "file of the network model.backbone names"),
-    example_keys=("id", "image", "boneage_months", "male", "mask"),
+    example_keys=("id", "image", "boneage_months", "male", "mask", "keypoints"),
     needs_sex=lambda config: bool(config.model.sex_input),
     variants=tuple(v for v in attn_config.VARIANTS if v),
     runner=CheckedCalibratedRun(),

@@ -1,47 +1,103 @@
 """attention_mtl's task functions: masks in and out of the pipeline, targets per head, read-out with intervals."""
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
+from common import preprocessing as common_pp
 from common.datasets.base import DataError
+from common.errors import UsageError
+from reproductions.attention_mtl import conformal, heads
 from reproductions.attention_mtl import task as attn_task
 from reproductions.attention_mtl.config import get_config
 
 
-def _example(with_mask=True):
+POINTS = np.array([[0.5, 0.3], [0.7, 0.5], [0.45, 0.6]], np.float32)  # (x, y) / side of the 30 x 40 image
+
+
+def _example(with_mask=True, with_keypoints=True):
     image = np.zeros((40, 30, 1), np.uint8)
     image[10:30, 5:25] = 200
     example = {"id": tf.constant("a"), "image": tf.constant(image), "male": tf.constant(1, tf.int64),
-               "boneage_months": tf.constant(100.0), "keypoints": tf.zeros((3, 2))}
+               "boneage_months": tf.constant(100.0)}
+    if with_keypoints:
+        example["keypoints"] = tf.constant(POINTS)
     if with_mask:
         example["mask"] = tf.constant((image > 0).astype(np.uint8) * 255)
     return example
 
 
-def test_the_mask_head_refuses_a_dataset_without_masks_with_the_fix():
-    config = get_config("small")
-    with pytest.raises(DataError, match="model.aux.mask_weight=0"):
-        attn_task.preprocess(config, True)(_example(with_mask=False))
-
-
-    class Handle:  # a dataset without masks (a folder of radiographs), as common.data hands it over
+def _handle(*features):
+    class Handle:  # a dataset as common.data hands it over
         name = "folder/radiographs"
 
         class builder:
             class info:
-                features = {"image": None, "male": None, "boneage_months": None, "id": None}
-    with pytest.raises(DataError, match="folder/radiographs: the mask head is on"):
-        attn_task.check_masks(config, Handle)
-    Handle.builder.info.features["mask"] = None
-    attn_task.check_masks(config, Handle)  # phantoms: fine
+                pass
+    Handle.builder.info.features = dict.fromkeys(("image", "male", "boneage_months", "id", *features))
+    return Handle
+
+
+def test_heads_refuse_a_dataset_without_their_annotations_with_the_fix():
+    config = get_config("small")  # the mask and key-point heads on
+    with pytest.raises(DataError, match="model.aux.mask_weight=0"):
+        attn_task.preprocess(config, True)(_example(with_mask=False))
+    with pytest.raises(DataError, match="model.aux.keypoint_weight=0"):
+        attn_task.preprocess(config, True)(_example(with_keypoints=False))
+    with pytest.raises(DataError, match="folder/radiographs: .*mask_weight=0.*keypoint_weight=0"):
+        attn_task.check_annotations(config, _handle())  # a folder of radiographs: neither
+    attn_task.check_annotations(config, _handle("mask", "keypoints"))  # phantoms: fine
+    config.model.aux.mask_weight = config.model.aux.keypoint_weight = 0.0
+    attn_task.check_annotations(config, _handle())
+    config.model.aux.outside_mask_weight = 1.0  # the penalty reads the mask too
+    with pytest.raises(DataError, match="outside_mask_weight=0"):
+        attn_task.check_annotations(config, _handle("keypoints"))
+    attn_task.check_annotations(get_config("r512"), _handle())  # the real-data settings need neither
     assert attn_task.TASK.runner.train is attn_task.run_train
 
 
-def test_masks_are_kept_only_for_the_mask_head_and_never_for_evaluation():
+def test_masks_and_key_points_are_kept_only_for_their_heads_and_never_for_evaluation():
     small, default = get_config("small"), get_config()
-    assert set(attn_task.preprocess(small, True)(_example())) == {"id", "image", "male", "boneage_months", "mask"}
-    assert "mask" not in attn_task.preprocess(default, True)(_example())
-    assert "mask" not in attn_task.test_preprocess(small)(_example())
+    assert set(attn_task.preprocess(small, True)(_example())) == {"id", "image", "male", "boneage_months", "mask",
+                                                                   "heatmaps"}
+    assert set(attn_task.preprocess(default, True)(_example())) == {"id", "image", "male", "boneage_months"}
+    penalty = get_config()
+    penalty.model.aux.outside_mask_weight = 1.0
+    assert set(attn_task.preprocess(penalty, True)(_example())) == {"id", "image", "male", "boneage_months", "mask"}
+    assert set(attn_task.test_preprocess(small)(_example())) == {"id", "image", "male", "boneage_months"}
+    assert "keypoints" in attn_task.TASK.example_keys and "mask" in attn_task.TASK.example_keys
+
+
+def test_the_heatmap_targets_peak_at_the_letterboxed_key_points():
+    """The 30 x 40 image is letterboxed into a square (5-px bars left and right), then the maps are area-resized
+    to the mask head's 16 x 16: each target's peak lies within a cell of the key point's letterboxed place."""
+    config = get_config("small")
+    example = attn_task.preprocess(config, False)(_example())
+    assert example["heatmaps"].shape == (64, 64, 3) and example["heatmaps"].dtype == tf.uint8
+    letterboxed = common_pp.letterbox({"image": _example()["image"], "keypoints": tf.constant(POINTS)}, 64)["keypoints"]
+    batch = {k: tf.stack([v] * 2) for k, v in example.items()}
+    _, targets = attn_task.to_model_io(config)(batch)
+    assert targets["heatmaps"].shape == (2, 16, 16, 3)
+    peaks = heads.heatmap_peaks(targets["heatmaps"].numpy())[0]
+    np.testing.assert_allclose(peaks, letterboxed.numpy(), atol=1 / 16)
+    assert letterboxed.numpy()[1, 0] == pytest.approx(0.65)  # x 0.7 of 30 px + the 5-px bar, of 40 px
+    assert abs(peaks[1, 0] - POINTS[1, 0]) > 1 / 32  # so the letterbox was applied to the targets
+
+
+def test_the_mask_and_the_key_point_maps_move_with_their_image():
+    """Every channel goes through one affine transform: copies of the image stay copies after it."""
+    config = get_config("small")
+    config.train.augmentation.rotation_degrees = 30
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 1)), tf.uint8)
+    batch = {"image": image, "mask": image, "heatmaps": tf.concat([image] * 3, axis=-1), "male": tf.ones(4, tf.int64)}
+    out = attn_task.batch_augment(config)(batch)
+    assert out["image"].shape == (4, 64, 64, 1) and out["mask"].shape == (4, 64, 64, 1)
+    assert out["heatmaps"].shape == (4, 64, 64, 3)
+    assert not np.allclose(out["image"].numpy(), image.numpy())  # it did move
+    for moved in (out["mask"], *tf.split(out["heatmaps"], 3, axis=-1)):
+        np.testing.assert_allclose(moved.numpy(), out["image"].numpy(), atol=1e-4)
 
 
 def test_the_mask_moves_with_its_image():
@@ -61,10 +117,25 @@ def test_targets_follow_the_heads():
     batch = {k: tf.stack([v] * 2) for k, v in attn_task.preprocess(config, True)(_example()).items()}
     inputs, targets = attn_task.to_model_io(config)(batch)
     assert list(inputs) == ["image"] and inputs["image"].shape == (2, 64, 64, 3)
-    assert set(targets) == {"months", "sex", "mask"} and targets["mask"].shape == (2, 16, 16, 1)
+    assert set(targets) == {"months", "sex", "mask", "heatmaps"} and targets["mask"].shape == (2, 16, 16, 1)
     assert float(tf.reduce_max(targets["mask"])) <= 1.0 and float(tf.reduce_max(targets["mask"])) > 0.9
-    assert set(attn_task.loss(config)) == {"months", "sex", "mask"} and set(attn_task.metrics(config)) == {"months", "sex"}
+    assert set(attn_task.loss(config)) == {"months", "sex", "mask", "heatmaps"}
+    assert set(attn_task.metrics(config)) == {"months", "sex"}
     assert set(attn_task.loss(get_config())) == {"months"}
+    config.model.aux.outside_mask_weight, config.model.aux.mask_weight = 0.5, 0.0
+    _, targets = attn_task.to_model_io(config)(batch)
+    assert set(targets) == {"months", "sex", "heatmaps", "attention"} and targets["attention"].shape == (2, 16, 16, 1)
+    assert set(attn_task.loss(config)) == {"months", "sex", "heatmaps", "attention"}
+    assert set(attn_task.metrics(config)) == {"months", "sex", "attention"}
+    model = attn_task.build_model(config)
+    assert set(model.output) == {"months", "sex", "heatmaps", "attention"}
+
+
+def test_the_outside_mask_penalty_is_refused_without_attention_pooling():
+    config = get_config("gap")
+    config.model.aux.outside_mask_weight = 1.0
+    with pytest.raises(UsageError, match="model.pooling=attention or model.aux.outside_mask_weight=0"):
+        attn_task.build_model(config)
 
 
 def test_predict_gives_location_then_scale_and_intervals():
@@ -80,6 +151,31 @@ def test_predict_gives_location_then_scale_and_intervals():
     out = attn_task.predict(model, inputs, config)
     np.testing.assert_allclose(out["upper_90"] - out["lower_90"], 4.0 * out["scale_months"])
     assert (out["lower_95"] < out["lower_90"]).all() and (out["lower_90"] < out["location"]).all()
+
+
+def test_the_point_head_gets_intervals_of_one_width_and_an_evaluation_that_says_so():
+    """The plain-L1 arm: prediction, conformal fit on absolute residuals, report and markdown all work."""
+    config = get_config("l1")
+    config.data.image_size, config.model.backbone = 64, "tiny_cnn"
+    model = attn_task.build_model(config)
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.random((40, 64, 64, 3), dtype=np.float32), "male": np.ones((40, 1), np.float32)}
+    loc = attn_task.predict(model, inputs, config)["location"]
+    y = loc + rng.laplace(0, 10, 40)
+    _, scale = attn_task._location_scale(model, inputs, config)
+    np.testing.assert_array_equal(scale, 1.0)
+    model.calibration = {"quantiles": conformal.fit(y[:20], loc[:20], scale[:20])}
+    out = attn_task.predict(model, inputs, config)
+    width = out["upper_90"] - out["lower_90"]
+    np.testing.assert_allclose(width, width[0])
+    assert width[0] == pytest.approx(2 * np.sort(np.abs(y[:20] - loc[:20]))[math.ceil(21 * 0.9) - 1], rel=1e-6)
+    table = pd.DataFrame({"boneage_true": y[20:], "boneage_pred": out["location"][20:],
+                          **{k: v[20:] for k, v in out.items() if k != "location"}})
+    result = conformal.report(table)
+    assert result["constant_scale"] and result["levels"]["90"]["mean_width_months"] == pytest.approx(width[0])
+    assert "one width for all" in conformal.markdown(result)
+    assert not conformal.report(table.assign(scale_months=np.linspace(1, 2, 20)))["constant_scale"]
+    assert attn_task.loss(config)["months"].__name__ == "point_l1"
 
 
 def test_the_citation_says_it_is_not_a_paper():
