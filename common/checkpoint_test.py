@@ -148,6 +148,59 @@ def test_kill_during_the_backup_write_resumes(tiny_task, tmp_path, kill_at):
     assert json.loads((out / "run.json").read_text())["status"] == "trained"
 
 
+# The tiny task whose checkpoints/best.weights.h5 write after epoch 1 finds the disk full: the backup of
+# epoch 1 (written first) is complete, the best epoch's own checkpoint is not.
+BEST_WRITE_FAILS = textwrap.dedent('''
+    import errno, sys
+    from pathlib import Path
+
+    from common import io as kit_io
+    import tiny_task
+
+    real = kit_io.atomic_write_bytes
+
+    def disk_full_for_best(path, data):
+        if Path(path).name == "best.weights.h5":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    kit_io.atomic_write_bytes = disk_full_for_best
+    sys.exit(tiny_task.main(tiny_task.TASK))
+''')
+
+
+def _weights(path) -> dict:
+    import h5py
+    found = {}
+    with h5py.File(path, "r") as f:
+        f["layers"].visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
+                               else None)
+    return found
+
+
+def test_a_best_checkpoint_cut_short_after_its_backup_is_written_from_the_backup_on_resume(tiny_task, tmp_path):
+    """Between an epoch's backup and its best checkpoint a kill or a full disk loses that epoch's best
+    weights unless the resumed run writes them from the backup it restores (it counts the epoch as the
+    best so far and would never write it again)."""
+    run, data = tiny_task
+    (tmp_path / "best_fails.py").write_text(BEST_WRITE_FAILS)
+    out = tmp_path / "run"
+    args = ["train", "--data", data, "--out", str(out), "--epochs", "1", "--no-eval"]
+    failed = run(*args, script="best_fails.py")
+    assert failed.returncode == 2 and "disk is full" in failed.stderr, failed.stdout + failed.stderr
+    assert (out / "backup" / "epoch-0001.weights.h5").exists()
+    assert not (out / "checkpoints" / "best.weights.h5").exists()
+
+    resumed = run(*args)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (out / "checkpoints" / "best.weights.h5").exists(), resumed.stdout
+    assert "checkpoints/best.weights.h5 was missing" in resumed.stdout, resumed.stdout
+    best, backup = _weights(out / "checkpoints" / "best.weights.h5"), _weights(out / "backup" / "epoch-0001.weights.h5")
+    assert best and best.keys() == backup.keys()
+    assert all(np.array_equal(best[k], backup[k]) for k in best)
+    assert json.loads((out / "run.json").read_text())["best_epoch"] == 1
+
+
 @contextlib.contextmanager
 def small_tmpfs(path: Path, size: str):
     path.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,16 @@ from common.options import RunOptions
 COMPARE_COMMAND = "python -m reproductions compare"
 
 
-# ----------------------------------------------------------------------------- argparse types
+# ----------------------------------------------------------------------------- argparse
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (status 2) like every other user error: the
+    flag, what was received and what was expected, and where the usage is, not a 20-line usage dump.
+    Subparsers (add_subparsers) are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     """argparse type of counts and sizes (epochs, batch size, image size, --limit): 0 or fewer would
     fail deep inside training with a traceback; argparse says which flag instead, with status 2."""
@@ -117,7 +126,7 @@ def options_from(args: argparse.Namespace, extras=()) -> RunOptions:
 
 def parser(task) -> tuple[argparse.ArgumentParser, dict]:
     """The paper's parser and, per command, the dests its own flags (its runner's add_flags) added."""
-    p = argparse.ArgumentParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
+    p = OneLineParser(prog=f"python -m reproductions.{task.paper}", description=task.citation)
     sub = p.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train (resumes when rerun), then evaluate on the test split")
     p_eval = sub.add_parser("evaluate", help="evaluate a trained run")

@@ -119,7 +119,20 @@ def test_counts_and_sizes_below_one_are_refused_by_argparse(flag, value, capsys)
     with pytest.raises(SystemExit) as exit_info:
         train.main(TASK, ["train", flag, value])
     assert exit_info.value.code == 2
-    assert f"error: argument {flag}: expected a whole number of at least 1, received '{value}'" in capsys.readouterr().err
+    # One line, like every other user error (issue 15 item 7), not argparse's usage dump before it.
+    assert capsys.readouterr().err.splitlines() == [
+        f"python -m reproductions.{TASK.paper} train: error: argument {flag}: expected a whole number of at least 1, "
+        f"received '{value}' (see python -m reproductions.{TASK.paper} train --help)"]
+
+
+def test_an_unknown_flag_or_no_command_is_one_line_too(capsys):
+    for argv, said in ((["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+                       ([], "the following arguments are required: command")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(TASK, argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and said in err[0] and "--help)" in err[0], err
 
 
 def test_flags_become_typed_options_and_a_papers_own_flags_its_extras():

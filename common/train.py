@@ -609,6 +609,30 @@ def epoch_clock(elapsed_before: float, run_dir, max_minutes=None, log=print):
     return EpochClock()
 
 
+def restore_checkpoints(model, run_dir, history, initial_epoch, monitor, best_so_far, log=print):
+    """checkpoints/last and (when the restored epoch is the best logged) checkpoints/best, written
+    again from the model just restored from the backup of epoch `initial_epoch`.
+
+    Each epoch's backup is written before its last and best checkpoints: a kill or a full disk
+    between them leaves those a step behind, and the resumed run, which counts the restored epoch's
+    metric as the best so far, would never write its weights (the best epoch's weights lost, and
+    evaluate reading an older best or the last). The restored model holds exactly that epoch's
+    weights, so rewriting them is right whether or not a write was missed."""
+    from common import checkpoint
+    checkpoints = Path(run_dir) / "checkpoints"
+    restored = history[history["epoch"] == initial_epoch]
+    targets = ["last.weights.h5"]
+    if best_so_far is not None and monitor in restored and len(restored) \
+            and float(restored[monitor].iloc[-1]) == best_so_far:
+        targets.append("best.weights.h5")
+    for name in targets:
+        missing = not (checkpoints / name).exists()
+        checkpoint.save_weights_atomically(model, checkpoints / name)
+        if missing:
+            log(f"checkpoints/{name} was missing (its write after epoch {initial_epoch} was cut short): written "
+                "from that epoch's backup.")
+
+
 # ----------------------------------------------------------------------------- train
 def train(task, options: RunOptions, log=print):
     """Trains the run the options name (resuming it when it was started); returns (run directory,
@@ -690,6 +714,8 @@ def train(task, options: RunOptions, log=print):
     best_so_far = None
     if monitor in history and len(history):
         best_so_far = float(history[monitor].min() if mode == "min" else history[monitor].max())
+    if writer and initial_epoch > 0:
+        restore_checkpoints(model, run_dir, history, initial_epoch, monitor, best_so_far, log)
     clock = epoch_clock(_logged_seconds(history), run_dir, config.train.get("max_minutes"), log)
     if config.train.get("max_minutes") and _logged_seconds(history) >= config.train.max_minutes * 60:
         raise UsageError(f"{run_dir} already trained {_logged_seconds(history) / 60:.1f} min, its whole "

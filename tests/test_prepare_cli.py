@@ -10,14 +10,14 @@ import pytest
 
 from common import data, prepare
 from common.datasets import base
-from conftest import ROOT, write_image_folder
+from conftest import ROOT, SUBPROCESS_TIMEOUT_S, write_image_folder
 
 ROWS = [{"id": str(i), "boneage": 10 + i, "male": i % 2} for i in range(12)]
 
 
 def run(*args, data_dir):
     return subprocess.run([sys.executable, "-m", "common.prepare", *args, "--data-dir", str(data_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
 
 
 def test_bad_csv_exits_2_with_message(make_folder, tmp_path):

@@ -56,7 +56,7 @@ def _stage_options(task, command, rest, variant):
     import dataclasses
 
     from common import cli
-    p = argparse.ArgumentParser(prog=f"python -m reproductions.iglovikov18 {command}")
+    p = cli.OneLineParser(prog=f"python -m reproductions.iglovikov18 {command}")
     cli.add_shared_flags(p, task)
     p.add_argument("--split", default="test")
     p.add_argument("--no-eval", action="store_true")
