@@ -16,11 +16,14 @@ paired bootstrap of the run's MAE minus the best run's, "real" only when the 95%
 excludes 0, and each paper's own number, short and marked as the paper's: the caller gives its
 source once); the no-learning reference; every pair in a CSV beside the plots
 (results/comparison/<experiment>/pairwise_mae_differences.csv); links to the other plots (MAE by
-age band, Bland-Altman grid, predicted vs reference grid, learning curves); and one ablation
-table: the ablations whose runs are in the experiment, each with the training time both runs
-needed to reach the validation MAE both reach (from metrics.csv), the same network trained on
-other data (paired on the test images both hold), and each run against the run it started from
-(`--init-from`). The ablations (reproductions/ablations.py) are handed in by the caller
+age band, Bland-Altman grid, predicted vs reference grid, learning curves); one ablation table:
+the ablations whose runs are in the experiment, each with the training time both runs needed to
+reach the validation MAE both reach (from metrics.csv), the same network trained on other data
+(paired on the test images both hold), and each run against the run it started from
+(`--init-from`); one line naming the ablations not run yet, whose commands go to results/runs.md
+(a pair whose runs are both evaluated, though in different experiments, is listed only where both
+have predictions); and, for the runs that report split-conformal intervals, their coverage and
+width per level. The ablations (reproductions/ablations.py) are handed in by the caller
 (reproductions/registry.py): common/ imports nothing from reproductions/. Every run's provenance
 is common/results.py's (results/runs.md).
 """
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from common import evaluation, io, results
+from common.runs import RunDir
 
 
 class ExperimentMismatch(ValueError):
@@ -205,14 +209,19 @@ def _pair_cell(r: dict) -> str:
     return f"**{r['difference']:+.2f}** [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
 
 
-def _not_run_row(ab, names, missing) -> str:
-    return (f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not run yet: {', '.join(missing)} "
-            f"| `{'`; `'.join(ab['commands'])}` | — |")
+def _not_run(ab, present, pending) -> None:
+    """Adds an ablation with a run missing to `pending` (a list, or None: dropped): the ablation
+    and the (paper, variant) of its runs missing; results/README.md gives each experiment's in one
+    line (not_run_line), results/runs.md their commands (pending_table)."""
+    if pending is not None:
+        pending.append({"ablation": ab, "missing": [tuple(arm) for arm, x in zip((ab["a"], ab["b"]), present)
+                                                    if x is None]})
 
 
-def ablation_rows(results_dir, members, ablations, n_boot=2000) -> list[str]:
+def ablation_rows(results_dir, members, ablations, n_boot=2000, pending: list | None = None) -> list[str]:
     """The ablations whose two runs both belong to this experiment: their paired MAE difference,
-    verdict and training time to the level both reach; or which run is missing and its commands."""
+    verdict and training time to the level both reach. An ablation with a run missing is no row:
+    it goes to `pending` (_not_run)."""
     by_name = {(run.get("paper"), run.get("variant")): (run, split) for run, split in members}
     rows = []
     for ab in ablations:
@@ -225,12 +234,55 @@ def ablation_rows(results_dir, members, ablations, n_boot=2000) -> list[str]:
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {_pair_cell(r)} | "
                         f"{r['verdict']}{caveat} | {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
-            rows.append(_not_run_row(ab, names, [n for n, x in zip(names, (a, b)) if x is None]))
+            _not_run(ab, (a, b), pending)
     return rows
 
 
 def ablation_table(results_dir, members, ablations, n_boot=2000) -> str:
-    return ABLATION_HEAD + "\n" + "\n".join(ablation_rows(results_dir, members, ablations, n_boot))
+    """The ablation table of the measured pairs, and under it the one line of those not run yet."""
+    pending: list = []
+    text = ABLATION_HEAD + "\n" + "\n".join(ablation_rows(results_dir, members, ablations, n_boot, pending))
+    return text + ("\n\n" + not_run_line(pending) if pending else "")
+
+
+def _short_pairs(ablations) -> str:
+    """"`attention_mtl / r512` vs `r512_gru`, `r512_l1`; `larson18 / r512` vs `r512_scratch`": ablations'
+    runs, each A once with its Bs, a B's paper said only when it is not A's."""
+    by_a: dict = {}
+    for ab in ablations:
+        (pa, va), (pb, vb) = ab["a"], ab["b"]
+        by_a.setdefault((pa, va), []).append(f"`{vb}`" if pb == pa else f"`{pb} / {vb}`")
+    return "; ".join(f"`{pa} / {va}` vs {', '.join(bs)}" for (pa, va), bs in by_a.items())
+
+
+NOT_RUN_ANCHOR = "ablation-pairs-not-run-yet"  # the anchor of runs.md's heading "Ablation pairs not run yet"
+
+
+def not_run_line(pending, link=f"runs.md#{NOT_RUN_ANCHOR}") -> str:
+    """One line for an experiment's ablations with a run missing (_not_run): how many, which, and
+    where their commands are (results/runs.md, pending_table)."""
+    return (f"Not run yet: {len(pending)} ablation pair(s) ({_short_pairs(p['ablation'] for p in pending)}); "
+            f"the commands that make them: [runs.md]({link}).")
+
+
+def pending_table(pending) -> str | None:
+    """results/runs.md's table of the ablations not run yet, one row per ablation (the experiments
+    it waits in together): its question, A, B, the runs missing, and the commands that make them;
+    None without any. `pending`: sections' entries ({"ablation", "missing", "experiment"})."""
+    by_pair: dict = {}
+    for p in pending:
+        ab = p["ablation"]
+        entry = by_pair.setdefault((ab["question"], tuple(ab["a"]), tuple(ab["b"])), {**p, "experiments": []})
+        dataset, fingerprint, split = p["experiment"]
+        where = f"{dataset} (`{str(fingerprint)[:10]}`), {split}"
+        if where not in entry["experiments"]:
+            entry["experiments"].append(where)
+    if not by_pair:
+        return None
+    rows = [f"| {p['ablation']['question']} | `{' / '.join(p['ablation']['a'])}` | `{' / '.join(p['ablation']['b'])}` | "
+            f"{', '.join(f'`{a} / {b}`' for a, b in p['missing'])} | {'; '.join(p['experiments'])} | "
+            f"`{'`; `'.join(p['ablation']['commands'])}` |" for p in by_pair.values()]
+    return ("| question | A | B | missing | experiment | commands |\n" + "|---" * 6 + "|\n" + "\n".join(rows))
 
 
 def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
@@ -247,12 +299,15 @@ def paired_on_shared_ids(results_dir, a, b, n_boot=2000, seed=0) -> dict:
     return _bootstrap_merged(merged, run_a, run_b, n_boot, seed)
 
 
-def across_data_rows(results_dir, members, runs, ablations, n_boot=2000) -> list[str]:
+def across_data_rows(results_dir, members, runs, ablations, n_boot=2000, pending: list | None = None,
+                     paired_runs: set | None = None) -> list[str]:
     """The ablations whose two runs were trained on different datasets (`"across_data": True`: e.g.
     the same network on the 512-px radiographs, A, and on the thumbnails, B), A being a run of this
     experiment and B its own dataset's test evaluation, paired on the test images both hold; rows
     of the ablation table (ABLATION_HEAD), the factor cell saying where B was tested, how many
-    images both hold and each run's MAE on them."""
+    images both hold and each run's MAE on them, and when B is the run A started from
+    (`--init-from`), that too. An ablation with a run missing goes to `pending` (_not_run);
+    `paired_runs`, a set, gets (A's label, B's run directory) of each row."""
     here = {(r.get("paper"), r.get("variant")): (r, s) for r, s in members}
     elsewhere = {}
     for r in runs:
@@ -268,11 +323,16 @@ def across_data_rows(results_dir, members, runs, ablations, n_boot=2000) -> list
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | not paired: {e} | — | — |")
             continue
         if r:
+            source = source_run(results_dir, a[0])
+            started = ("; B is also the run A started from (`--init-from`)"
+                       if source is not None and source[0]["_dir"] == b[0].get("_dir") else "")
             rows.append(f"| {ab['question']} | {ab['factor']}; B tested on {experiment_key(*b)[0]}, paired on the "
-                        f"{r['n']} test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}) | {names[0]} | "
-                        f"{names[1]} | {_pair_cell(r)} | {r['verdict']} | — |")
+                        f"{r['n']} test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}){started} | "
+                        f"{names[0]} | {names[1]} | {_pair_cell(r)} | {r['verdict']} | — |")
+            if paired_runs is not None:
+                paired_runs.add((label(a[0]), b[0].get("_dir")))
         else:
-            rows.append(_not_run_row(ab, names, [n for n, x in zip(names, (a, b)) if x is None]))
+            _not_run(ab, (a, b), pending)
     return rows
 
 
@@ -289,9 +349,8 @@ def source_run(results_dir, run) -> tuple | None:
     results_dir = Path(results_dir).resolve()
     path = Path(source) if Path(source).is_absolute() else results_dir.parent / source
     path = path.resolve()
-    if not path.is_relative_to(results_dir) or not (path / "run.json").is_file():
+    if not path.is_relative_to(results_dir) or not RunDir(path).has_record():
         return None
-    from common.runs import RunDir
     record = RunDir(path).record()
     if "test" not in record.get("evaluations", {}):
         return None
@@ -302,15 +361,16 @@ def source_run(results_dir, run) -> tuple | None:
 STARTED_FROM = "What did training on this data add to the run it started from?"
 
 
-def started_from_rows(results_dir, members, n_boot=2000) -> list[str]:
+def started_from_rows(results_dir, members, n_boot=2000, skip=()) -> list[str]:
     """Each run started from another one (`--init-from`) against that run, paired on the test images
     both hold: what training on this data added to the network it began with; rows of the
     ablation table (ABLATION_HEAD). None when no run of the experiment started from an evaluated
-    run inside the results folder: []."""
+    run inside the results folder: []. `skip`: (label, run directory) pairs already in the table
+    (across_data_rows' `paired_runs`), which would repeat the same numbers."""
     rows = []
     for run, split in members:
         source = source_run(results_dir, run)
-        if source is None:
+        if source is None or (label(run), source[0]["_dir"]) in skip:
             continue
         start = f"`{source[0]['_dir']}`"
         try:
@@ -431,13 +491,68 @@ def slug(key) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", f"{dataset}-{str(fingerprint)[:10]}-{split}").strip("-")
 
 
+def uncertainty(run, split) -> dict | None:
+    """The evaluation's split-conformal report (its extra_metrics' "uncertainty": coverage and mean
+    width per level, Spearman of the predicted scale with the absolute error), None without one."""
+    u = (run["evaluations"][split].get("extra_metrics") or {}).get("uncertainty")
+    return u if isinstance(u, dict) and u.get("levels") else None
+
+
+def uncertainty_table(members) -> str | None:
+    """One row per run of the experiment that reports conformal intervals (uncertainty), by MAE: n,
+    the empirical coverage and the mean width at each level, the Spearman correlation of the
+    predicted scale with the absolute error, and the data the intervals were calibrated on; None
+    when no run reports them."""
+    have = [(run, u) for run, split in sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])
+            if (u := uncertainty(run, split))]
+    if not have:
+        return None
+    levels = sorted({str(level) for _, u in have for level in u["levels"]}, key=float)
+    said = " / ".join(levels)
+
+    def number(x, scale=1.0, digits=1):
+        return "—" if x is None or x != x else f"{scale * x:.{digits}f}"
+    rows = []
+    for run, u in have:
+        got = [u["levels"].get(level, {}) for level in levels]
+        rho = u.get("spearman_scale_vs_abs_error")
+        rho = "— (one scale for all: a point head)" if u.get("constant_scale") else number(rho, digits=3)
+        fit = u.get("calibration") or {}
+        fitted = (f"{fit.get('dataset', '?')} {fit.get('split', '?')} ({fit.get('images', '?')})" if fit else "—")
+        if u.get("in_sample"):
+            fitted += ": the test split itself, coverage in-sample"
+        rows.append(f"| `{label(run)}` | {u.get('images', '?')} | {' / '.join(number(m.get('coverage'), 100) for m in got)} "
+                    f"| {' / '.join(number(m.get('mean_width_months')) for m in got)} | {rho} | {fitted} |")
+    return (f"| conformal intervals: run | n | coverage at {said} % | mean width at {said} % (months) "
+            f"| Spearman(scale, abs error) | calibrated on (images) |\n" + "|---" * 6 + "|\n" + "\n".join(rows))
+
+
+def _waits_here(entry, members, runs, trained_on) -> bool:
+    """Whether an ablation with a run missing in this experiment (_not_run) is listed here as not run
+    yet: not when a run it misses has been evaluated somewhere (the pair is then listed where both
+    have predictions), nor in an experiment the runs were only evaluated on (`evaluate
+    --eval-data`) when the run it has belongs to an experiment of its own data too (listed there)."""
+    evaluated = {(r.get("paper"), r.get("variant")) for r in runs if r.get("evaluations")}
+    if any(arm in evaluated for arm in entry["missing"]):
+        return False
+    if not trained_on:
+        return True
+    ab = entry["ablation"]
+    present = [tuple(arm) for arm in (ab["a"], ab["b"]) if tuple(arm) not in entry["missing"]]
+    home = {(r.get("paper"), r.get("variant")) for r in runs
+            if any(not ev.get("trained_on") for ev in r.get("evaluations", {}).values())}
+    return not any(arm in home for arm in present)
+
+
 def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True,
-             written: list | None = None) -> str:
+             written: list | None = None, pending: list | None = None) -> str:
     """The comparison part of results/README.md: one section per experiment, most runs first: its
     forest plot, one table (each run against the best run), the no-learning reference, links to
-    every pair (a CSV) and the plots, and one ablation table (the registry's ablations in this
-    experiment, those across datasets, and each run against the run it started from).
-    `written`, a list, gets the path of every CSV written."""
+    every pair (a CSV) and the plots, one ablation table (the registry's ablations in this
+    experiment, those across datasets, and each run against the run it started from), one line
+    for the ablations not run yet, and the conformal intervals of the runs that report them.
+    `written`, a list, gets the path of every CSV written; `pending`, a list, the ablations not
+    run yet, each with its experiment (for results/runs.md: pending_table)."""
     groups = experiments(runs)
     if not groups:
         return "No evaluated runs yet."
@@ -452,15 +567,15 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
         if plots_linked and (plot_dir / "forest_mae.png").is_file():
             out += [f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)", ""]
         trained_on = trained_elsewhere(members)
-        if trained_on:
-            out += ["Evaluated on these images only: the runs were trained on "
-                    + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
-                    + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.", ""]
         csv_path = plot_dir / "pairwise_mae_differences.csv" if len(members) > 1 else None
         out += [comparison_table(members, paper_cells, versus_best(results_dir, members, n_boot, csv_path=csv_path)), ""]
         if csv_path is not None and written is not None:
             written.append(csv_path)
         notes = []
+        if trained_on:
+            notes.append("Evaluated on these images only: the runs were trained on "
+                         + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
+                         + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.")
         reference = experiment_reference(key, members)
         if reference:
             source = f"{trained_on[0][0]}'s training-split" if len(trained_on) == 1 else "training-split"
@@ -476,20 +591,34 @@ def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
                 notes.append("Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}]({here}/{p})" for p in pngs) + ".")
         relevant = [ab for ab in ablations if not ab.get("across_data") and any(
             (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
-        rows = ablation_rows(results_dir, members, relevant, n_boot)
+        missing: list = []
+        rows = ablation_rows(results_dir, members, relevant, n_boot, missing)
         if split == "test" and not trained_on:
             across = [ab for ab in ablations if ab.get("across_data") and any(
                 (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
-            rows += across_data_rows(results_dir, members, runs, across, n_boot)
-            rows += started_from_rows(results_dir, members, n_boot)
+            already: set = set()
+            rows += across_data_rows(results_dir, members, runs, across, n_boot, missing, already)
+            rows += started_from_rows(results_dir, members, n_boot, skip=already)
+        missing = [dict(m, experiment=key) for m in missing if _waits_here(m, members, runs, trained_on)]
+        if pending is not None:
+            pending += missing
+        intervals = uncertainty_table(members)
         if rows:
             notes.append("Ablations below: each pair differs in one factor, paired on the same test images (a network "
                          "against itself on other data on the images both hold: the id-hash split puts an id in the "
                          "same split in both).")
+        if intervals:
+            notes.append("Conformal intervals (the last table, runs that report them): the share of test images whose "
+                         "interval holds the reference age, the interval's mean width, and the Spearman correlation of "
+                         "the predicted scale with the absolute error.")
         if notes:
             out += [" ".join(notes), ""]
         if rows:
             out += [ABLATION_HEAD + "\n" + "\n".join(rows), ""]
+        if missing:
+            out += [not_run_line(missing), ""]
+        if intervals:
+            out += [intervals, ""]
     return "\n".join(out)
 
 

@@ -206,9 +206,11 @@ INTRO = (
     "set, not this one: its source is in [the papers' own numbers](#{anchor}).")
 
 
-def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000, written: list | None = None) -> str:
+def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000, written: list | None = None,
+           pending: list | None = None) -> str:
     """results/README.md: the comparison (common/compare.py) and each paper's own number once;
-    every run's provenance goes to runs.md (runs_page). `written` gets the CSVs written."""
+    every run's provenance goes to runs.md (runs_page). `written` gets the CSVs written, `pending`
+    the ablations not run yet (their commands go to runs.md)."""
     from common import compare
     markers = {p: paper_marker(n) for p, n in papers_numbers.items()}
     papers = papers_table(papers_numbers)
@@ -221,19 +223,30 @@ def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000, wr
         "## Side by side, one experiment at a time", "",
         INTRO.format(anchor=PAPERS_ANCHOR), "",
         *(["### The papers' own numbers", papers, ""] if papers else []),
-        compare.sections(runs, markers, results_dir or RESULTS_DIR, ablations, n_boot, written=written),
+        compare.sections(runs, markers, results_dir or RESULTS_DIR, ablations, n_boot, written=written,
+                         pending=pending),
         ""]).replace("](results/", "](")
 
 
-def runs_page(runs, papers_numbers) -> str:
-    """results/runs.md: every evaluation of every run with its provenance, one row each."""
+NOT_RUN_HEADING = "## Ablation pairs not run yet"  # its anchor: compare.NOT_RUN_ANCHOR, README.md links to it
+
+
+def runs_page(runs, papers_numbers, pending=()) -> str:
+    """results/runs.md: every evaluation of every run with its provenance, one row each; then the
+    ablation pairs not run yet (`pending`, compare.sections' list) with the commands that make them."""
+    from common import compare
+    not_run = compare.pending_table(pending)
     return "\n".join([
         HEADER, "", "# Every run", "",
         "One row per evaluation of each run record (results/<paper>/<run>/run.json): the data it was tested on "
         "(with its content fingerprint), split, test images, image size, epochs, initial weights, precision, "
         "hardware, the commit of the evaluation and the training wall time, and a link to its metrics. The "
         "comparison, one experiment at a time: [README.md](README.md).", "",
-        render(runs, papers_numbers, link_prefix="", cite=False), ""]).replace("](results/", "](")
+        render(runs, papers_numbers, link_prefix="", cite=False), "",
+        *([NOT_RUN_HEADING, "",
+           "The ablations (reproductions/ablations.py) that README.md lists as not run yet: each with the "
+           "experiment it waits in, the run(s) missing and the commands that make them.", "",
+           not_run, ""] if not_run else [])]).replace("](results/", "](")
 
 
 def update_block(path: Path, block: str) -> bool:
@@ -265,13 +278,16 @@ def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log
                                                        if (p / "paper_numbers.json").exists()})
     numbers = {p: load_paper_numbers(p, reproductions_dir) for p in papers}
     csvs: list = []
-    text = readme(runs, numbers, results_dir, ablations, written=csvs)
+    pending: list = []
+    text = readme(runs, numbers, results_dir, ablations, written=csvs, pending=pending)
     for path in csvs:
         log(f"Wrote {path}")
     io.atomic_write_text(results_dir / "README.md", text)
     log(f"Wrote {results_dir / 'README.md'} ({text.count(chr(10))} lines) from {len(runs)} evaluated run(s).")
-    io.atomic_write_text(results_dir / RUNS_FILE, runs_page(runs, numbers))
-    log(f"Wrote {results_dir / RUNS_FILE} (every run's provenance).")
+    io.atomic_write_text(results_dir / RUNS_FILE, runs_page(runs, numbers, pending))
+    pairs = {(p["ablation"]["question"], tuple(p["ablation"]["a"]), tuple(p["ablation"]["b"])) for p in pending}
+    log(f"Wrote {results_dir / RUNS_FILE} (every run's provenance"
+        + (f"; the commands of the {len(pairs)} ablation pair(s) not run yet)." if pairs else ")."))
     written = [*csvs, results_dir / "README.md", results_dir / RUNS_FILE]
     if (Path(reproductions_dir).resolve() == REPRODUCTIONS_DIR.resolve()
             and results_dir.resolve() != (REPO_ROOT / "results").resolve()):
