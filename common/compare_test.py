@@ -138,9 +138,14 @@ def test_ablation_rows_report_the_pair_or_what_is_missing(tmp_path):
     text = compare.ablation_table(tmp_path, members, ablations)
     assert "| sex? | sex_input | `rsna17_winner / thumbs` | `rsna17_winner / thumbs_nosex` | **-10.00**" in text
     assert "; caveat: fewer steps in B |" in text
-    assert ("| patches? | patches | `rsna17_second / thumbs` | `rsna17_second / thumbs_whole` | not run yet: "
-            "`rsna17_second / thumbs`, `rsna17_second / thumbs_whole` | `run a`; `run b` | — |") in text
     assert "| — (no per-epoch training times in metrics.csv) |" in text  # fake runs have no metrics.csv
+    # A pair not run is no row with its commands: one line under the table, the commands in runs.md.
+    assert "patches?" not in text and "run a" not in text
+    assert text.endswith("\n\nNot run yet: 1 ablation pair(s) (`rsna17_second / thumbs` vs `thumbs_whole`); the commands "
+                         "that make them: [runs.md](runs.md#ablation-pairs-not-run-yet).")
+    pending = []
+    assert len(compare.ablation_rows(tmp_path, members, ablations, n_boot=50, pending=pending)) == 1
+    assert pending == [{"ablation": ablations[1], "missing": [("rsna17_second", "thumbs"), ("rsna17_second", "thumbs_whole")]}]
 
 
 def timed_metrics(run_dir, val_mae, epoch_seconds):
@@ -380,3 +385,120 @@ def test_a_run_is_paired_with_the_run_it_started_from(tmp_path):
     (r512 / "run.json").write_text(json.dumps(record))
     members = compare.experiments(loaded(tmp_path))[("folder/rsna-thumbs100", "5" * 16, "test")]
     assert compare.started_from_table(tmp_path, members, n_boot=50) is None
+
+
+def evaluated_elsewhere(run_dir, preds, truth, dataset="folder/sample", fingerprint="s" * 16, uncertainty=None):
+    """Adds to a fake run an evaluation on another dataset (`evaluate --eval-data`), as common/train writes it."""
+    key = f"test-on-{dataset.replace('/', '-')}"
+    (run_dir / key).mkdir()
+    truth, preds = np.asarray(truth, float), np.asarray(preds, float)
+    pd.DataFrame({"id": [str(2000 + i) for i in range(len(truth))], "boneage_true": truth, "boneage_pred": preds,
+                  "male": [0, 1] * (len(truth) // 2)}).to_csv(run_dir / key / "predictions.csv", index=False)
+    record = json.loads((run_dir / "run.json").read_text())
+    mae = float(np.abs(preds - truth).mean())
+    ev = dict(record["evaluations"]["test"], split="test", dataset=dataset, dataset_fingerprint=fingerprint,
+              images=len(truth), trained_on={"dataset": record["dataset"]["name"],
+                                             "fingerprint": record["dataset"]["fingerprint"]})
+    ev["estimates"] = {"regression": {**ev["estimates"]["regression"], "mae": metric(mae, mae - 1, mae + 1)}}
+    if uncertainty:
+        ev["extra_metrics"] = {"uncertainty": uncertainty}
+    record["evaluations"][key] = ev
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+def conformal(images, coverage, widths, rho, **more):
+    """An evaluation's "uncertainty" section as reproductions/attention_mtl writes it (conformal.report)."""
+    return {"images": images, "in_sample": False, "spearman_scale_vs_abs_error": rho, "mean_scale_months": 9.6,
+            "calibration": {"dataset": "folder/rsna-512", "split": "validation", "images": 102},
+            "levels": {name: {"nominal": int(name) / 100, "coverage": c, "mean_width_months": w}
+                       for name, c, w in zip(("80", "90", "95"), coverage, widths)}, **more}
+
+
+def with_uncertainty(run_dir, uncertainty):
+    record = json.loads((run_dir / "run.json").read_text())
+    record["evaluations"]["test"]["extra_metrics"] = {"uncertainty": uncertainty, "attention": {"images": 4}}
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+def test_pairs_not_run_are_one_line_in_the_readme_and_their_commands_are_in_runs_md(tmp_path):
+    """rsna-512: A and B of the pooling pair are measured, the GRU pair waits for B; A was also evaluated
+    on another dataset (--eval-data), where B was not: neither pair is listed there, both runs having
+    predictions in rsna-512 (pooling) or the GRU pair waiting there already."""
+    r512 = fake_run(tmp_path, "attention_mtl", "r512", [110, 120, 60, 200], fingerprint="5" * 16)
+    fake_run(tmp_path, "attention_mtl", "r512_gap", [120, 130, 70, 210], fingerprint="5" * 16)
+    evaluated_elsewhere(r512, [100, 130], [100.0, 120.0])
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])  # an experiment without any pair
+    ablations = [{"question": "attention or pooling?", "factor": "pooling", "a": ("attention_mtl", "r512"),
+                  "b": ("attention_mtl", "r512_gap"), "commands": ["make gap A", "make gap B"]},
+                 {"question": "attention or a GRU?", "factor": "pooling", "a": ("attention_mtl", "r512"),
+                  "b": ("attention_mtl", "r512_gru"), "commands": ["make gru A", "make gru B --long-flag"]},
+                 {"question": "sex?", "factor": "sex", "a": ("larson18", "r512"), "b": ("larson18", "r512_nosex"),
+                  "commands": ["nobody ran either"]}]
+    said = []
+    results.regenerate(tmp_path, log=said.append, ablations=ablations)
+    text = (tmp_path / "README.md").read_text()
+    sections = dict(part.split("\n", 1) for part in text.split("\n### ")[1:])
+    here, there = (next(v for k, v in sections.items() if k.startswith(name))
+                   for name in ("folder/rsna-thumbs100 (`5555", "folder/sample"))
+    assert "| attention or pooling? | pooling | `attention_mtl / r512` | `attention_mtl / r512_gap` | **-10.00**" in here
+    line = ("Not run yet: 1 ablation pair(s) (`attention_mtl / r512` vs `r512_gru`); the commands that make them: "
+            "[runs.md](runs.md#ablation-pairs-not-run-yet).")
+    assert line in here.splitlines()
+    assert text.count("Not run yet") == 1 and "not run yet:" not in text  # not in the --eval-data experiment
+    assert "make gru" not in text and "attention or a GRU?" not in text and "sex?" not in text
+    assert "| question |" not in there and "r512_gap" not in there  # B has no predictions there
+    # The commands are in runs.md, once per pair, with the experiment the pair waits in.
+    runs_md = (tmp_path / "runs.md").read_text()
+    assert "\n## Ablation pairs not run yet\n" in runs_md
+    assert ("| attention or a GRU? | `attention_mtl / r512` | `attention_mtl / r512_gru` | `attention_mtl / r512_gru` "
+            "| folder/rsna-thumbs100 (`5555555555`), test | `make gru A`; `make gru B --long-flag` |") in runs_md.splitlines()
+    assert runs_md.count("make gru A") == 1 and "make gap" not in runs_md and "nobody ran" not in runs_md
+    assert f"Wrote {tmp_path / 'runs.md'} (every run's provenance; the commands of the 1 ablation pair(s) not run yet)." in said
+    # Nothing pending: runs.md has no such section.
+    results.regenerate(tmp_path, log=said.append, ablations=ablations[:1])
+    assert "Ablation pairs not run yet" not in (tmp_path / "runs.md").read_text()
+    assert "Not run yet" not in (tmp_path / "README.md").read_text()
+
+
+def test_runs_with_conformal_intervals_get_a_coverage_table_in_their_experiment(tmp_path):
+    r512 = fake_run(tmp_path, "attention_mtl", "r512", [110, 120, 60, 200], fingerprint="5" * 16)
+    gap = fake_run(tmp_path, "attention_mtl", "r512_gap", [120, 130, 70, 210], fingerprint="5" * 16)
+    fake_run(tmp_path, "lite0_regressor", "r512", [100, 100, 80, 200], fingerprint="5" * 16)  # no intervals
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])  # an experiment without any
+    with_uncertainty(r512, conformal(4, (0.787, 0.865, 0.933), (35.33, 45.04, 54.59), 0.1576))
+    with_uncertainty(gap, conformal(4, (0.75, 1.0, 1.0), (30.0, 45.0, 50.0), float("nan"), constant_scale=True,
+                                    in_sample=True))
+    evaluated_elsewhere(r512, [100, 130], [100.0, 120.0],
+                        uncertainty=conformal(2, (0.5, 1.0, 1.0), (40.1, 51.1, 62.0), None))
+    runs = loaded(tmp_path)
+    members = compare.experiments(runs)[("folder/rsna-thumbs100", "5" * 16, "test")]
+    assert compare.uncertainty_table(members).splitlines() == [
+        "| conformal intervals: run | n | coverage at 80 / 90 / 95 % | mean width at 80 / 90 / 95 % (months) "
+        "| Spearman(scale, abs error) | calibrated on (images) |",
+        "|---|---|---|---|---|---|",
+        "| `attention_mtl / r512` | 4 | 78.7 / 86.5 / 93.3 | 35.3 / 45.0 / 54.6 | 0.158 | folder/rsna-512 validation (102) |",
+        "| `attention_mtl / r512_gap` | 4 | 75.0 / 100.0 / 100.0 | 30.0 / 45.0 / 50.0 | — (one scale for all: a point head) "
+        "| folder/rsna-512 validation (102): the test split itself, coverage in-sample |"]
+    assert compare.uncertainty_table([m for m in members if m[0]["paper"] == "lite0_regressor"]) is None
+    text = compare.sections(runs, {}, tmp_path, n_boot=50, plots_linked=False)
+    assert text.count("| conformal intervals: run |") == 2  # rsna-512 and the --eval-data one, not the thumbnails
+    elsewhere = text.split("### folder/sample")[1]
+    assert "| `attention_mtl / r512` | 2 | 50.0 / 100.0 / 100.0 | 40.1 / 51.1 / 62.0 | — |" in elsewhere
+    thumbs = text.split("### folder/rsna-thumbs100 (`ffff")[1].split("### ")[0]
+    assert "conformal" not in thumbs
+
+
+def test_a_pair_across_data_that_is_also_the_run_a_started_from_is_one_row(tmp_path):
+    truth = [100.0, 120.0, 60.0, 200.0] * 3
+    source = fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200] * 3 + [50, 50], truth=truth + [30, 40])
+    r512 = fake_run(tmp_path, "larson18", "r512", [100, 118, 62, 200] * 3, truth=truth, fingerprint="5" * 16)
+    record = json.loads((r512 / "run.json").read_text())
+    record.update(init_from={"run": str(source)}, dataset={"name": "folder/rsna-512", "fingerprint": "5" * 16})
+    (r512 / "run.json").write_text(json.dumps(record))
+    ablation = {"question": "resolution?", "factor": "512 px (A) vs thumbnails (B)", "across_data": True,
+                "a": ("larson18", "r512"), "b": ("larson18", "thumbs"), "commands": ["x"]}
+    text = compare.sections(loaded(tmp_path), {}, tmp_path, ablations=[ablation], n_boot=50, plots_linked=False)
+    assert "(MAE A 1.00, B 10.00); B is also the run A started from (`--init-from`) | `larson18 / r512` |" in text
+    assert compare.STARTED_FROM not in text  # the same pair, the same numbers: said once
+    text = compare.sections(loaded(tmp_path), {}, tmp_path, n_boot=50, plots_linked=False)
+    assert compare.STARTED_FROM in text  # without the across-data pair, the started-from row stays
