@@ -106,7 +106,7 @@ TINY_TASK = textwrap.dedent('''
 
     from common import preprocessing
     from common.config import Config
-    from common.task import Task
+    from common.task import DataSpec, Task
     from common.train import main
 
 
@@ -143,9 +143,10 @@ TINY_TASK = textwrap.dedent('''
 
     TASK = Task(
         paper="tiny", citation="none (a test task)", get_config=get_config, build_model=build_model,
-        preprocess=lambda c, t: lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32)),
-        to_model_io=lambda c: lambda b: ({"image": b["image"], "male": tf.cast(b["male"], tf.float32)[:, None]},
-                                         b["boneage_months"]),
+        data=DataSpec(
+            preprocess=lambda c, t: lambda e: preprocessing.to_unit_float(preprocessing.letterbox(e, 32)),
+            to_model_io=lambda c: lambda b: ({"image": b["image"], "male": tf.cast(b["male"], tf.float32)[:, None]},
+                                             b["boneage_months"])),
         loss=lambda c: "mae", metrics=lambda c: [keras.metrics.MeanAbsoluteError(name="mae")], predict=predict,
         needs_sex=True)
 

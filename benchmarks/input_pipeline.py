@@ -130,7 +130,7 @@ def measure_table(handle, cases, n, batch_size, passes, plain_size, log):
             rows, rows_per_pass = rate(ds, passes, warm_passes=1)
             if rows_per_pass == 0:
                 raise SystemExit(f"{name}: no full training batch from {n} images; pass more --images")
-            radiographs = pipeline.count_examples(handle, "train", filter=task.example_filter(config), limit=n)
+            radiographs = pipeline.count_examples(handle, "train", filter=task.data.example_filter(config), limit=n)
             per = rows_per_pass / max(radiographs, 1)  # patch rows per radiograph (1 for whole images)
             images_per_s = rows / per
             note = f"{per:.0f} patch rows per radiograph" if name == "rsna17_second" else ""

@@ -146,11 +146,10 @@ def diagnose(task, run_dir, split: str = "validation", n_batches: int = 50, data
 def pipeline_eval(task, config, handle, split, limit):
     from common import pipeline
     from common import train as train_lib
-    test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
-    return pipeline.make_dataset(handle, split, preprocess=test_preprocess,
-                                 to_model_io=train_lib.with_ids(task.to_model_io(config)),
+    return pipeline.make_dataset(handle, split, preprocess=task.data.eval_preprocess(config),
+                                 to_model_io=train_lib.with_ids(task.data.to_model_io(config)),
                                  batch_size=config.train.batch_size, training=False, limit=limit,
-                                 keys=task.example_keys, filter=task.example_filter(config))
+                                 keys=task.data.example_keys, filter=task.data.example_filter(config))
 
 
 class _TrainingMode:

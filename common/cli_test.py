@@ -20,7 +20,7 @@ from common import results
 from common import train
 from common.config import Config
 from common.runner import SingleRun
-from common.task import Task
+from common.task import DataSpec, Task
 
 
 def _get_config(variant=""):
@@ -41,8 +41,10 @@ class NothingToLoad(SingleRun):
 
 
 TASK = Task(
-    paper="tiny", citation="a test task", get_config=_get_config, build_model=None, preprocess=_preprocess,
-    to_model_io=lambda config: lambda b: ({"image": b["image"]}, b["boneage_months"]), loss=None, metrics=None,
+    paper="tiny", citation="a test task", get_config=_get_config, build_model=None,
+    data=DataSpec(preprocess=_preprocess,
+                  to_model_io=lambda config: lambda b: ({"image": b["image"]}, b["boneage_months"])),
+    loss=None, metrics=None,
     # A model that answers 100 months: these tests are about which run answers, not what it says.
     predict=lambda model, inputs, config: {"months": np.full(len(inputs["image"]), 100.0)},
     runner=NothingToLoad())

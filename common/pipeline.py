@@ -4,10 +4,10 @@
       -> [cache] -> [expand: one example -> N rows, unbatch] -> [shuffle] -> [augment (per example,
       seeded)] -> batch -> [batch_augment (Keras layers)] -> to_model_io -> prefetch(AUTOTUNE)
 
-A reproduction passes only functions: which examples to keep, what to do to one example,
-whether one example becomes several (patches), which random changes to make in training, and
-how a batch becomes (model inputs, targets). The reader, the order of the stages and their
-parallelism live here once.
+A reproduction passes only functions (its Task's DataSpec, common/data_spec.py): which examples
+to keep, what to do to one example, whether one example becomes several (patches), which random
+changes to make in training, and how a batch becomes (model inputs, targets). The reader, the
+order of the stages and their parallelism live here once.
 """
 import numpy as np
 import tensorflow as tf

@@ -14,7 +14,10 @@ iglovikov18's chain of stages is one Task per stage, each a SingleRun: its comma
 (reproductions/iglovikov18/__main__.py) trains one stage at a time through the same library calls,
 and its Chain (reproductions/iglovikov18/chain.py) loads the trained stages in order.
 
-The library asks a runner five things; common/cli.py asks it for its flags.
+The library asks a runner five things; common/cli.py asks it for its flags. What a run's
+evaluation reads out beside the estimates is the Task's (`extra_metrics`, handed the model, the
+dataset and the evaluation's folder by common.train.evaluate), and how the data reach the model
+is the Task's DataSpec (common/data_spec.py): a runner says neither.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ class Runner(Protocol):
         """The trained model of a run, for evaluate and predict: (model, what was loaded)."""
 
     def calibrate(self, task, model, config, handle, run_dir, log=print) -> None:
-        """What evaluate fits on the validation split before it predicts (e.g. fusion weights)."""
+        """What evaluate fits on the validation split before it predicts (e.g. fusion weights,
+        conformal quantiles)."""
 
     def after_predict(self, task, model, config, records, table, out_csv, options, log=print) -> None:
         """What `predict` writes beside its CSV, from the model, the radiographs read

@@ -4,11 +4,11 @@ import pytest
 
 from common import runner, train
 from common.options import RunOptions
-from common.task import Task
+from common.task import DataSpec, Task
 
 
 def _task(**kwargs):
-    return Task(paper="tiny", citation="", get_config=None, build_model=None, preprocess=None, to_model_io=None,
+    return Task(paper="tiny", citation="", get_config=None, build_model=None, data=DataSpec(None, None),
                 loss=None, metrics=None, predict=None, **kwargs)
 
 

@@ -514,17 +514,18 @@ def build_datasets(task, config, handle, splits, training_split="train", limit=N
     """The splits' pipelines. `shard` (index, count): several processes; the training split is this
     process's part of each global batch (pipeline.make_dataset); the others are read whole by each."""
     from common import pipeline
+    spec = task.data
     out = {}
     for split in splits:
         training = split == training_split
         out[split] = pipeline.make_dataset(
-            handle, split, preprocess=task.preprocess(config, training), to_model_io=task.to_model_io(config),
+            handle, split, preprocess=spec.preprocess(config, training), to_model_io=spec.to_model_io(config),
             batch_size=config.train.batch_size, training=training,
-            augment=task.augment(config) if training else None,
-            batch_augment=task.batch_augment(config) if training else None,
-            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=task.example_keys,
-            filter=task.example_filter(config), expand=task.expand(config, training),
-            expand_sample=task.expand_sample(config) if training else None, shard=shard if training else None)
+            augment=spec.augment(config) if training else None,
+            batch_augment=spec.batch_augment(config) if training else None,
+            seed=config.seed, limit=limit, cache=bool(config.data.get("cache", False)), keys=spec.example_keys,
+            filter=spec.example_filter(config), expand=spec.expand(config, training),
+            expand_sample=spec.expand_sample(config) if training else None, shard=shard if training else None)
     return out
 
 
@@ -907,12 +908,11 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
     task.runner.calibrate(task, model, config, handle, run_dir, log)
     split = options.split
     limit = options.limit
-    test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
-    example_filter = task.example_filter(config)
-    eval_ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess,
-                                    to_model_io=with_ids(task.to_model_io(config)),
+    example_filter = task.data.example_filter(config)
+    eval_ds = pipeline.make_dataset(handle, split, preprocess=task.data.eval_preprocess(config),
+                                    to_model_io=with_ids(task.data.to_model_io(config)),
                                     batch_size=config.train.batch_size, training=False, limit=limit,
-                                    keys=task.example_keys, filter=example_filter)
+                                    keys=task.data.example_keys, filter=example_filter)
     n_images = pipeline.count_examples(handle, split, filter=example_filter, limit=limit)
     log(f"Evaluating {weights} on {handle.name} {split} ({n_images} images) ...")
     start = time.time()
@@ -932,7 +932,8 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
         if i == 0:  # the task's per-image columns and metrics (e.g. intervals, coverage) go with the primary estimate
             df = df.assign(**extras)
             if task.extra_metrics:
-                sections = task.extra_metrics(config, run_dir, split, df)
+                sections = task.extra_metrics(config, run_dir, split, df, model=model, handle=handle, out_dir=out_dir,
+                                              log=log)
                 extra_metrics = {section: values for section, (values, _) in sections.items()}
         target_dir = out_dir if i == 0 else out_dir / f"estimate-{name}"
         evaluation.write_evaluation(target_dir, df, history=history if i == 0 else None,
@@ -1036,9 +1037,8 @@ def predict(task, options: RunOptions, log=print) -> pd.DataFrame:
             print(f"skipped: {e}", file=sys.stderr)
     rows = []
     if records:
-        test_preprocess = task.test_preprocess(config) if task.test_preprocess else task.preprocess(config, False)
-        ds = pipeline.from_arrays(records, preprocess=test_preprocess,
-                                  to_model_io=with_ids(task.to_model_io(config)), batch_size=config.train.batch_size)
+        ds = pipeline.from_arrays(records, preprocess=task.data.eval_preprocess(config),
+                                  to_model_io=with_ids(task.data.to_model_io(config)), batch_size=config.train.batch_size)
         extras = {}
         estimates, _, _, _ = predict_dataset(task, model, config, ds, extras=extras)
         for i, (f, _, male) in enumerate(records):

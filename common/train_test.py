@@ -168,12 +168,12 @@ def test_a_full_disk_is_a_clear_error(monkeypatch, capsys):
     import errno
 
     from common import train
-    from common.task import Task
+    from common.task import DataSpec, Task
 
     def get_config(variant=""):
         raise OSError(errno.ENOSPC, "No space left on device")
-    task = Task(paper="tiny", citation="", get_config=get_config, build_model=None, preprocess=None,
-                to_model_io=None, loss=None, metrics=None, predict=None)
+    task = Task(paper="tiny", citation="", get_config=get_config, build_model=None, data=DataSpec(None, None),
+                loss=None, metrics=None, predict=None)
     assert train.main(task, ["train", "--data", "phantoms"]) == 2
     err = capsys.readouterr().err
     assert "disk is full" in err and "rerun the same command to resume" in err
@@ -320,12 +320,12 @@ def test_several_devices_or_machines_are_refused_with_tensorflow(monkeypatch, ca
 
     from common import train
     from common.config import Config
-    from common.task import Task
+    from common.task import DataSpec, Task
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the TensorFlow backend's refusals")
     task = Task(paper="tiny", citation="", get_config=lambda variant="": Config(
                     {"seed": 0, "data": {"image_size": 32}, "train": {"epochs": 1, "batch_size": 8}}),
-                build_model=None, preprocess=None, to_model_io=None, loss=None, metrics=None, predict=None)
+                build_model=None, data=DataSpec(None, None), loss=None, metrics=None, predict=None)
     assert train.main(task, ["train", "--data", "phantoms", "--devices", "2"]) == 2
     assert "needs KERAS_BACKEND=jax" in capsys.readouterr().err
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:23451", "localhost:23452"]},

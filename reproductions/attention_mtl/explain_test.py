@@ -103,18 +103,17 @@ def test_no_read_out_without_attention_pooling(tiny_phantoms, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_extra_metrics_draws_with_what_calibrate_saw(tiny_phantoms, tmp_path):
+def test_extra_metrics_draws_with_the_model_evaluate_hands_it(tiny_phantoms, tmp_path):
     config, run_dir = _config(), tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "run.json").write_text(json.dumps({"dataset": {"name": tiny_phantoms.name}}))
     predictions = _predictions(tiny_phantoms).assign(**{c: np.nan for c in attn_task.TASK.extra_columns})
-    assert set(attn_task.extra_metrics(config, run_dir, "test", predictions)) == {"uncertainty"}  # nothing seen: no model
-    attn_task._EVALUATING[run_dir.resolve()] = (_model(config), tiny_phantoms, lambda *_: None)  # as calibrate leaves it
-    sections = attn_task.extra_metrics(config, run_dir, "test", predictions)
-    assert set(sections) == {"uncertainty", "attention"} and not attn_task._EVALUATING
-    assert (run_dir / "test" / explain.SHEET).is_file() and (run_dir / "test" / explain.REGIONS_MD).is_file()
-    (run_dir / "run.json").write_text(json.dumps({"dataset": {"name": "folder/other"}}))
-    assert attn_task.evaluation_dir(run_dir, "test", tiny_phantoms) == run_dir / "test-on-phantoms-tiny"
+    assert set(attn_task.extra_metrics(config, run_dir, "test", predictions)) == {"uncertainty"}  # no model: no maps
+    sections = attn_task.extra_metrics(config, run_dir, "test", predictions, model=_model(config), handle=tiny_phantoms,
+                                       out_dir=run_dir / "test-on-x", log=lambda *_: None)  # as common.train.evaluate
+    assert set(sections) == {"uncertainty", "attention"}
+    assert (run_dir / "test-on-x" / explain.SHEET).is_file() and (run_dir / "test-on-x" / explain.REGIONS_MD).is_file()
+    assert not (run_dir / "test").exists()  # the folder evaluate names, none of its own
 
 
 def test_predict_overlays_one_png_per_radiograph(tmp_path):

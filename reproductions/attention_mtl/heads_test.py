@@ -129,10 +129,10 @@ def _phantom_run(tiny_phantoms, aux: dict, loss_name: str, epochs: int):
         config.train.augmentation[key] = 0
     train = pipeline.make_dataset(tiny_phantoms, "train", preprocess=attn_task.preprocess(config, True),
                                   to_model_io=attn_task.to_model_io(config), batch_size=16, training=True,
-                                  keys=attn_task.TASK.example_keys, cache=True)
+                                  keys=attn_task.TASK.data.example_keys, cache=True)
     validation = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=attn_task.preprocess(config, False),
                                        to_model_io=attn_task.to_model_io(config), batch_size=16, training=False,
-                                       keys=attn_task.TASK.example_keys)
+                                       keys=attn_task.TASK.data.example_keys)
     inputs, targets = next(iter(validation))
     model = attn_task.build_model(config)
     before = model.predict_on_batch(inputs)

@@ -15,12 +15,11 @@ quantiles on the validation split once per set of weights and dataset, into <run
 (train runs it). `extra_metrics` writes coverage, width and Spearman into the evaluation, and, for
 attention pooling, the attention sheet and the attention-per-region table (explain.py).
 
-How evaluate's attention read-out gets its model and data without a hook of its own: the shared
-`evaluate` calls `calibrate(task, model, config, handle, run_dir)` before it predicts and
-`extra_metrics(config, run_dir, split, predictions)` after; `calibrate` leaves the model and
-dataset for that run directory in `_EVALUATING` and `extra_metrics` takes them back (one
-evaluation at a time per process, as evaluate runs). Called without `calibrate` before it
-(another caller), `extra_metrics` writes the uncertainty section alone.
+How evaluate's attention read-out gets its model and data: the shared `evaluate` calls
+`calibrate(task, model, config, handle, run_dir)` before it predicts and `extra_metrics(config,
+run_dir, split, predictions, model=, handle=, out_dir=, log=)` after, handing it the model it
+predicted with, the dataset and the folder of this evaluation (Task.extra_metrics). Called
+without a model (another caller), `extra_metrics` writes the uncertainty section alone.
 """
 import hashlib
 import json
@@ -38,7 +37,7 @@ from common.datasets.base import DataError
 from common.errors import UsageError
 from common.runner import SingleRun
 from common.runs import RunDir
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.attention_mtl import config as attn_config
 from reproductions.attention_mtl import conformal, distribution, explain, heads
 from reproductions.attention_mtl import model as attn_model
@@ -294,14 +293,9 @@ def load_trained(task, config, run_dir, model=None, log=print):
     return model, name
 
 
-_EVALUATING = {}  # resolved run dir -> (model, data handle, log): what `calibrate` saw, for `extra_metrics`
-
-
 def calibrate(task, model, config, handle, run_dir, log=print):
-    """Fits the conformal quantiles on the validation split (once per weights file and dataset); leaves the
-    model and dataset of this evaluation for `extra_metrics` (the attention read-out)."""
+    """Fits the conformal quantiles on the validation split (once per weights file and dataset)."""
     from common import pipeline
-    _EVALUATING[Path(run_dir).resolve()] = (model, handle, log)
     split = config.eval.calibration_split
     fingerprint = handle.fingerprint()
     fresh = _read_calibration(run_dir, model.weights_file, fingerprint)
@@ -322,7 +316,7 @@ def calibrate(task, model, config, handle, run_dir, log=print):
             f"{fitted.get('images', '?')} {fitted.get('split', '?')} images of {fitted.get('dataset', '?')}.")
         return
     ds = pipeline.make_dataset(handle, split, preprocess=test_preprocess(config), to_model_io=to_model_io(config),
-                               batch_size=config.train.batch_size, training=False, keys=task.example_keys)
+                               batch_size=config.train.batch_size, training=False, keys=task.data.example_keys)
     locs, scales, ys = [], [], []
     for inputs, targets in ds.as_numpy_iterator():
         loc, scale = _location_scale(model, inputs, config)
@@ -352,17 +346,12 @@ def _finite(obj):
     return obj
 
 
-def evaluation_dir(run_dir, split, handle) -> Path:
-    """The folder common.train.evaluate writes this evaluation into: <run>/<split>, or, on another dataset
-    than the run was trained on, <run>/<split>-on-<dataset> (the rule of common.train.evaluate, repeated)."""
-    trained_on = RunDir(run_dir).record().get("dataset", {}).get("name")
-    external = bool(trained_on) and handle.name != trained_on
-    return Path(run_dir) / (f"{split}-on-{handle.name.replace('/', '-')}" if external else split)
-
-
-def extra_metrics(config, run_dir, split, predictions):
+def extra_metrics(config, run_dir, split, predictions, model=None, handle=None, out_dir=None, log=print):
     """{"uncertainty": (coverage, width and Spearman, their markdown)[, "attention": (shares by age band, the
-    table)]} for the evaluation; with attention pooling, writes the attention sheet and table beside it."""
+    table)]} for the evaluation; with attention pooling, writes the attention sheet and table beside it.
+
+    `model`, `handle`, `out_dir`: what common.train.evaluate predicted with, on, and writes this evaluation
+    into; the attention read-out needs all three (another caller without them gets the uncertainty alone)."""
     result = conformal.report(predictions)
     weights = RunDir(run_dir).best_weights()  # the file evaluate loaded (best, else last)
     saved = _read_calibration(run_dir, weights) if weights is not None else None
@@ -371,11 +360,9 @@ def extra_metrics(config, run_dir, split, predictions):
     result["in_sample"] = bool(fitted) and fitted.get("split") == split
     about = dict(fitted, in_sample=result["in_sample"]) if fitted else None
     sections = {"uncertainty": (result, conformal.markdown(result, about))}
-    seen = _EVALUATING.pop(Path(run_dir).resolve(), None)
-    if seen is not None and config.model.pooling == "attention":
-        model, handle, log = seen
+    if model is not None and handle is not None and out_dir is not None and config.model.pooling == "attention":
         attention = explain.evaluate_attention(
-            model, config, handle, split, predictions, evaluation_dir(run_dir, split, handle), to_model_io=to_model_io,
+            model, config, handle, split, predictions, out_dir, to_model_io=to_model_io,
             title=f"attention_mtl ({getattr(config, 'variant', '') or 'paper'}) on {handle.name} {split}", log=log)
         if attention is not None:
             sections["attention"] = attention
@@ -419,10 +406,13 @@ TASK = Task(
     citation=CITATION,
     get_config=attn_config.get_config,
     build_model=build_model,
-    preprocess=preprocess,
-    test_preprocess=test_preprocess,
-    batch_augment=batch_augment,
-    to_model_io=to_model_io,
+    data=DataSpec(
+        preprocess=preprocess,
+        to_model_io=to_model_io,
+        batch_augment=batch_augment,
+        test_preprocess=test_preprocess,
+        example_keys=("id", "image", "boneage_months", "male", "mask", "keypoints"),
+    ),
     loss=loss,
     metrics=metrics,
     predict=predict,
@@ -430,7 +420,6 @@ TASK = Task(
     weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "
                   "writes ~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5), or the keras.applications notop "
                   "file of the network model.backbone names"),
-    example_keys=("id", "image", "boneage_months", "male", "mask", "keypoints"),
     needs_sex=lambda config: bool(config.model.sex_input),
     variants=tuple(v for v in attn_config.VARIANTS if v),
     runner=CheckedCalibratedRun(),

@@ -67,7 +67,7 @@ def test_masks_and_key_points_are_kept_only_for_their_heads_and_never_for_evalua
     penalty.model.aux.outside_mask_weight = 1.0
     assert set(attn_task.preprocess(penalty, True)(_example())) == {"id", "image", "male", "boneage_months", "mask"}
     assert set(attn_task.test_preprocess(small)(_example())) == {"id", "image", "male", "boneage_months"}
-    assert "keypoints" in attn_task.TASK.example_keys and "mask" in attn_task.TASK.example_keys
+    assert "keypoints" in attn_task.TASK.data.example_keys and "mask" in attn_task.TASK.data.example_keys
 
 
 def test_the_heatmap_targets_peak_at_the_letterboxed_key_points():
@@ -207,4 +207,3 @@ def test_an_external_test_set_without_validation_keeps_the_runs_own_calibration(
     attn_task.calibrate(attn_task.TASK, model, config, _Handle(), tmp_path, log=messages.append)
     assert model.calibration["quantiles"]["90"] == 2.0
     assert "102 validation images of folder/rsna-512" in messages[-1]
-    attn_task._EVALUATING.clear()

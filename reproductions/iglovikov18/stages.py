@@ -63,9 +63,9 @@ def evaluate_segment(task, config, handle, run_dir, split="test", limit=None, lo
     model, weights = _best_model(task, config, run_dir)
     config = config.copy()
     config.segment.pseudo_masks = ""
-    ds = pipeline.make_dataset(handle, split, preprocess=task.preprocess(config, False),
+    ds = pipeline.make_dataset(handle, split, preprocess=task.data.preprocess(config, False),
                                to_model_io=lambda b: b, batch_size=config.train.batch_size, training=False,
-                               limit=limit, keys=task.example_keys)
+                               limit=limit, keys=task.data.example_keys)
     rows, shown = [], []
     threshold = float(config.segment.threshold)
     for batch in ds:
@@ -115,9 +115,9 @@ def evaluate_keypoints(task, config, handle, run_dir, split="test", limit=None, 
     """Key-point error in input pixels (and in the original image's pixels) on a split."""
     model, weights = _best_model(task, config, run_dir)
     size = float(config.data.image_size)
-    ds = pipeline.make_dataset(handle, split, preprocess=task.preprocess(config, False),
+    ds = pipeline.make_dataset(handle, split, preprocess=task.data.preprocess(config, False),
                                to_model_io=lambda b: b, batch_size=config.train.batch_size, training=False,
-                               limit=limit, keys=task.example_keys)
+                               limit=limit, keys=task.data.example_keys)
     rows = []
     for batch in ds:
         pred = np.asarray(model.predict_on_batch({"image": batch["image"].numpy()})["keypoints"])

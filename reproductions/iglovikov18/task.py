@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from common import monthly_classes
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.iglovikov18 import config as ig_config
 from reproductions.iglovikov18 import model as ig_model
 from reproductions.iglovikov18 import preprocessing as pp
@@ -49,13 +49,15 @@ AGE_TASK = Task(
     citation=CITATION,
     get_config=ig_config.get_config,
     build_model=ig_model.age_model_from_config,
-    preprocess=lambda config, training: pp.make_age_preprocess(config, training),
-    augment=pp.make_age_augment,
-    to_model_io=pp.make_age_io,
+    data=DataSpec(
+        preprocess=lambda config, training: pp.make_age_preprocess(config, training),
+        to_model_io=pp.make_age_io,
+        augment=pp.make_age_augment,
+        example_keys=("id", "image", "boneage_months", "male", "mask", "keypoints"),
+    ),
     loss=age_loss,
     metrics=age_metrics,
     predict=age_predict,
-    example_keys=("id", "image", "boneage_months", "male", "mask", "keypoints"),
     needs_sex=True,
     variants=ig_config.all_variants(ig_config.AGE_STAGES),
 )
@@ -115,13 +117,15 @@ SEGMENT_TASK = Task(
     citation=CITATION,
     get_config=ig_config.get_config,
     build_model=ig_model.segment_model_from_config,
-    preprocess=lambda config, training: pp.make_segment_preprocess(config, training),
-    augment=pp.make_segment_augment,
-    to_model_io=pp.make_segment_io,
+    data=DataSpec(
+        preprocess=lambda config, training: pp.make_segment_preprocess(config, training),
+        to_model_io=pp.make_segment_io,
+        augment=pp.make_segment_augment,
+        example_keys=("id", "image", "mask"),
+    ),
     loss=segment_loss,
     metrics=segment_metrics,
     predict=segment_predict,
-    example_keys=("id", "image", "mask"),
     needs_sex=False,
     variants=ig_config.all_variants(("segment",)),
     monitor="dice",
@@ -157,13 +161,15 @@ KEYPOINT_TASK = Task(
     citation=CITATION,
     get_config=ig_config.get_config,
     build_model=ig_model.keypoint_model_from_config,
-    preprocess=lambda config, training: pp.make_keypoint_preprocess(config, training),
-    augment=pp.make_keypoint_augment,
-    to_model_io=pp.make_keypoint_io,
+    data=DataSpec(
+        preprocess=lambda config, training: pp.make_keypoint_preprocess(config, training),
+        to_model_io=pp.make_keypoint_io,
+        augment=pp.make_keypoint_augment,
+        example_keys=("id", "image", "mask", "keypoints"),
+    ),
     loss=keypoint_loss,
     metrics=keypoint_metrics,
     predict=keypoint_predict,
-    example_keys=("id", "image", "mask", "keypoints"),
     needs_sex=False,
     variants=ig_config.all_variants(("keypoints",)),
     monitor="px_error",

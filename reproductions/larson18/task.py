@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import monthly_classes
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.larson18 import config as larson_config
 from reproductions.larson18 import model as larson_model
 from reproductions.larson18 import preprocessing as larson_pp
@@ -77,10 +77,12 @@ TASK = Task(
     citation=CITATION,
     get_config=larson_config.get_config,
     build_model=build_model,
-    preprocess=lambda config, training: larson_pp.make_example_preprocess(config, training=training),
-    augment=larson_pp.make_example_augment,
-    test_preprocess=test_preprocess,
-    to_model_io=to_model_io,
+    data=DataSpec(
+        preprocess=lambda config, training: larson_pp.make_example_preprocess(config, training=training),
+        to_model_io=to_model_io,
+        augment=larson_pp.make_example_augment,
+        test_preprocess=test_preprocess,
+    ),
     loss=loss,
     metrics=metrics,
     predict=predict,

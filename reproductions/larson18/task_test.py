@@ -66,7 +66,7 @@ def test_model_io_and_loss_targets_inside_tf_data(variant, sex_input):
 
 def test_training_batches_of_the_shared_head_carry_no_sex():
     config = _config("thumbs_nosex")
-    preprocess, augment = larson_task.TASK.preprocess(config, True), larson_task.TASK.augment(config)
+    preprocess, augment = larson_task.TASK.data.preprocess(config, True), larson_task.TASK.data.augment(config)
     ds = (_examples().map(preprocess).map(lambda e: augment(e, tf.constant([1, 2], tf.int32))).batch(3)
           .map(larson_task.to_model_io(config)))
     inputs, targets = next(iter(ds))

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from common import months_regression
 from common import preprocessing as common_pp
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.lite0_regressor import config as lite0_config
 from reproductions.lite0_regressor import model as lite0_model
 
@@ -56,9 +56,11 @@ TASK = Task(
     citation=CITATION,
     get_config=lite0_config.get_config,
     build_model=build_model,
-    preprocess=preprocess,
-    batch_augment=batch_augment,
-    to_model_io=to_model_io,
+    data=DataSpec(
+        preprocess=preprocess,
+        to_model_io=to_model_io,
+        batch_augment=batch_augment,
+    ),
     **months_regression.HOOKS,
     backbone_name=lite0_model.BACKBONE_NAME,
     weights_hint=("the converted EfficientNet-Lite0 ImageNet file (python -m common.weights convert efficientnet-lite0 "

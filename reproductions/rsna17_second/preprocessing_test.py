@@ -119,9 +119,9 @@ def test_one_radiograph_is_decoded_and_cropped_once_for_its_49_training_rows(tin
     original = pp.crop_resize_clahe_array
     monkeypatch.setattr(pp, "crop_resize_clahe_array", lambda *a, **k: calls.append(1) or original(*a, **k))
     config = get_config("small")
-    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=TASK.preprocess(config, False),
+    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=TASK.data.preprocess(config, False),
                                to_model_io=lambda b: b, batch_size=49, training=False, cache=True,
-                               keys=TASK.example_keys, expand=TASK.expand(config, False))
+                               keys=TASK.data.example_keys, expand=TASK.data.expand(config, False))
     batches = list(ds)
     assert int(ds.cardinality()) == len(batches) == 16
     for b in batches:  # stored order: each batch is one radiograph's 49 patches, positions 0..48
@@ -195,10 +195,10 @@ def test_whole_variant_through_make_dataset_gives_one_row_per_radiograph(tiny_ph
     from common import pipeline
     from reproductions.rsna17_second.task import TASK
     config = get_config("thumbs_whole")
-    assert TASK.expand_sample(config) is None  # the one row is always kept
-    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=TASK.preprocess(config, False),
+    assert TASK.data.expand_sample(config) is None  # the one row is always kept
+    ds = pipeline.make_dataset(tiny_phantoms, "validation", preprocess=TASK.data.preprocess(config, False),
                                to_model_io=lambda b: b, batch_size=4, training=False, cache=True,
-                               keys=TASK.example_keys, expand=TASK.expand(config, False))
+                               keys=TASK.data.example_keys, expand=TASK.data.expand(config, False))
     rows = [r for b in ds for r in zip(b["id"].numpy(), b["image"].numpy(), b["patch"].numpy())]
     films = {e["id"].numpy(): tf.io.decode_png(e["image"], channels=1).numpy()
              for e in pipeline.read_split(tiny_phantoms, "validation")}

@@ -2,10 +2,11 @@
 
 What it hands to common/:
 
-* data: `preprocess` caches the hand crop (uint8 S x S after CLAHE); `expand` turns it into
-  its 49 patch rows after the cache (`patches_per_image` of them, at random, per epoch when
-  fewer than 49); `example_filter` keeps the radiographs of the model's sex; evaluation and
-  prediction take the 49 patches of a radiograph as one stack (`test_preprocess`);
+* data (its DataSpec, common/data_spec.py): `preprocess` caches the hand crop (uint8 S x S
+  after CLAHE); `expand` turns it into its 49 patch rows after the cache (`patches_per_image` of
+  them, at random, per epoch when fewer than 49); `example_filter` keeps the radiographs of the
+  model's sex; evaluation and prediction take the 49 patches of a radiograph as one stack
+  (`test_preprocess`);
 * training (`PerSexRuns`, its runner: common/runner.py): `run_train` trains one sub-run per sex
   (`--sex female|male|both`), each with common.train.train in `<run>/<sex>/` (resumable on its
   own), then writes the run's combined record; a finished sub-run is not trained again;
@@ -28,7 +29,7 @@ import tensorflow as tf
 from common import io, provenance
 from common.runner import SingleRun
 from common.runs import RunDir
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.rsna17_second import config as second_config
 from reproductions.rsna17_second import fusion as second_fusion
 from reproductions.rsna17_second import model as second_model
@@ -304,7 +305,7 @@ def calibrate(task, router, config, handle, run_dir, log=print):
         sub_config = _sub_config(config, sex)
         ds = pipeline.make_dataset(handle, "validation", preprocess=test_preprocess(sub_config),
                                    to_model_io=to_model_io(sub_config), batch_size=config.train.batch_size,
-                                   training=False, keys=TASK.example_keys, filter=example_filter(sub_config))
+                                   training=False, keys=TASK.data.example_keys, filter=example_filter(sub_config))
         patch_months, months = [], []
         for inputs, y in ds:
             patch_months.append(router.patch_predictions(inputs["image"], inputs["male"]))
@@ -347,9 +348,14 @@ TASK = Task(
     citation=CITATION,
     get_config=second_config.get_config,
     build_model=build_model,
-    preprocess=lambda config, training: second_pp.make_example_preprocess(config),
-    test_preprocess=test_preprocess,
-    to_model_io=to_model_io,
+    data=DataSpec(
+        preprocess=lambda config, training: second_pp.make_example_preprocess(config),
+        to_model_io=to_model_io,
+        test_preprocess=test_preprocess,
+        example_filter=example_filter,
+        expand=lambda config, training: second_pp.make_example_expand(config),
+        expand_sample=expand_sample,
+    ),
     loss=loss,
     metrics=metrics,
     predict=predict,
@@ -358,8 +364,5 @@ TASK = Task(
                  "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5)",
     needs_sex=True,
     variants=tuple(v for v in second_config.VARIANTS if v),
-    example_filter=example_filter,
-    expand=lambda config, training: second_pp.make_example_expand(config),
-    expand_sample=expand_sample,
     runner=PerSexRuns(),
 )

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from common import months_regression
 from common import preprocessing as common_pp
-from common.task import Task
+from common.task import DataSpec, Task
 from reproductions.rsna17_winner import config as winner_config
 from reproductions.rsna17_winner import model as winner_model
 
@@ -74,9 +74,11 @@ TASK = Task(
     citation=CITATION,
     get_config=winner_config.get_config,
     build_model=build_model,
-    preprocess=preprocess,
-    batch_augment=batch_augment,
-    to_model_io=to_model_io,
+    data=DataSpec(
+        preprocess=preprocess,
+        to_model_io=to_model_io,
+        batch_augment=batch_augment,
+    ),
     **months_regression.HOOKS,
     backbone_name=winner_model.BACKBONE_NAME,
     weights_hint="keras.applications InceptionV3 ImageNet weights without top "
