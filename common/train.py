@@ -873,6 +873,14 @@ def load_trained(task, config, run_dir, model=None, log=print):
     return model, weights.name
 
 
+def evaluation_key(split: str, dataset: str, trained_on: str | None) -> str:
+    """The key (and folder) of an evaluation in a run record: its split, or "<split>-on-<dataset>" for
+    one on another dataset than the run was trained on, so it never replaces the run's own."""
+    if trained_on and dataset != trained_on:
+        return f"{split}-on-{dataset.replace('/', '-')}"
+    return split
+
+
 def evaluate(task, options: RunOptions, model=None, handle=None, config=None, run_dir=None, log=print) -> dict:
     """Evaluates the best checkpoint of a run on options.split; writes metrics, predictions and plots
     into <run>/<split>/ and the evaluation into the run record, and returns the metrics: {estimate:
@@ -922,8 +930,8 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
     # An evaluation on another dataset than the run was trained on is its own entry (and folder):
     # it never replaces the run's own test evaluation, and compare puts it in that dataset's experiment.
     trained_on = record.get("dataset", {})
-    external = bool(trained_on.get("name")) and handle.name != trained_on["name"]
-    key = f"{split}-on-{handle.name.replace('/', '-')}" if external else split
+    key = evaluation_key(split, handle.name, trained_on.get("name"))
+    external = key != split
     out_dir = run_dir / key
     summaries, extra_metrics = {}, {}
     for i, (name, pred) in enumerate(estimates.items()):

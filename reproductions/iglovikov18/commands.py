@@ -115,13 +115,16 @@ def register(argv, log=print):
     p.add_argument("--image-size", type=int, default=None, help="canvas height in px (default: the variant's)")
     p.add_argument("--out", default=None, help="folder to write (default: <data dir>/iglovikov18-registered/...)")
     p.add_argument("--limit", type=int, default=None, help="only the first N examples of each split")
+    p.add_argument("--split-column", default=None, help="folder data: the labels column naming each row's split "
+                   "(e.g. source_split for ../shared/data/rsna-sample's official test images); the canvases keep it")
     args = p.parse_args(argv)
     base = base_variant(args)
     age_config = ig_config.hand_config(base)
     if args.image_size:
         age_config.data.image_size = args.image_size
-    segment_run, keypoints_run = chain_runs(args, common_train.dataset_name(args.data, args.data_dir, log), base)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+    data_name = common_train.dataset_name(args.data, args.data_dir, log, split_column=args.split_column)
+    segment_run, keypoints_run = chain_runs(args, data_name, base)
+    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log, split_column=args.split_column)
     chain = ig_chain.Chain(segment_run, keypoints_run, log=log)
     name = registered_name(handle.name, base, age_config.data.image_size)
     out = Path(args.out) if args.out else data_lib.default_data_dir() if not args.data_dir else Path(args.data_dir)

@@ -149,3 +149,32 @@ def test_register_uses_the_chain_its_flags_name(tmp_path, results_dir, no_data_b
     assert main(["register", "--variant", "thumbs", "--data", "phantoms/small"]) == 2
     one_error_line(capsys, f"no trained iglovikov18 keypoints model in {named('thumbs', 'keypoints')}",
                    "--keypoints-run DIR")
+
+
+def test_register_opens_the_data_with_the_split_column_given(tmp_path, results_dir, monkeypatch):
+    """`--split-column source_split`: ../shared/data/rsna-sample's official test images are registered as
+    its test split, so the age networks can be evaluated on them (`evaluate --eval-data`)."""
+    from common import data
+    from reproductions.iglovikov18 import stages
+    segment = fake_run(named("thumbs", "segment"), "thumbs-segment", "1")
+    keypoints = fake_run(named("thumbs", "keypoints"), "thumbs-keypoints", "2")
+    opened = []
+
+    class Handle:
+        name = "folder/official-by-source_split"
+
+        def describe(self):
+            return self.name
+
+    def resolve(spec, **kwargs):
+        opened.append((spec, kwargs.get("split_column")))
+        return Handle()
+    monkeypatch.setattr(data, "resolve", resolve)
+    monkeypatch.setattr(stages, "register_dataset", lambda chain, handle, config, out, **_: out)
+    flags = ["--variant", "thumbs", "--segment-run", str(segment), "--keypoints-run", str(keypoints),
+             "--out", str(tmp_path / "registered")]
+    assert main(["register", "--data", "folder:official", "--split-column", "source_split", *flags]) == 0
+    assert {column for spec, column in opened if spec == "folder:official"} == {"source_split"}
+    opened.clear()
+    assert main(["register", "--data", "folder:official", *flags]) == 0
+    assert {column for spec, column in opened if spec == "folder:official"} == {None}

@@ -65,6 +65,10 @@ def main(base, argv, log=print):
     p.add_argument("--data-dir", default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--split", default="test")
+    p.add_argument("--eval-data", default=None, help="the members' evaluation on another dataset (as given to their "
+                   "`evaluate --eval-data`, e.g. the official test images registered by the same chain) instead "
+                   "of their own test split")
+    p.add_argument("--split-column", default=None, help="with --eval-data: as given to the members' evaluate")
     p.add_argument("--out", default=None, help="run directory of the ensemble")
     args = p.parse_args(argv)
     results_dir = Path(common_results.RESULTS_DIR)
@@ -81,32 +85,42 @@ def main(base, argv, log=print):
         raise SystemExit(f"error: an ensemble needs at least two evaluated age runs; found {[str(m) for m in members]}. "
                          "Train them first, or pass --runs.")
     start = time.time()
-    table, names = ensemble_predictions(members, args.split)
     records = [RunDir(m).record(missing_ok=False) for m in members]
+    key = args.split
+    if args.eval_data:  # the members' evaluation on that dataset, under the key common.train.evaluate gave it
+        from common import data as data_lib
+        from common import train as common_train
+        evaluated = data_lib.resolve(args.eval_data, data_dir=args.data_dir, log=log, split_column=args.split_column)
+        key = common_train.evaluation_key(args.split, evaluated.name, records[0].get("dataset", {}).get("name"))
+    table, names = ensemble_predictions(members, key)
     size = records[0].get("image_size")
     variant = Variant(base, ENSEMBLE).name
     out = Path(args.out) if args.out else results_dir / "iglovikov18" / run_name(data_name, variant, size)
-    evaluation.write_evaluation(out / args.split, table[["id", "boneage_true", "boneage_pred", "male"]],
-                                title=f"iglovikov18 ensemble of {len(members)} on {data_name} {args.split}")
-    io.atomic_to_csv(table, out / args.split / "member_predictions.csv")
-    overall = json.loads((out / args.split / "metrics.json").read_text())["overall"]
-    ev0 = records[0].get("evaluations", {}).get(args.split, {})
+    ev0 = records[0].get("evaluations", {}).get(key, {})
+    evaluated_on = ev0.get("dataset", data_name)
+    evaluation.write_evaluation(out / key, table[["id", "boneage_true", "boneage_pred", "male"]],
+                                title=f"iglovikov18 ensemble of {len(members)} on {evaluated_on} {args.split}")
+    io.atomic_to_csv(table, out / key / "member_predictions.csv")
+    overall = json.loads((out / key / "metrics.json").read_text())["overall"]
     record = {
         "paper": "iglovikov18", "citation": records[0].get("citation"), "variant": variant, "status": "evaluated",
         "members": [str(m) for m in members], "dataset": records[0].get("dataset"), "image_size": size,
         "epochs": max(r.get("epochs", 0) for r in records), "epochs_done": max(r.get("epochs_done", 0) for r in records),
         "precision": records[0].get("precision"), "hardware": provenance.hardware(), "seed": records[0].get("seed"),
         "wall_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1), **provenance.git_commit(),
-        "evaluations": {args.split: {
-            "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
-            "dataset": ev0.get("dataset", data_name), "dataset_fingerprint": ev0.get("dataset_fingerprint"),
+        "evaluations": {key: {
+            "split": args.split, "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
+            "dataset": evaluated_on, "dataset_fingerprint": ev0.get("dataset_fingerprint"),
             "split_fingerprint": ev0.get("split_fingerprint"),
-            **{k: ev0[k] for k in ("source_dataset", "source_fingerprint") if k in ev0}, "epochs_trained": max(r.get("epochs_done", 0) for r in records),
+            **{k: ev0[k] for k in ("source_dataset", "source_fingerprint", "trained_on") if k in ev0},
+            "epochs_trained": max(r.get("epochs_done", 0) for r in records),
             "image_size": size, "members": names, "wall_time_s": round(time.time() - start, 1), "when": provenance.now(),
             **provenance.git_commit()}},
     }
+    previous = RunDir(out).record() or {}  # its evaluations on other data stay (as common.train.evaluate keeps them)
+    record["evaluations"] = {**previous.get("evaluations", {}), **record["evaluations"]}
     RunDir(out).write_record(record)
-    log(f"{args.split}: ensemble of {len(members)} MAE {overall['mae']['value']:.2f} months "
+    log(f"{key}: ensemble of {len(members)} MAE {overall['mae']['value']:.2f} months "
         f"[{overall['mae']['ci_low']:.2f}, {overall['mae']['ci_high']:.2f}] on {len(table)} images -> {out}")
     from common import cli
     cli.where_it_landed(out, log)  # the tables are regenerated by `python -m reproductions compare`, not here
