@@ -1,6 +1,7 @@
 """Side-by-side comparison of every paper and variant on the same data and split.
 
-    python -m reproductions compare            # tables in results/README.md + plots in results/comparison/
+    python -m reproductions compare            # results/README.md; each experiment's page and plots in
+                                               # results/comparison/<experiment>/
 
 An *experiment* is a (dataset, content fingerprint, split) triple. The fingerprint hashes the
 ids, labels and pixels (common/datasets/base.py), so two runs share an experiment only when
@@ -9,7 +10,12 @@ images; each method's own working input size is a column, because choosing it is
 method. Runs of different experiments never share a table, and two runs are compared pairwise
 only when their test ids are identical.
 
-For each experiment (`sections`): the forest plot (each run's MAE with its 95% interval, grouped
+results/README.md has per experiment a summary (`overview`, summary_lines): the forest plot, the
+best run of each paper against the experiment's best run, the no-learning reference and a link to
+the experiment's page, results/comparison/<experiment>/README.md, beside its plots, which has its
+full section (section_lines; `sections` gives them all in one text).
+
+The full section of each experiment: the forest plot (each run's MAE with its 95% interval, grouped
 by paper, against the no-learning reference: the figure to read first); one table, by MAE (MAE
 with its bootstrap 95% interval, bias, n, epochs, initial weights, precision, train time, the
 paired bootstrap of the run's MAE minus the best run's, "real" only when the 95% interval
@@ -211,8 +217,8 @@ def _pair_cell(r: dict) -> str:
 
 def _not_run(ab, present, pending) -> None:
     """Adds an ablation with a run missing to `pending` (a list, or None: dropped): the ablation
-    and the (paper, variant) of its runs missing; results/README.md gives each experiment's in one
-    line (not_run_line), results/runs.md their commands (pending_table)."""
+    and the (paper, variant) of its runs missing; each experiment's page gives its own in one line
+    (not_run_line), results/runs.md their commands (pending_table)."""
     if pending is not None:
         pending.append({"ablation": ab, "missing": [tuple(arm) for arm, x in zip((ab["a"], ab["b"]), present)
                                                     if x is None]})
@@ -544,82 +550,210 @@ def _waits_here(entry, members, runs, trained_on) -> bool:
     return not any(arm in home for arm in present)
 
 
+def _experiment(key, members, runs, results_dir, ablations, n_boot, plots_linked, written, pending) -> dict:
+    """Everything one experiment's section says, computed once (the bootstraps, the CSV of every
+    pair, the ablation rows): its heading, the paired results against the best run, the notes'
+    parts, the ablation rows, the ablations not run yet and the conformal table. Both the full
+    section (section_lines) and its summary (summary_lines) are written from it."""
+    dataset, fingerprint, split = key
+    shared = shared_hardware(members)
+    plot_dir = Path(results_dir) / "comparison" / slug(key)
+    csv_path = plot_dir / "pairwise_mae_differences.csv" if len(members) > 1 else None
+    versus = versus_best(results_dir, members, n_boot, csv_path=csv_path)
+    if csv_path is not None and written is not None:
+        written.append(csv_path)
+    trained_on = trained_elsewhere(members)
+    relevant = [ab for ab in ablations if not ab.get("across_data") and any(
+        (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
+    missing: list = []
+    rows = ablation_rows(results_dir, members, relevant, n_boot, missing)
+    if split == "test" and not trained_on:
+        across = [ab for ab in ablations if ab.get("across_data") and any(
+            (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
+        already: set = set()
+        rows += across_data_rows(results_dir, members, runs, across, n_boot, missing, already)
+        rows += started_from_rows(results_dir, members, n_boot, skip=already)
+    missing = [dict(m, experiment=key) for m in missing if _waits_here(m, members, runs, trained_on)]
+    if pending is not None:
+        pending += missing
+    pngs = sorted(p.name for p in plot_dir.glob("*.png") if p.name != "forest_mae.png") \
+        if plots_linked and plot_dir.exists() else []
+    return {"key": key, "members": members, "slug": slug(key),
+            "heading": f"{dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)"
+                       + (f", trained on {shared}" if shared else ""),
+            "forest": plots_linked and (plot_dir / "forest_mae.png").is_file(), "versus": versus,
+            "pairs_csv": csv_path is not None, "trained_on": trained_on,
+            "reference": experiment_reference(key, members), "pngs": pngs, "ablation_rows": rows,
+            "missing": missing, "intervals": uncertainty_table(members)}
+
+
+FOREST_ALT = "MAE per run with 95% intervals, grouped by paper"
+
+
+def _context_notes(e) -> list[str]:
+    """The sentences both the section and its summary say under the table: where the runs were
+    trained when not on these images, and the no-learning reference."""
+    notes = []
+    if e["trained_on"]:
+        notes.append("Evaluated on these images only: the runs were trained on "
+                     + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in e["trained_on"])
+                     + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.")
+    reference = e["reference"]
+    if reference:
+        source = f"{e['trained_on'][0][0]}'s training-split" if len(e["trained_on"]) == 1 else "training-split"
+        notes.append(f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
+                     f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
+                     f"{reference['pooled']:.2f}); a method near it has learned little.")
+    return notes
+
+
+def section_lines(e, paper_cells: dict, n_boot=2000, here="", root="") -> list[str]:
+    """The full section of one experiment (_experiment), below its heading: the forest plot, the
+    table of every run, the notes (no-learning reference, every pair's CSV, the other plots), the
+    ablation table, the line of the ablations not run yet and the conformal table. `here`: the
+    prefix of the links to the experiment's folder (its plots and CSV), `root`: to the results
+    folder (runs.md)."""
+    out = []
+    if e["forest"]:
+        out += [f"![{FOREST_ALT}]({here}forest_mae.png)", ""]
+    out += [comparison_table(e["members"], paper_cells, e["versus"]), ""]
+    notes = _context_notes(e)
+    if e["pairs_csv"]:
+        notes.append(f"Every pair ({n_boot:,} resamples): [pairwise_mae_differences.csv]({here}"
+                     "pairwise_mae_differences.csv).")
+    if e["pngs"]:
+        notes.append("Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}]({here}{p})" for p in e["pngs"]) + ".")
+    if e["ablation_rows"]:
+        notes.append("Ablations below: each pair differs in one factor, paired on the same test images (a network "
+                     "against itself on other data on the images both hold: the id-hash split puts an id in the "
+                     "same split in both).")
+    if e["intervals"]:
+        notes.append("Conformal intervals (the last table, runs that report them): the share of test images whose "
+                     "interval holds the reference age, the interval's mean width, and the Spearman correlation of "
+                     "the predicted scale with the absolute error.")
+    if notes:
+        out += [" ".join(notes), ""]
+    if e["ablation_rows"]:
+        out += [ABLATION_HEAD + "\n" + "\n".join(e["ablation_rows"]), ""]
+    if e["missing"]:
+        out += [not_run_line(e["missing"], link=f"{root}runs.md#{NOT_RUN_ANCHOR}"), ""]
+    if e["intervals"]:
+        out += [e["intervals"], ""]
+    return out
+
+
+BEST_HEAD = ("| best run of each paper | MAE months [95% CI] | n | input px | initial weights | precision | train time "
+             "| vs best run: MAE difference [95% CI] |\n" + "|---" * 8 + "|")
+
+
+def best_of_papers_table(members, versus: dict | None = None) -> str:
+    """The summary table of one experiment: the lowest-MAE run of each paper, by MAE (its label
+    says of how many runs of the paper it is the best), with its MAE and 95% interval, n, input
+    size, initial weights, precision, train time and the paired difference to the experiment's
+    best run with its verdict (versus_best; "—" without pairs)."""
+    ordered = sorted(members, key=lambda m: _primary(*m)[0]["mae"]["value"])
+    runs_of: dict = {}
+    for run, _ in ordered:
+        runs_of[run.get("paper")] = runs_of.get(run.get("paper"), 0) + 1
+    shared = shared_hardware(members)
+    rows, seen = [], set()
+    for run, split in ordered:
+        if run.get("paper") in seen:
+            continue
+        seen.add(run.get("paper"))
+        m, _ = _primary(run, split)
+        ev = run["evaluations"][split]
+        many = runs_of[run.get("paper")]
+        pair = (versus or {}).get(label(run))
+        if not versus:
+            vs = "—"
+        elif pair is None:
+            vs = "**best run**"
+        else:
+            vs = f"{against_best(pair)[0]}, {AGAINST_BEST.get(pair['verdict'], pair['verdict'])}"
+        minutes = f"{run.get('wall_time_s', float('nan')) / 60:.1f} min"
+        rows.append("| " + " | ".join([
+            f"`{label(run)}`" + (f" (best of {many})" if many > 1 else ""), "**" + _ci(m["mae"]) + "**",
+            str(ev.get("images", "?")), str(run.get("image_size", "?")), results.initial_weights(run, short=True),
+            str(run.get("precision", "?")),
+            minutes if shared else f"{minutes} ({run.get('hardware', {}).get('device', '?')})", vs]) + " |")
+    return BEST_HEAD + "\n" + "\n".join(rows)
+
+
+def _count(n, one, many=None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def summary_lines(e, page: str, here: str) -> list[str]:
+    """The summary of one experiment (_experiment) for results/README.md, below its heading: the
+    forest plot, the best run of each paper, the no-learning reference and one line saying what
+    the experiment's own page (`page`, its link) adds. `here`: the prefix of the links to the
+    experiment's folder."""
+    out = [f"![{FOREST_ALT}]({here}forest_mae.png)", ""] if e["forest"] else []
+    out += [best_of_papers_table(e["members"], e["versus"]), ""]
+    n = len(e["members"])
+    parts = [f"**[{'all ' + str(n) + ' runs' if n > 1 else 'the run'}]({page})** with read-out, bias, epochs and "
+             "the paper's own number"]
+    if e["ablation_rows"] or e["missing"]:
+        parts.append(_count(len(e["ablation_rows"]), "ablation pair")
+                     + (f" ({len(e['missing'])} more not run yet)" if e["missing"] else ""))
+    if e["intervals"]:
+        with_intervals = sum(1 for run, split in e["members"] if uncertainty(run, split))
+        parts.append(f"conformal intervals of {_count(with_intervals, 'run')}")
+    if e["pairs_csv"]:
+        parts.append("every pair's bootstrap")
+    if e["pngs"]:
+        parts.append(_count(len(e["pngs"]), "more plot"))
+    return out + [" ".join([*_context_notes(e), "The experiment's page: " + "; ".join(parts) + "."]), ""]
+
+
+def _experiments(runs, results_dir, ablations, n_boot, plots_linked, written, pending) -> list[dict]:
+    """_experiment of each experiment, most runs first."""
+    return [_experiment(key, members, runs, results_dir, ablations, n_boot, plots_linked, written, pending)
+            for key, members in sorted(experiments(runs).items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
 def sections(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True,
              written: list | None = None, pending: list | None = None) -> str:
-    """The comparison part of results/README.md: one section per experiment, most runs first: its
-    forest plot, one table (each run against the best run), the no-learning reference, links to
-    every pair (a CSV) and the plots, one ablation table (the registry's ablations in this
-    experiment, those across datasets, and each run against the run it started from), one line
-    for the ablations not run yet, and the conformal intervals of the runs that report them.
-    `written`, a list, gets the path of every CSV written; `pending`, a list, the ablations not
-    run yet, each with its experiment (for results/runs.md: pending_table)."""
-    groups = experiments(runs)
-    if not groups:
+    """Every experiment's full section in one text, most runs first, its links relative to the
+    results folder: its forest plot, one table (each run against the best run), the no-learning
+    reference, links to every pair (a CSV) and the plots, one ablation table (the registry's
+    ablations in this experiment, those across datasets, and each run against the run it started
+    from), one line for the ablations not run yet, and the conformal intervals of the runs that
+    report them. `written`, a list, gets the path of every CSV written; `pending`, a list, the
+    ablations not run yet, each with its experiment (for results/runs.md: pending_table).
+    results/README.md has their summaries and each experiment's page its section (overview)."""
+    found = _experiments(runs, results_dir, ablations, n_boot, plots_linked, written, pending)
+    if not found:
         return "No evaluated runs yet."
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        dataset, fingerprint, split = key
-        here = f"comparison/{slug(key)}"
-        shared = shared_hardware(members)
-        out += [f"### {dataset} (`{str(fingerprint)[:10]}`), {split} split: {len(members)} run(s)"
-                + (f", trained on {shared}" if shared else "")]  # a heading needs no blank line after it
-        plot_dir = Path(results_dir) / "comparison" / slug(key)
-        if plots_linked and (plot_dir / "forest_mae.png").is_file():
-            out += [f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)", ""]
-        trained_on = trained_elsewhere(members)
-        csv_path = plot_dir / "pairwise_mae_differences.csv" if len(members) > 1 else None
-        out += [comparison_table(members, paper_cells, versus_best(results_dir, members, n_boot, csv_path=csv_path)), ""]
-        if csv_path is not None and written is not None:
-            written.append(csv_path)
-        notes = []
-        if trained_on:
-            notes.append("Evaluated on these images only: the runs were trained on "
-                         + ", ".join(f"{d} (`{str(f)[:10]}`)" for d, f in trained_on)
-                         + " (`evaluate --eval-data`); the table compares them on data none of them saw in training.")
-        reference = experiment_reference(key, members)
-        if reference:
-            source = f"{trained_on[0][0]}'s training-split" if len(trained_on) == 1 else "training-split"
-            notes.append(f"No-learning reference on these {reference['n']} images: predicting each sex's {source} "
-                         f"mean age gives MAE **{reference['per_sex']:.2f}** months (one mean for both sexes: "
-                         f"{reference['pooled']:.2f}); a method near it has learned little.")
-        if csv_path is not None:
-            notes.append(f"Every pair ({n_boot:,} resamples): [pairwise_mae_differences.csv]({here}/"
-                         "pairwise_mae_differences.csv).")
-        if plots_linked and plot_dir.exists():
-            pngs = sorted(p.name for p in plot_dir.glob("*.png") if p.name != "forest_mae.png")
-            if pngs:
-                notes.append("Plots: " + ", ".join(f"[{p[:-4].replace('_', ' ')}]({here}/{p})" for p in pngs) + ".")
-        relevant = [ab for ab in ablations if not ab.get("across_data") and any(
-            (r.get("paper"), r.get("variant")) in (tuple(ab["a"]), tuple(ab["b"])) for r, _ in members)]
-        missing: list = []
-        rows = ablation_rows(results_dir, members, relevant, n_boot, missing)
-        if split == "test" and not trained_on:
-            across = [ab for ab in ablations if ab.get("across_data") and any(
-                (r.get("paper"), r.get("variant")) == tuple(ab["a"]) for r, _ in members)]
-            already: set = set()
-            rows += across_data_rows(results_dir, members, runs, across, n_boot, missing, already)
-            rows += started_from_rows(results_dir, members, n_boot, skip=already)
-        missing = [dict(m, experiment=key) for m in missing if _waits_here(m, members, runs, trained_on)]
-        if pending is not None:
-            pending += missing
-        intervals = uncertainty_table(members)
-        if rows:
-            notes.append("Ablations below: each pair differs in one factor, paired on the same test images (a network "
-                         "against itself on other data on the images both hold: the id-hash split puts an id in the "
-                         "same split in both).")
-        if intervals:
-            notes.append("Conformal intervals (the last table, runs that report them): the share of test images whose "
-                         "interval holds the reference age, the interval's mean width, and the Spearman correlation of "
-                         "the predicted scale with the absolute error.")
-        if notes:
-            out += [" ".join(notes), ""]
-        if rows:
-            out += [ABLATION_HEAD + "\n" + "\n".join(rows), ""]
-        if missing:
-            out += [not_run_line(missing), ""]
-        if intervals:
-            out += [intervals, ""]
+    for e in found:
+        out += [f"### {e['heading']}"]  # a heading needs no blank line after it
+        out += section_lines(e, paper_cells, n_boot, here=f"comparison/{e['slug']}/")
     return "\n".join(out)
+
+
+PAGE = "README.md"  # each experiment's page, in its folder of results/comparison/ beside its plots
+
+
+def overview(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, plots_linked=True,
+             written: list | None = None, pending: list | None = None, page=None) -> tuple[str, dict]:
+    """(the experiments' part of results/README.md, {path of each experiment's page: its text}): per
+    experiment, most runs first, its heading, forest plot, the best run of each paper, the
+    no-learning reference and a link to its page, results/comparison/<experiment>/README.md,
+    whose body is the experiment's full section (section_lines, its links relative to that
+    folder). `page(heading, body) -> text` wraps each body (the caller's header and introduction);
+    `written` and `pending` as in sections; the pages' keys are their paths."""
+    found = _experiments(runs, results_dir, ablations, n_boot, plots_linked, written, pending)
+    if not found:
+        return "No evaluated runs yet.", {}
+    out, pages = [], {}
+    for e in found:
+        here = f"comparison/{e['slug']}/"
+        out += [f"### {e['heading']}"] + summary_lines(e, here + PAGE, here)
+        body = "\n".join(section_lines(e, paper_cells, n_boot, here="", root="../../"))
+        pages[Path(results_dir) / "comparison" / e["slug"] / PAGE] = page(e["heading"], body) if page else body
+    return "\n".join(out), pages
 
 
 # ------------------------------------------------------------------------------- plots

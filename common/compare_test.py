@@ -179,7 +179,9 @@ def test_an_ablation_reports_the_training_time_each_run_needed_to_reach_the_leve
     monkeypatch.setattr(reproductions.ablations, "ABLATIONS", (ablation,))
     assert main(["compare", "--results", str(tmp_path)]) == 0
     assert (tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "learning_curves_lite0_regressor-r512_vs_lite0_regressor-r512_scratch.png").is_file()
-    assert "| transfer? | weights | `lite0_regressor / r512` |" in (tmp_path / "README.md").read_text()  # the tables got it too
+    page = tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "README.md"
+    assert "| transfer? | weights | `lite0_regressor / r512` |" in page.read_text()  # the tables got it too
+    assert "1 ablation pair; " in (tmp_path / "README.md").read_text()  # the README says the page has it
 
 
 def test_compare_command_writes_the_readme_and_plots(tmp_path, capsys):
@@ -189,14 +191,21 @@ def test_compare_command_writes_the_readme_and_plots(tmp_path, capsys):
     assert main(["compare", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "## Side by side, one experiment at a time" in text and "On the full RSNA data with a GPU" in text
-    assert "| `rsna17_winner / thumbs` | regression |" in text and "| **best run** | — |" in text
-    assert "| `larson18 / thumbs` | regression |" in text and "| no real difference, p " in text  # paired with the best
+    assert "| `rsna17_winner / thumbs` | **2.50 [1.50, 3.50]** |" in text and "| **best run** |" in text
+    assert "| `larson18 / thumbs` | **10.00 [9.00, 11.00]** |" in text and ", no real difference |" in text  # paired
     here = "comparison/folder-rsna-thumbs100-ffffffffff-test"
-    assert f"Every pair (2,000 resamples): [pairwise_mae_differences.csv]({here}/pairwise_mae_differences.csv)" in text
+    assert f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)" in text
+    assert f"**[all 2 runs]({here}/README.md)**" in text and "every pair's bootstrap; 3 more plots." in text
+    # The experiment's page, beside its plots: every run in full, every pair, the other plots, links from there.
+    page = (tmp_path / here / "README.md").read_text()
+    assert page.startswith(results.GENERATED) and "[results/README.md](../../README.md)" in page
+    assert "| `rsna17_winner / thumbs` | regression |" in page and "| **best run** | — |" in page
+    assert "| `larson18 / thumbs` | regression |" in page and "| no real difference, p " in page
+    assert "Every pair (2,000 resamples): [pairwise_mae_differences.csv](pairwise_mae_differences.csv)" in page
     plots = sorted(p.name for p in (tmp_path / "comparison").glob("*/*.png"))
     assert plots == ["bland_altman_grid.png", "forest_mae.png", "mae_by_age_band.png", "predicted_vs_reference_grid.png"]
-    assert f"({here}/mae_by_age_band.png)" in text
-    assert f"![MAE per run with 95% intervals, grouped by paper]({here}/forest_mae.png)" in text
+    assert "[mae by age band](mae_by_age_band.png)" in page and "(mae_by_age_band.png)" not in text
+    assert "![MAE per run with 95% intervals, grouped by paper](forest_mae.png)" in page
     # The provenance of every run is in runs.md, linked from the README; the papers' own tables too.
     assert "[runs.md](runs.md)" in text and "## Every run" not in text
     runs_md = (tmp_path / "runs.md").read_text()
@@ -205,9 +214,41 @@ def test_compare_command_writes_the_readme_and_plots(tmp_path, capsys):
     # Every file written is said, the plots by folder.
     out = capsys.readouterr().out
     for path in (tmp_path / "README.md", tmp_path / "runs.md", tmp_path / "iglovikov18" / "regions.md",
-                 tmp_path / here / "pairwise_mae_differences.csv"):
+                 tmp_path / here / "pairwise_mae_differences.csv", tmp_path / here / "README.md"):
         assert f"Wrote {path}" in out
     assert f"in {tmp_path / here}: forest_mae.png, mae_by_age_band.png, bland_altman_grid.png, " in out
+
+
+def test_the_readme_keeps_the_best_run_of_each_paper_and_each_experiments_page_has_every_run(tmp_path):
+    """results/README.md stays short as runs accumulate: per experiment one row per paper (its best
+    run) and a link to the experiment's page, results/comparison/<experiment>/README.md, which has
+    every run's full row; nothing the README leaves out is lost."""
+    fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])             # MAE 10
+    fake_run(tmp_path, "larson18", "thumbs_nosex", [100, 100, 60, 200])       # MAE 5: larson18's best
+    fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])        # MAE 2.5: the best run
+    fake_run(tmp_path, "rsna17_winner", "thumbs_nosex", [130, 140, 60, 200])  # MAE 12.5
+    fake_run(tmp_path, "larson18", "r512", [100, 120, 60, 190], fingerprint="5" * 16)
+    fake_run(tmp_path, "larson18", "r512_scratch", [100, 100, 60, 190], fingerprint="5" * 16)
+    results.regenerate(tmp_path, log=lambda *_: None)
+    text = (tmp_path / "README.md").read_text()
+    parts = {part.split("\n", 1)[0]: part for part in text.split("\n### ")[1:]}
+    experiments = {"ffff": ("folder-rsna-thumbs100-ffffffffff-test", 4), "5555": ("folder-rsna-thumbs100-5555555555-test", 2)}
+    for fingerprint, (folder, n) in experiments.items():
+        part = next(v for k, v in parts.items() if f"(`{fingerprint}" in k)
+        rows = [line for line in part.splitlines() if line.startswith("| `")]
+        papers = [row.split("`")[1].split(" / ")[0] for row in rows]
+        assert len(papers) == len(set(papers))  # at most one row per paper
+        assert f"**[all {n} runs](comparison/{folder}/README.md)**" in part
+        page = (tmp_path / "comparison" / folder / "README.md").read_text()
+        assert sum(line.startswith("| `") for line in page.splitlines()) == n  # every run, in full
+    thumbs = next(v for k, v in parts.items() if "(`ffff" in k)
+    assert [row.split(" | ")[0] for row in thumbs.splitlines() if row.startswith("| `")] == [
+        "| `rsna17_winner / thumbs` (best of 2)", "| `larson18 / thumbs_nosex` (best of 2)"]
+    assert "thumbs_nosex` (best of 2) | **5.00 [4.00, 6.00]** | 4 | 100 | random | float32 | 10.0 min | +2.50 [" in thumbs
+    assert "| `larson18 / thumbs` |" not in text and "| `rsna17_winner / thumbs_nosex` |" not in text
+    page = (tmp_path / "comparison" / experiments["ffff"][0] / "README.md").read_text()
+    for run in ("larson18 / thumbs", "larson18 / thumbs_nosex", "rsna17_winner / thumbs", "rsna17_winner / thumbs_nosex"):
+        assert f"| `{run}` | regression | 100 |" in page
 
 
 def test_compare_regenerates_the_papers_own_tables_the_registry_hands_in(tmp_path, monkeypatch):
@@ -225,7 +266,8 @@ def test_compare_regenerates_the_papers_own_tables_the_registry_hands_in(tmp_pat
     said = []
     written = results.regenerate(tmp_path, log=said.append, tables=(table,))
     assert calls == [tmp_path]
-    assert written == [tmp_path / "README.md", tmp_path / "runs.md", tmp_path / "mine.md"]  # one run: no pairs CSV
+    page = tmp_path / "comparison" / "folder-rsna-thumbs100-ffffffffff-test" / "README.md"
+    assert written == [page, tmp_path / "README.md", tmp_path / "runs.md", tmp_path / "mine.md"]  # one run: no CSV
     assert said[-1] == f"Wrote {tmp_path / 'mine.md'}" and f"Wrote {tmp_path / 'runs.md'} (every run's provenance)." in said
 
 
@@ -436,15 +478,16 @@ def test_pairs_not_run_are_one_line_in_the_readme_and_their_commands_are_in_runs
                   "commands": ["nobody ran either"]}]
     said = []
     results.regenerate(tmp_path, log=said.append, ablations=ablations)
-    text = (tmp_path / "README.md").read_text()
-    sections = dict(part.split("\n", 1) for part in text.split("\n### ")[1:])
-    here, there = (next(v for k, v in sections.items() if k.startswith(name))
+    pages = {page.read_text().split("\n")[2][2:]: page.read_text() for page in (tmp_path / "comparison").glob("*/README.md")}
+    here, there = (next(v for k, v in pages.items() if k.startswith(name))
                    for name in ("folder/rsna-thumbs100 (`5555", "folder/sample"))
     assert "| attention or pooling? | pooling | `attention_mtl / r512` | `attention_mtl / r512_gap` | **-10.00**" in here
     line = ("Not run yet: 1 ablation pair(s) (`attention_mtl / r512` vs `r512_gru`); the commands that make them: "
-            "[runs.md](runs.md#ablation-pairs-not-run-yet).")
+            "[runs.md](../../runs.md#ablation-pairs-not-run-yet).")
     assert line in here.splitlines()
+    text = "\n".join(pages.values())
     assert text.count("Not run yet") == 1 and "not run yet:" not in text  # not in the --eval-data experiment
+    assert "1 ablation pair (1 more not run yet)" in (tmp_path / "README.md").read_text()
     assert "make gru" not in text and "attention or a GRU?" not in text and "sex?" not in text
     assert "| question |" not in there and "r512_gap" not in there  # B has no predictions there
     # The commands are in runs.md, once per pair, with the experiment the pair waits in.
@@ -457,7 +500,8 @@ def test_pairs_not_run_are_one_line_in_the_readme_and_their_commands_are_in_runs
     # Nothing pending: runs.md has no such section.
     results.regenerate(tmp_path, log=said.append, ablations=ablations[:1])
     assert "Ablation pairs not run yet" not in (tmp_path / "runs.md").read_text()
-    assert "Not run yet" not in (tmp_path / "README.md").read_text()
+    assert not any("Not run yet" in page.read_text() for page in (tmp_path / "comparison").glob("*/README.md"))
+    assert "not run yet" not in (tmp_path / "README.md").read_text()
 
 
 def test_runs_with_conformal_intervals_get_a_coverage_table_in_their_experiment(tmp_path):

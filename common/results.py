@@ -3,8 +3,10 @@
     python -m reproductions compare --no-plots     # what `python -m common.results` did
 
 results/README.md is the comparison, short enough to read (common/compare.py: per experiment the
-forest plot, one table, the ablations), with each paper's own number once, in "The papers' own
-numbers"; results/runs.md is every evaluated run's provenance (data and fingerprint, split,
+forest plot, the best run of each paper, the no-learning reference, a link to the experiment's
+page), with each paper's own number once, in "The papers' own numbers"; each experiment's page,
+results/comparison/<experiment>/README.md, has every run of it, its ablation pairs and conformal
+intervals; results/runs.md is every evaluated run's provenance (data and fingerprint, split,
 image size, epochs, initial weights, precision, hardware, commit, wall time, link to its
 metrics), one row per evaluation. Every row comes from a run record
 (results/<paper>/<run>/run.json) written by `train` / `evaluate`; paper numbers come only from
@@ -203,32 +205,56 @@ INTRO = (
     "test split: only runs of the same experiment share a table and are paired. MAE over the test images with its "
     "bootstrap 95% interval; *MAE − best run's*: the paired bootstrap of the difference on the same images, \"real\" "
     "when its interval excludes 0 (p two-sided); *paper's own*: the paper's headline number, on the paper's own test "
-    "set, not this one: its source is in [the papers' own numbers](#{anchor}).")
+    "set, not this one: its source is in [the papers' own numbers]({anchor}).")
+
+SUMMARY = (
+    "An experiment is one dataset (by content fingerprint: the same images, labels and stored resolution) and one "
+    "test split: only its runs share a table and are paired. Per experiment: the forest plot of every run, then the "
+    "best run of each paper with its test MAE (bootstrap 95% interval) and its paired bootstrap difference to the "
+    "experiment's best run on the same images (\"real\" when the interval excludes 0); the experiment's page has "
+    "every run, the ablation pairs and the conformal intervals.")
+
+
+def experiment_page(heading: str, body: str) -> str:
+    """results/comparison/<experiment>/README.md: the experiment's full section (compare.overview)
+    under the header, a line back to results/README.md and runs.md, and the introduction."""
+    return "\n".join([
+        HEADER, "", f"# {heading}", "",
+        "Every run of this experiment, its ablation pairs and conformal intervals. The summary of every experiment "
+        f"and the papers' own numbers: [results/README.md](../../README.md); every run's provenance: "
+        f"[{RUNS_FILE}](../../{RUNS_FILE}).", "",
+        INTRO.format(anchor=f"../../README.md#{PAPERS_ANCHOR}"), "",
+        body.rstrip("\n"), ""])
 
 
 def readme(runs, papers_numbers, results_dir=None, ablations=(), n_boot=2000, written: list | None = None,
-           pending: list | None = None) -> str:
-    """results/README.md: the comparison (common/compare.py) and each paper's own number once;
-    every run's provenance goes to runs.md (runs_page). `written` gets the CSVs written, `pending`
-    the ablations not run yet (their commands go to runs.md)."""
+           pending: list | None = None, pages: dict | None = None) -> str:
+    """results/README.md: each paper's own number once and, per experiment, its summary
+    (compare.overview: forest plot, the best run of each paper, the no-learning reference, a link
+    to the experiment's page); every run's provenance goes to runs.md (runs_page). `written` gets
+    the CSVs written, `pending` the ablations not run yet (their commands go to runs.md), `pages`
+    ({path: text}) each experiment's page, results/comparison/<experiment>/README.md, for the
+    caller to write."""
     from common import compare
     markers = {p: paper_marker(n) for p, n in papers_numbers.items()}
     papers = papers_table(papers_numbers)
+    summaries, found = compare.overview(runs, markers, results_dir or RESULTS_DIR, ablations, n_boot,
+                                        written=written, pending=pending, page=experiment_page)
+    if pages is not None:
+        pages.update(found)
     return "\n".join([
         HEADER, "", "# Results", "",
-        "Regenerate: `python -m reproductions compare` (tables and plots; `train` and `evaluate` leave them alone and "
-        f"say so). Every run's provenance (data and fingerprint, split, image size, epochs, initial weights, "
-        f"precision, hardware, commit, wall time, its metrics): [{RUNS_FILE}]({RUNS_FILE}).", "",
+        "Regenerate: `python -m reproductions compare` (tables and plots; `train` and `evaluate` leave them alone). "
+        f"Every run's provenance: [{RUNS_FILE}]({RUNS_FILE}).", "",
         GPU_NOTE, "",
         "## Side by side, one experiment at a time", "",
-        INTRO.format(anchor=PAPERS_ANCHOR), "",
+        SUMMARY, "",
         *(["### The papers' own numbers", papers, ""] if papers else []),
-        compare.sections(runs, markers, results_dir or RESULTS_DIR, ablations, n_boot, written=written,
-                         pending=pending),
+        summaries,
         ""]).replace("](results/", "](")
 
 
-NOT_RUN_HEADING = "## Ablation pairs not run yet"  # its anchor: compare.NOT_RUN_ANCHOR, README.md links to it
+NOT_RUN_HEADING = "## Ablation pairs not run yet"  # its anchor: compare.NOT_RUN_ANCHOR; the experiments' pages link to it
 
 
 def runs_page(runs, papers_numbers, pending=()) -> str:
@@ -244,7 +270,7 @@ def runs_page(runs, papers_numbers, pending=()) -> str:
         "comparison, one experiment at a time: [README.md](README.md).", "",
         render(runs, papers_numbers, link_prefix="", cite=False), "",
         *([NOT_RUN_HEADING, "",
-           "The ablations (reproductions/ablations.py) that README.md lists as not run yet: each with the "
+           "The ablations (reproductions/ablations.py) that the experiments' pages list as not run yet: each with the "
            "experiment it waits in, the run(s) missing and the commands that make them.", "",
            not_run, ""] if not_run else [])]).replace("](results/", "](")
 
@@ -263,8 +289,9 @@ def update_block(path: Path, block: str) -> bool:
 
 def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log=print, ablations=(),
                tables=()) -> list[Path]:
-    """Rewrites results/README.md, results/runs.md (and each paper README's results block) from the
-    run records, then the papers' own tables; logs and returns every file written.
+    """Rewrites results/README.md, each experiment's page (results/comparison/<experiment>/README.md),
+    results/runs.md (and each paper README's results block) from the run records, then the papers'
+    own tables; logs and returns every file written.
 
     Args:
         ablations: the pairs the comparison reports (reproductions.registry.ablations()).
@@ -279,16 +306,20 @@ def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log
     numbers = {p: load_paper_numbers(p, reproductions_dir) for p in papers}
     csvs: list = []
     pending: list = []
-    text = readme(runs, numbers, results_dir, ablations, written=csvs, pending=pending)
+    pages: dict = {}
+    text = readme(runs, numbers, results_dir, ablations, written=csvs, pending=pending, pages=pages)
     for path in csvs:
         log(f"Wrote {path}")
+    for path, page in pages.items():
+        io.atomic_write_text(path, page)
+        log(f"Wrote {path} (the experiment's every run, ablation pairs and conformal intervals)")
     io.atomic_write_text(results_dir / "README.md", text)
     log(f"Wrote {results_dir / 'README.md'} ({text.count(chr(10))} lines) from {len(runs)} evaluated run(s).")
     io.atomic_write_text(results_dir / RUNS_FILE, runs_page(runs, numbers, pending))
     pairs = {(p["ablation"]["question"], tuple(p["ablation"]["a"]), tuple(p["ablation"]["b"])) for p in pending}
     log(f"Wrote {results_dir / RUNS_FILE} (every run's provenance"
         + (f"; the commands of the {len(pairs)} ablation pair(s) not run yet)." if pairs else ")."))
-    written = [*csvs, results_dir / "README.md", results_dir / RUNS_FILE]
+    written = [*csvs, *pages, results_dir / "README.md", results_dir / RUNS_FILE]
     if (Path(reproductions_dir).resolve() == REPRODUCTIONS_DIR.resolve()
             and results_dir.resolve() != (REPO_ROOT / "results").resolve()):
         papers = []  # results kept elsewhere (tests, scratch runs) never rewrite the reproductions' READMEs

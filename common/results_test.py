@@ -47,8 +47,15 @@ def test_table_from_run_records(tmp_path):
     assert [line for line in text.splitlines() if line.startswith("| `larson18`")] == [
         "| `larson18` | MAD 0.5 years (6.0 months) | 200 exams | Larson et al. 2018, Abstract | — |"]  # not said
     assert text.count("Larson et al. 2018") == 1 and "### The papers' own numbers" in text
+    # Per experiment the README has the best run of each paper; the experiment's page has every run in full.
+    assert "| `larson18 / paper` | **10.00 [9.00, 11.00]** | 1023 | 256 | random | float32 | 10.0 min | — |" in text
+    here = "comparison/folder-rsna-thumbs100-abcdef0123-test"
+    assert f"**[the run]({here}/README.md)**" in text
+    page = (tmp_path / "results" / here / "README.md").read_text()
+    assert page.startswith(results.HEADER)
     assert "| `larson18 / paper` | expected | 256 | **10.00 [9.00, 11.00]** | 10.00 | 1023 | 4/4 | random | float32 " \
-           "| 10.0 min | — | — | MAD 6.0 mo |" in text  # one run: nothing to pair
+           "| 10.0 min | — | — | MAD 6.0 mo |" in page  # one run: nothing to pair
+    assert "[the papers' own numbers](../../README.md#the-papers-own-numbers)" in page and "Larson et al." not in page
     assert "[runs.md](runs.md)" in text
     # Every run's provenance: results/runs.md, the paper's number short, its source a link to the README's table.
     runs_md = (tmp_path / "results" / "runs.md").read_text()
@@ -64,7 +71,8 @@ def test_table_from_run_records(tmp_path):
     assert "\nold\n" not in readme and readme.endswith("<!-- results:end -->\n\ntail\n")
     assert "](../../results/larson18/run-a/test/metrics.md)" in readme
     assert "| **paper:** MAD 0.5 years (6.0 months); 200 exams (Larson et al. 2018, Abstract) |" in readme
-    assert written == [tmp_path / "results" / "README.md", tmp_path / "results" / "runs.md", repo_readme]
+    assert written == [tmp_path / "results" / here / "README.md", tmp_path / "results" / "README.md",
+                       tmp_path / "results" / "runs.md", repo_readme]
     # Regenerating is idempotent, and an unchanged README is not written again.
     assert results.regenerate(tmp_path / "results", tmp_path / "reproductions", log=lambda *_: None)[-1] != repo_readme
     assert repo_readme.read_text() == readme

@@ -1,6 +1,7 @@
 """`python -m reproductions compare`: regenerate the results tables and the comparison plots from run records.
 
-    python -m reproductions compare            # results/README.md, results/runs.md, results/comparison/,
+    python -m reproductions compare            # results/README.md, results/runs.md, results/comparison/ (each
+                                               # experiment's page and plots),
                                                # and the papers' own tables (registry.tables()); prints each file
     python -m reproductions bn-check RUN_DIR   # a run's validation MAE with saved, recomputed and batch BN statistics
 
