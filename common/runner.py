@@ -10,9 +10,12 @@ Most papers train one model in one run directory: `SingleRun`, every Task's defa
                               calibrated (the learned fusion) at evaluate time
                               (reproductions/rsna17_second/task.py)
 
-iglovikov18's chain of stages is one Task per stage, each a SingleRun: its command
-(reproductions/iglovikov18/__main__.py) trains one stage at a time through the same library calls,
-and its Chain (reproductions/iglovikov18/chain.py) loads the trained stages in order.
+iglovikov18's chain of stages is one Task per stage, each a SingleRun, not a runner of its own: its
+per-stage commands (reproductions/iglovikov18/__main__.py) train one network at a time through
+library calls (its commands.py: train_stage, train_age, register_data; ensemble.py), and its
+`chain` command (chain_command.py) runs the whole chain through the same calls in order (segment,
+keypoints, register, the age networks, the ensemble), skipping each step already complete; its
+Chain (reproductions/iglovikov18/chain.py) loads the trained stages in order for register and predict.
 
 The library asks a runner five things; common/cli.py asks it for its flags. What a run's
 evaluation reads out beside the estimates is the Task's (`extra_metrics`, handed the model, the

@@ -1,5 +1,11 @@
-"""`python -m reproductions.iglovikov18 COMMAND --stage STAGE ...`: the chain, one stage at a time.
+"""`python -m reproductions.iglovikov18 COMMAND ...`: the whole chain in one command, or one stage at a time.
 
+    chain    --variant thumbs|r512|small --data SPEC [--precision P] [--init-from-data SPEC --init-from-variant BASE]
+             [--regions hand [carpal metacarpal]] [--eval-data SPEC --split-column COL] [--dry-run]
+             (segment, keypoints, register, the age networks region by region, the ensemble [, the same
+             evaluated on --eval-data]: the commands below, in order, through their library calls;
+             a step already complete is skipped, so an interrupted chain resumes by rerunning it;
+             chain_command.py)
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
              [--init-from RUN_DIR]   (start from a trained run of the same stage: common/init_from.py)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
@@ -15,9 +21,11 @@
     table    (regenerates the region-importance table from the run records; `python -m reproductions
              compare` regenerates it too)
 
-Flags are parsed by common/cli.py into a RunOptions; the age stages then call the library of
-common/train.py as it is (train_and_evaluate, evaluate); segmentation and key points train through
-common.train.train and are evaluated here (Dice / IoU, pixels). train and evaluate leave the tables
+Flags are parsed here and by common/cli.py into a RunOptions, and handed to the library calls of
+commands.py (train_stage, evaluate_stage, train_age, evaluate_age, register_data) and ensemble.py
+(evaluate_ensemble), which `chain` calls too: the age stages call the library of common/train.py as
+it is (train_and_evaluate, evaluate); segmentation and key points train through common.train.train
+and are evaluated by stages.py (Dice / IoU, pixels). train and evaluate leave the tables
 alone: `python -m reproductions compare` regenerates results/README.md and the region table
 (handed to it by reproductions/registry.py), `... iglovikov18 table` the region table alone.
 """
@@ -39,18 +47,6 @@ def _stage_parser():
     return p
 
 
-def _age_needs_registration(options, log=print):
-    """Real radiographs must be registered by a trained chain before the age stages can use them."""
-    from common import data as data_lib
-    from reproductions.iglovikov18 import stages
-    handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log)
-    if not handle.has_keypoints and not stages.is_registered(handle):
-        raise SystemExit(
-            f"error: {handle.name} has neither key points nor registered canvases. The age networks see the "
-            "registered hand: train the segment and keypoints stages, then run `python -m reproductions.iglovikov18 "
-            "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
-
-
 def _stage_options(task, command, rest, variant):
     """The RunOptions of a segment or keypoints stage's flags (common/cli.py's shared flags)."""
     import dataclasses
@@ -64,60 +60,31 @@ def _stage_options(task, command, rest, variant):
 
 
 def _train_or_evaluate_stage(command, stage, base, rest):
-    """Segmentation or key points: common.train.train, then the stage's own evaluation."""
-    import dataclasses
-
+    """Segmentation or key points: the flags parsed, then commands.train_stage or evaluate_stage."""
     from common import cli
-    from common import data as data_lib
-    from common import train as common_train
-    from common.runs import RunDir
-    from reproductions.iglovikov18 import stages
+    from reproductions.iglovikov18 import commands
     from reproductions.iglovikov18.task import TASKS
-    task = TASKS[stage]
-    options = _stage_options(task, command, rest, Variant(base, stage).name)
-    evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
-    if command == "train":
-        if options.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
-            from reproductions.iglovikov18 import chain
-            chain.check_run(options.init_from, (stage,))
-            options = dataclasses.replace(options, overrides=(*options.overrides,
-                                                              f"{stage}.init_from={options.init_from}"))
-        run_dir, _, handle, config = common_train.train(task, options)
-        if not options.no_eval and options.split in handle.splits:
-            evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit)
-        cli.where_it_landed(run_dir)
-        return 0
-    run_dir, config = common_train.named_run(task, options)  # before the data is built: a missing run is said at once
-    handle = data_lib.resolve(options.data, data_dir=options.data_dir)
-    saved = RunDir(run_dir).config()
-    if saved is not None:
-        config = saved
-    evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit)
-    cli.where_it_landed(run_dir)
+    options = _stage_options(TASKS[stage], command, rest, Variant(base, stage).name)
+    run = commands.train_stage if command == "train" else commands.evaluate_stage
+    cli.where_it_landed(run(stage, base, options))
     return 0
 
 
 def _train_or_evaluate_age(command, stage, region, base, rest):
-    """An age stage (regress or classify, one region): common.train's train_and_evaluate or evaluate."""
+    """An age stage (regress or classify, one region): the flags parsed, then commands.train_age or evaluate_age."""
     import dataclasses
 
     from common import cli
-    from common import train as common_train
+    from reproductions.iglovikov18 import commands
     from reproductions.iglovikov18.task import AGE_TASK
-    variant = Variant(base, stage, region).name
     _, options = cli.parse(AGE_TASK, [command, *rest])
-    options = dataclasses.replace(options, variant=variant)
+    options = dataclasses.replace(options, variant=Variant(base, stage, region).name)
 
     def go():
-        if command == "evaluate":
-            run_dir, _ = common_train.named_run(AGE_TASK, options)  # said before the check below builds the data
-            _age_needs_registration(options)
-            common_train.evaluate(AGE_TASK, options, run_dir=run_dir)
-        else:
-            _age_needs_registration(options)
-            run_dir = common_train.train_and_evaluate(AGE_TASK, options)
-            if not common_train.writes_run_dir():
-                return
+        run = commands.train_age if command == "train" else commands.evaluate_age
+        run_dir = run(stage, region, base, options)
+        if run_dir is None:  # a process of several that does not write the run directory
+            return
         cli.where_it_landed(run_dir)
         print("The region table (results/iglovikov18/regions.md) was not changed either: `python -m reproductions "
               "compare` regenerates it with the other tables (`python -m reproductions.iglovikov18 table`: it alone).")
@@ -149,6 +116,9 @@ def main(argv=None):
             if known.stage in ig_config.AGE_STAGES:
                 return _train_or_evaluate_age(command, known.stage, known.region, base, rest)
             return _train_or_evaluate_stage(command, known.stage, base, rest)
+        if command == "chain":
+            from reproductions.iglovikov18 import chain_command
+            return chain_command.main(rest)
         if command == "register":
             from reproductions.iglovikov18 import commands
             return commands.register(rest)
@@ -165,8 +135,8 @@ def main(argv=None):
             from reproductions.iglovikov18 import regions
             regions.regenerate()
             return 0
-        raise SystemExit(f"error: unknown command {command!r}; expected train, evaluate, register, refine-masks, "
-                         "predict, figures or table")
+        raise SystemExit(f"error: unknown command {command!r}; expected chain, train, evaluate, register, "
+                         "refine-masks, predict, figures or table")
     except (DataError, LabelError, RunError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

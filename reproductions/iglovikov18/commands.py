@@ -1,4 +1,7 @@
-"""`register` (a dataset through the trained chain) and `predict` (the whole chain on radiographs)."""
+"""The chain's commands as library calls, on typed arguments (the CLI, `__main__.py`, parses argv):
+`train_stage` / `evaluate_stage` (segment, keypoints), `train_age` / `evaluate_age` (one age network),
+`register_data` (a dataset through the trained chain), and `predict` (the whole chain on radiographs).
+`chain_command.py` runs them all in order."""
 from __future__ import annotations
 
 import argparse
@@ -100,13 +103,124 @@ def chain_runs(args, data_name: str, base: str) -> tuple[Path, Path]:
             named_run(args.keypoints_run, "keypoints", data_name, base))
 
 
+# --- train and evaluate one network -------------------------------------------------------------
+
+def age_needs_registration(options, log=print):
+    """Real radiographs must be registered by a trained chain before the age stages can use them."""
+    from common import data as data_lib
+    from common.errors import UsageError
+    from reproductions.iglovikov18 import stages
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log)
+    if not handle.has_keypoints and not stages.is_registered(handle):
+        raise UsageError(
+            f"{handle.name} has neither key points nor registered canvases. The age networks see the "
+            "registered hand: train the segment and keypoints stages, then run `python -m reproductions.iglovikov18 "
+            "register --segment-run DIR --keypoints-run DIR --data ...` and train on the folder it writes.")
+
+
+def train_stage(stage: str, base: str, options, log=print) -> Path:
+    """Segmentation or key points (`train --stage segment|keypoints`): common.train.train, then the
+    stage's own evaluation on options.split unless options.no_eval. Returns the run directory."""
+    import dataclasses
+
+    from common import train as common_train
+    from reproductions.iglovikov18 import chain as ig_chain
+    from reproductions.iglovikov18 import stages
+    from reproductions.iglovikov18.task import TASKS
+    task = TASKS[stage]
+    options = dataclasses.replace(options, variant=Variant(base, stage).name)
+    evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
+    if options.init_from:  # common.train loads it (--init-from); a run of another stage is refused here first
+        ig_chain.check_run(options.init_from, (stage,))
+        options = dataclasses.replace(options, overrides=(*options.overrides, f"{stage}.init_from={options.init_from}"))
+    run_dir, _, handle, config = common_train.train(task, options, log=log)
+    if not options.no_eval and options.split in handle.splits:
+        evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit, log=log)
+    return run_dir
+
+
+def evaluate_stage(stage: str, base: str, options, log=print) -> Path:
+    """`evaluate --stage segment|keypoints`: the trained run the options name, on options.split."""
+    import dataclasses
+
+    from common import data as data_lib
+    from common import train as common_train
+    from common.runs import RunDir
+    from reproductions.iglovikov18 import stages
+    from reproductions.iglovikov18.task import TASKS
+    task = TASKS[stage]
+    options = dataclasses.replace(options, variant=Variant(base, stage).name)
+    evaluate = stages.evaluate_segment if stage == "segment" else stages.evaluate_keypoints
+    run_dir, config = common_train.named_run(task, options)  # before the data is built: a missing run is said at once
+    handle = data_lib.resolve(options.data, data_dir=options.data_dir)
+    saved = RunDir(run_dir).config()
+    if saved is not None:
+        config = saved
+    evaluate(task, config, handle, run_dir, split=options.split, limit=options.limit, log=log)
+    return run_dir
+
+
+def train_age(stage: str, region: str, base: str, options, log=print) -> Path | None:
+    """An age network (`train --stage regress|classify --region R`): common.train.train_and_evaluate.
+    Returns the run directory (None on a process of several that does not write it)."""
+    import dataclasses
+
+    from common import train as common_train
+    from reproductions.iglovikov18.task import AGE_TASK
+    options = dataclasses.replace(options, variant=Variant(base, stage, region).name)
+    age_needs_registration(options, log)
+    run_dir = common_train.train_and_evaluate(AGE_TASK, options, log=log)
+    return run_dir if common_train.writes_run_dir() else None
+
+
+def evaluate_age(stage: str, region: str, base: str, options, log=print) -> Path:
+    """`evaluate --stage regress|classify --region R [--eval-data SPEC]`: common.train.evaluate."""
+    import dataclasses
+
+    from common import train as common_train
+    from reproductions.iglovikov18.task import AGE_TASK
+    options = dataclasses.replace(options, variant=Variant(base, stage, region).name)
+    run_dir, _ = common_train.named_run(AGE_TASK, options)  # said before the check below builds the data
+    age_needs_registration(options, log)
+    common_train.evaluate(AGE_TASK, options, run_dir=run_dir, log=log)
+    return run_dir
+
+
 # --- register --------------------------------------------------------------------------------
 
-def register(argv, log=print):
+def registered_dir(data_name: str, base: str, data_dir=None, image_size: int | None = None) -> Path:
+    """The folder `register` writes a dataset's canvases to by default (<data dir>/iglovikov18-registered/NAME)."""
+    from common import data as data_lib
+    size = image_size or ig_config.hand_config(base).data.image_size
+    root = Path(data_dir) if data_dir else data_lib.default_data_dir()
+    return root / "iglovikov18-registered" / registered_name(data_name, base, size)
+
+
+def register_data(data, base: str, *, data_dir=None, segment_run=None, keypoints_run=None, image_size=None,
+                  out=None, limit=None, split_column=None, log=print) -> Path:
+    """Writes a dataset's registered canvases as a folder dataset (`register`); returns the folder.
+    segment_run / keypoints_run None: the runs `train` makes from the same data and base variant."""
     from common import data as data_lib
     from common import train as common_train
     from reproductions.iglovikov18 import chain as ig_chain
     from reproductions.iglovikov18 import stages
+    age_config = ig_config.hand_config(base)
+    if image_size:
+        age_config.data.image_size = image_size
+    data_name = common_train.dataset_name(data, data_dir, log, split_column=split_column)
+    segment_run = named_run(segment_run, "segment", data_name, base)
+    keypoints_run = named_run(keypoints_run, "keypoints", data_name, base)
+    handle = data_lib.resolve(data, data_dir=data_dir, log=log, split_column=split_column)
+    chain = ig_chain.Chain(segment_run, keypoints_run, log=log)
+    out = Path(out) if out else registered_dir(handle.name, base, data_dir, age_config.data.image_size)
+    stages.register_dataset(chain, handle, age_config, out, log=log, limit=limit)
+    registered = data_lib.resolve(f"folder:{out}", data_dir=data_dir, log=log)
+    log(f"Registered {registered.describe()} into {out}. Train the age stages with --data {registered.name} "
+        f"(or --data folder:{out}).")
+    return out
+
+
+def register(argv, log=print):
     p = argparse.ArgumentParser(prog="python -m reproductions.iglovikov18 register",
                                 description="Writes a dataset's registered canvases as a folder dataset.")
     add_chain_flags(p)
@@ -118,22 +232,9 @@ def register(argv, log=print):
     p.add_argument("--split-column", default=None, help="folder data: the labels column naming each row's split "
                    "(e.g. source_split for ../shared/data/rsna-sample's official test images); the canvases keep it")
     args = p.parse_args(argv)
-    base = base_variant(args)
-    age_config = ig_config.hand_config(base)
-    if args.image_size:
-        age_config.data.image_size = args.image_size
-    data_name = common_train.dataset_name(args.data, args.data_dir, log, split_column=args.split_column)
-    segment_run, keypoints_run = chain_runs(args, data_name, base)
-    handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log, split_column=args.split_column)
-    chain = ig_chain.Chain(segment_run, keypoints_run, log=log)
-    name = registered_name(handle.name, base, age_config.data.image_size)
-    out = Path(args.out) if args.out else data_lib.default_data_dir() if not args.data_dir else Path(args.data_dir)
-    if not args.out:
-        out = out / "iglovikov18-registered" / name
-    stages.register_dataset(chain, handle, age_config, out, log=log, limit=args.limit)
-    registered = data_lib.resolve(f"folder:{out}", data_dir=args.data_dir, log=log)
-    log(f"Registered {registered.describe()} into {out}. Train the age stages with --data {registered.name} "
-        f"(or --data folder:{out}).")
+    register_data(args.data, base_variant(args), data_dir=args.data_dir, segment_run=args.segment_run,
+                  keypoints_run=args.keypoints_run, image_size=args.image_size, out=args.out, limit=args.limit,
+                  split_column=args.split_column, log=log)
     return 0
 
 

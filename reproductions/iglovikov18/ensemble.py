@@ -71,35 +71,50 @@ def main(base, argv, log=print):
     p.add_argument("--split-column", default=None, help="with --eval-data: as given to the members' evaluate")
     p.add_argument("--out", default=None, help="run directory of the ensemble")
     args = p.parse_args(argv)
+    evaluate_ensemble(base, runs=args.runs, data=args.data, data_dir=args.data_dir, image_size=args.image_size,
+                      split=args.split, eval_data=args.eval_data, split_column=args.split_column, out=args.out, log=log)
+    return 0
+
+
+def ensemble_dir(data_name: str, base: str, image_size) -> Path:
+    """The run directory `evaluate --stage ensemble` writes for a base's age networks trained on `data_name`."""
+    return Path(common_results.RESULTS_DIR) / "iglovikov18" / run_name(data_name, Variant(base, ENSEMBLE).name,
+                                                                       image_size)
+
+
+def evaluate_ensemble(base, runs=None, data=None, data_dir=None, image_size=None, split="test", eval_data=None,
+                      split_column=None, out=None, log=print) -> Path:
+    """The ensemble of `runs` (default: the six age networks of `base` on `data` that exist), evaluated on
+    `split` of their own data, or of `eval_data` (their `evaluate --eval-data`); returns its run directory."""
     results_dir = Path(common_results.RESULTS_DIR)
-    if args.runs:
-        members = [Path(r) for r in args.runs]
+    if runs:
+        members = [Path(r) for r in runs]
         data_name = RunDir(members[0]).record(missing_ok=False).get("dataset", {}).get("name", "?")
     else:
         from common import data as data_lib
-        handle = data_lib.resolve(args.data, data_dir=args.data_dir, log=log)
+        handle = data_lib.resolve(data, data_dir=data_dir, log=log)
         data_name = handle.name
-        size = args.image_size or ig_config.hand_config(base).data.image_size
+        size = image_size or ig_config.hand_config(base).data.image_size
         members = default_members(results_dir, data_name.replace("/", "-"), base, size)
     if len(members) < 2:
         raise SystemExit(f"error: an ensemble needs at least two evaluated age runs; found {[str(m) for m in members]}. "
                          "Train them first, or pass --runs.")
     start = time.time()
     records = [RunDir(m).record(missing_ok=False) for m in members]
-    key = args.split
-    if args.eval_data:  # the members' evaluation on that dataset, under the key common.train.evaluate gave it
+    key = split
+    if eval_data:  # the members' evaluation on that dataset, under the key common.train.evaluate gave it
         from common import data as data_lib
         from common import train as common_train
-        evaluated = data_lib.resolve(args.eval_data, data_dir=args.data_dir, log=log, split_column=args.split_column)
-        key = common_train.evaluation_key(args.split, evaluated.name, records[0].get("dataset", {}).get("name"))
+        evaluated = data_lib.resolve(eval_data, data_dir=data_dir, log=log, split_column=split_column)
+        key = common_train.evaluation_key(split, evaluated.name, records[0].get("dataset", {}).get("name"))
     table, names = ensemble_predictions(members, key)
     size = records[0].get("image_size")
     variant = Variant(base, ENSEMBLE).name
-    out = Path(args.out) if args.out else results_dir / "iglovikov18" / run_name(data_name, variant, size)
+    out = Path(out) if out else results_dir / "iglovikov18" / run_name(data_name, variant, size)
     ev0 = records[0].get("evaluations", {}).get(key, {})
     evaluated_on = ev0.get("dataset", data_name)
     evaluation.write_evaluation(out / key, table[["id", "boneage_true", "boneage_pred", "male"]],
-                                title=f"iglovikov18 ensemble of {len(members)} on {evaluated_on} {args.split}")
+                                title=f"iglovikov18 ensemble of {len(members)} on {evaluated_on} {split}")
     io.atomic_to_csv(table, out / key / "member_predictions.csv")
     overall = json.loads((out / key / "metrics.json").read_text())["overall"]
     record = {
@@ -109,7 +124,7 @@ def main(base, argv, log=print):
         "precision": records[0].get("precision"), "hardware": provenance.hardware(), "seed": records[0].get("seed"),
         "wall_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1), **provenance.git_commit(),
         "evaluations": {key: {
-            "split": args.split, "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
+            "split": split, "images": len(table), "estimates": {"ensemble": overall}, "primary_estimate": "ensemble",
             "dataset": evaluated_on, "dataset_fingerprint": ev0.get("dataset_fingerprint"),
             "split_fingerprint": ev0.get("split_fingerprint"),
             **{k: ev0[k] for k in ("source_dataset", "source_fingerprint", "trained_on") if k in ev0},
@@ -126,4 +141,4 @@ def main(base, argv, log=print):
     cli.where_it_landed(out, log)  # the tables are regenerated by `python -m reproductions compare`, not here
     log("The region table (results/iglovikov18/regions.md) was not changed either: `python -m reproductions "
         "compare` regenerates it with the other tables (`python -m reproductions.iglovikov18 table`: it alone).")
-    return 0
+    return out
