@@ -132,7 +132,10 @@ def papers_table(papers_numbers: dict) -> str:
 
 
 def initial_weights(record: dict, short: bool = False) -> str:
-    """Where the run's weights started: another run (--init-from), an ImageNet file (--weights), or random."""
+    """Where the run's weights started: another run (--init-from), an ImageNet file (--weights), or random;
+    for an ensemble of runs (iglovikov18's), where its members' started."""
+    if record.get("members_initial_weights"):
+        return f"members: {record['members_initial_weights']}"
     source = record.get("init_from")
     if source and short:
         return f"run on {source.get('dataset', '?')}"

@@ -102,6 +102,8 @@ def test_a_runs_md_not_written_here_is_refused(tmp_path):
 
 def test_the_initial_weights_are_named():
     assert results.initial_weights({"weights": "none"}) == "random"
+    # an ensemble's: its members' starts (iglovikov18 ensemble.py writes them), not "random"
+    assert results.initial_weights({"members_initial_weights": "run on folder/x"}, short=True) == "members: run on folder/x"
     assert results.initial_weights({"weights": "/w/efficientnet_lite0_imagenet.h5"}) == (
         "ImageNet (`efficientnet_lite0_imagenet.h5`)")
     assert results.initial_weights({"weights": "none", "init_from": {

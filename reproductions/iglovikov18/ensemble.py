@@ -120,6 +120,8 @@ def evaluate_ensemble(base, runs=None, data=None, data_dir=None, image_size=None
     record = {
         "paper": "iglovikov18", "citation": records[0].get("citation"), "variant": variant, "status": "evaluated",
         "members": [str(m) for m in members], "dataset": records[0].get("dataset"), "image_size": size,
+        # where the members' weights started (each from its thumbnail run, say), for the tables' column
+        "members_initial_weights": "; ".join(sorted({common_results.initial_weights(r, short=True) for r in records})),
         "epochs": max(r.get("epochs", 0) for r in records), "epochs_done": max(r.get("epochs_done", 0) for r in records),
         "precision": records[0].get("precision"), "hardware": provenance.hardware(), "seed": records[0].get("seed"),
         "wall_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1), **provenance.git_commit(),

@@ -45,6 +45,7 @@ def test_the_ensemble_is_recorded_as_the_bases_ensemble(results_dir):
     out = results_dir / "iglovikov18" / "phantoms-small_small-ensemble_83px"
     record = RunDir(out).record(missing_ok=False)
     assert record["variant"] == "small-ensemble" and record["members"] == [str(r) for r in runs]
+    assert record["members_initial_weights"] == "random"  # the members' records name no init_from or weights
     assert record["evaluations"]["test"]["estimates"]["ensemble"]["mae"]["value"] == pytest.approx(5.0)
     assert pd.read_csv(out / "test" / "predictions.csv")["boneage_pred"].tolist() == [105.0, 125.0, 65.0, 195.0]
 
