@@ -706,6 +706,13 @@ def train(task, options: RunOptions, log=print):
     initial_epoch = restore_everywhere(model, run_dir / "backup", local_model, log)
     if source is None and initial_epoch == 0:
         record.pop("init_from", None)  # retrained from the start without --init-from: the old source no longer applies
+    if initial_epoch == 0:
+        # Trained from the start in a folder an earlier run left (e.g. its record kept, its weights not): that
+        # run's clock and log are not this one's. Its log is kept beside, as metrics.previous.csv.
+        for key in ("wall_time_s", "started", "ended", "stopped_by_budget"):
+            record.pop(key, None)
+        if writer and (run_dir / "metrics.csv").exists():
+            os.replace(run_dir / "metrics.csv", run_dir / "metrics.previous.csv")
     if writer:
         drop_partial_last_row(run_dir / "metrics.csv")
     # Only epochs up to the restored one count: a row logged just before a kill is trained again.

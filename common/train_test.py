@@ -451,3 +451,23 @@ def test_a_bad_process_flag_is_a_clear_error_not_a_traceback(tiny_task, tmp_path
                  "--coordinator", f"localhost:{free_port()}", env={**JAX, "KERAS_BACKEND": "tensorflow"})
     assert result.returncode == 2 and "needs KERAS_BACKEND=jax" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_training_again_from_the_start_in_an_old_run_folder_keeps_none_of_its_clock(tiny_task, tmp_path):
+    """A run folder whose weights are gone (never committed) but whose record and log stayed: training
+    again starts a new clock and log (the old log kept beside); only a resume adds to them."""
+    import shutil
+    run, _ = tiny_task
+    out = tmp_path / "run"
+    flags = ("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "1", "--no-eval")
+    assert run(*flags).returncode == 0
+    for folder in ("checkpoints", "backup"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+    record = json.loads((out / "run.json").read_text())
+    record.update(wall_time_s=99999.0, started="2000-01-01T00:00:00+00:00")
+    (out / "run.json").write_text(json.dumps(record))
+    result = run(*flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["wall_time_s"] < 99999.0 and record["started"] != "2000-01-01T00:00:00+00:00"
+    assert len(pd.read_csv(out / "metrics.csv")) == 1 and len(pd.read_csv(out / "metrics.previous.csv")) == 1
