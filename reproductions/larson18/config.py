@@ -19,6 +19,7 @@ Commands (run from the repository root):
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_nosex
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512 --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512_nosex --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
     python -m reproductions.larson18 evaluate --out DIR                   # ten-crop test-time eval
     python -m reproductions.larson18 predict FILE --sex M                 # argmax and expected age
 
@@ -42,7 +43,7 @@ and says where they stand. Our test set (RSNA's 200 images) carries a six-review
 """
 from common.config import Config
 
-VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch")
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex")
 
 
 def get_config(variant: str = "") -> Config:
@@ -64,6 +65,9 @@ def get_config(variant: str = "") -> Config:
         "r512_scratch": "r512" started from random weights (no `--init-from`): the other arm of
             "what does the thumbnail run buy at 512 px"; the config is the same, only the run's
             directory differs, and `train` refuses `--init-from` for it.
+        "r512_nosex": "r512" with the shared head (the sex-input ablation on the 512-px
+            radiographs, issue 17), started from the same thumbnail run: every layer but the head
+            loads (the shared head's 2,048 x 240 kernel does not fit the 2,048 x 480 one).
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
@@ -144,7 +148,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch"):
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
         config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
@@ -152,7 +156,7 @@ def get_config(variant: str = "") -> Config:
             "learning_rate": 1e-3,  # scratch: Adam's usual rate
             "weight_decay": 4e-5,  # taken from radinformatics/bone-age boneage/resnet.py@46de7fd1, as in the paper setting (decoupled)
         })
-    if variant in ("nosex", "thumbs_nosex"):
+    if variant in ("nosex", "thumbs_nosex", "r512_nosex"):
         config.model.sex_handling = "shared_head"  # nosex: the issue #8 ablation's one change: one 240-class head, no sex input; the image branch is untouched
     if variant == "small":
         # CPU smoke run: shrink only what must shrink; keep every method the same.
@@ -174,7 +178,7 @@ def get_config(variant: str = "") -> Config:
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
             channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
-    if variant in ("r512", "r512_scratch"):
+    if variant in ("r512", "r512_scratch", "r512_nosex"):
         # The radiographs are larger than the paper's 256-px load size, so sizes, crops and CLAHE tiles
         # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
         # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of

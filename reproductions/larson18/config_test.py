@@ -53,7 +53,7 @@ def test_r512_variant_changes_only_the_epochs_of_scratch():
     assert _changed("r512", "r512_scratch") == set()  # one factor, the initial weights: --init-from or none
 
 
-@pytest.mark.parametrize("base", ["", "thumbs"])
+@pytest.mark.parametrize("base", ["", "thumbs", "r512"])
 def test_nosex_variants_change_only_the_sex_handling(base):
     """The sex-input ablation (issue #8) must differ from its base in that one key, or it is no ablation."""
     nosex = get_config(f"{base}_nosex" if base else "nosex")
