@@ -78,6 +78,14 @@ def lite0_regressor(size):
     return _named(build_lite0_regressor(size), image_scale=1.0)
 
 
+def attention_mtl(size):
+    """The kit's own method as its config builds it: EfficientNet-Lite0, attention pooling with a query
+    per sex, the Laplace age head (128: thumbs, 384: r512; the auxiliary heads are off in both)."""
+    from reproductions.attention_mtl.config import get_config
+    from reproductions.attention_mtl.task import build_model
+    return _named(build_model(get_config("thumbs" if size == 128 else "r512")))
+
+
 def _iglovikov18(network, size, paper_size):
     """One iglovikov18 network (`network`: its Variant at the paper's setting) as its paper config
     builds it (`size` = data.image_size: the canvas height for the age networks), or its `thumbs`
@@ -109,11 +117,12 @@ def _iglovikov18_sizes(network) -> tuple[int, int]:
 # iglovikov18 age network the size is the registered canvas height (the hand region is 0.96 x 0.72 of it)
 MODELS = {"larson18": (larson18, 88, 224), "rsna17_second": (rsna17_second, 32, 128),
           "rsna17_winner": (rsna17_winner, 100, 500),
-          "lite0_regressor": (lite0_regressor, 128, 384)}  # the kit's transfer baseline: its thumbs and r512 sizes
+          "lite0_regressor": (lite0_regressor, 128, 384),  # the kit's transfer baseline: its thumbs and r512 sizes
+          "attention_mtl": (attention_mtl, 128, 384)}  # the kit's own method: its thumbs and r512 sizes
 for _key, _network in iglovikov18_networks().items():
     _cpu, _paper = _iglovikov18_sizes(_network)
     MODELS[_key] = (functools.partial(_iglovikov18, _network, paper_size=_paper), _cpu, _paper)
-NOT_BENCHMARKED = {"attention_mtl": "no train-step row yet"}  # registered papers without a row here, and why
+NOT_BENCHMARKED = {}  # registered papers without a row here, and why
 
 
 def one_row(model_name, size, policy, batch, steps):
@@ -152,6 +161,7 @@ PIPELINES = {
     "rsna17_winner": ("reproductions.rsna17_winner.task:TASK", "thumbs", ""),
     "rsna17_second": ("reproductions.rsna17_second.task:TASK", "thumbs", ""),
     "lite0_regressor": ("reproductions.lite0_regressor.task:TASK", "thumbs_scratch", "r512_scratch"),
+    "attention_mtl": ("reproductions.attention_mtl.task:TASK", "thumbs_scratch", "r512_scratch"),
     **{key: ("reproductions.iglovikov18.task:AGE_TASK", network.with_base("thumbs").name, None)
        for key, network in iglovikov18_networks().items() if network.is_age},
 }
@@ -211,6 +221,9 @@ def main(argv=None):
     p.add_argument("--paper-size-policies", nargs="*", default=None,
                    help="policies at the paper size (default: --policies); on a CPU, float16 at paper sizes "
                         "takes minutes per row for a number no one trains with")
+    p.add_argument("--out-name", default=None,
+                   help="the table's file name in results/benchmarks/ without suffix (default: train_step_<cpu|gpu>); "
+                        "name another for a run of some --models, so the full table is not replaced by a part of it")
     p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = p.parse_args(argv)
     if args.row:
@@ -257,10 +270,10 @@ def main(argv=None):
     if skipped and not args.paper_size_only:
         lines += ["", f"Not run at the paper sizes on this device: {', '.join(skipped)} (`--paper-size-policies`)."]
     text = "\n".join(lines) + "\n"
-    tag = "gpu" if hw["gpus"] else "cpu"
-    io.atomic_write_text(ROOT / "results" / "benchmarks" / f"train_step_{tag}.md", text)
+    name = args.out_name or f"train_step_{'gpu' if hw['gpus'] else 'cpu'}"
+    io.atomic_write_text(ROOT / "results" / "benchmarks" / f"{name}.md", text)
     # The same rows for benchmarks/cost.py (GPU-/CPU-hours of a full reproduction).
-    io.atomic_write_json(ROOT / "results" / "benchmarks" / f"train_step_{tag}.json", {
+    io.atomic_write_json(ROOT / "results" / "benchmarks" / f"{name}.json", {
         "device": hw["device"], "gpus": hw["gpus"], "backend": keras.backend.backend(),
         "commit": provenance.git_commit()["commit"], "when": provenance.now(), "batch_size": args.batch_size,
         "rows": [{"model": m, "size": s_, "policy": pol, "images_per_s": r, "peak_mb": mem, "pipeline_images_per_s": feed}
