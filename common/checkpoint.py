@@ -43,14 +43,15 @@ def save_weights_atomically(model, path):
     an ordinary OSError, the temporary file is removed and whatever was at `path` stays intact.
     """
     buffer = _WeightsBuffer()
-    with _no_distribution():
+    with without_distribution():
         model.save_weights(buffer)
     kit_io.atomic_write_bytes(path, buffer.getbuffer())
 
 
 @contextlib.contextmanager
-def _no_distribution():
-    """Saving with no keras.distribution set. Keras builds a reference optimizer while it saves
+def without_distribution():
+    """No keras.distribution while inside: what is built there lives on this process alone (also
+    common.train's restore, which builds a process-local model). Saving needs it: Keras builds a reference optimizer while it saves
     (saving_lib.get_attr_skipset); under a distribution over several processes that optimizer's
     variable would be placed on every process's devices, a step the other processes (which never
     save: process 0 writes the run directory) never join, and the save would wait forever. The

@@ -367,18 +367,6 @@ def data_shard():
     return (_PROCESS["index"], _PROCESS["count"]) if _PROCESS["count"] > 1 else None
 
 
-@contextlib.contextmanager
-def without_distribution():
-    """No keras.distribution while inside: what is built there lives on this process alone."""
-    import keras
-    current = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(current)
-
-
 def _distribution_over_processes(devices, batch_size: int, log=print):
     """DataParallel over the first N devices (--devices N; auto = all) of every process."""
     import jax
@@ -432,7 +420,7 @@ def restore_everywhere(model, backup_dir, local_model, log=print) -> int:
         model.optimizer.build(model.trainable_variables)
     state, epochs = checkpoint.model_state(model), 0
     if writes_run_dir():
-        with without_distribution():
+        with checkpoint.without_distribution():  # what is built here lives on this process alone
             local = local_model()
             epochs = checkpoint.restore(local, backup_dir, log)
             if epochs:
