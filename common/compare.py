@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from common import evaluation, io, results
+from common.reference import no_learning
 from common.runs import RunDir
 
 
@@ -443,7 +444,8 @@ _REFERENCES: dict = {}  # (key, data_dir) -> mean_predictor's answer; keyed by c
 
 
 def mean_predictor(key, data_dir=None, trained_on: dict | None = None) -> dict | None:
-    """The no-learning reference of an experiment: MAE on its split of predicting the training
+    """The no-learning reference of an experiment computed here, for records evaluated before evaluate
+    kept it (experiment_reference reads theirs): MAE on its split of predicting the training
     split's mean age, pooled and per sex, from the dataset's own labels, or, for runs evaluated on
     another dataset than they were trained on (`trained_on`: {"dataset", "fingerprint"}), from the
     training split of that one. None when a dataset is not built on this machine or its content
@@ -452,7 +454,7 @@ def mean_predictor(key, data_dir=None, trained_on: dict | None = None) -> dict |
     cache_key = (key, str(data_dir), str(trained_on))
     if cache_key in _REFERENCES:
         return _REFERENCES[cache_key]
-    from common import data, pipeline
+    from common import data
     dataset, fingerprint, split = key
     handle = data.open_built(dataset, data_dir)
     train_handle = handle
@@ -463,16 +465,7 @@ def mean_predictor(key, data_dir=None, trained_on: dict | None = None) -> dict |
     if handle is None or handle.fingerprint() != fingerprint or split not in handle.splits or \
             "train" not in train_handle.splits:
         return None  # not kept: the dataset may be built later in the same process
-
-    def labels(h, s):  # ages and sexes only: the images are never decoded
-        pairs = pipeline.read_split(h, s).map(lambda e: (e["boneage_months"], e["male"]))
-        ages, males = zip(*pairs.as_numpy_iterator())
-        return np.asarray(ages, float), np.asarray(males, int)
-    train_age, train_male = labels(train_handle, "train")
-    age, male = labels(handle, split)
-    per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
-    reference = {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
-                 "per_sex": float(np.abs(age - per_sex).mean())}
+    reference = no_learning(handle, split, train_handle)
     _REFERENCES[cache_key] = reference
     return reference
 
@@ -485,8 +478,12 @@ def trained_elsewhere(members) -> list[tuple]:
 
 
 def experiment_reference(key, members, data_dir=None) -> dict | None:
-    """mean_predictor of an experiment, with the training means of the one dataset its runs were
-    trained on when that is another one."""
+    """The no-learning reference of an experiment: the one its runs' evaluations carry (evaluate
+    computes it, common/reference.py), else, for records evaluated before that, mean_predictor, with
+    the training means of the one dataset its runs were trained on when that is another one."""
+    stored = [ev["no_learning"] for ev in (r["evaluations"][s] for r, s in members) if ev.get("no_learning")]
+    if stored:  # runs trained on different data (evaluate --eval-data) disagree: no one reference then
+        return stored[0] if all(ref == stored[0] for ref in stored) else None
     trained_on = trained_elsewhere(members)
     return mean_predictor(key, data_dir, trained_on=dict(zip(("dataset", "fingerprint"), trained_on[0]))
                           if len(trained_on) == 1 else None)

@@ -546,3 +546,32 @@ def test_a_pair_across_data_that_is_also_the_run_a_started_from_is_one_row(tmp_p
     assert compare.STARTED_FROM not in text  # the same pair, the same numbers: said once
     text = compare.sections(loaded(tmp_path), {}, tmp_path, n_boot=50, plots_linked=False)
     assert compare.STARTED_FROM in text  # without the across-data pair, the started-from row stays
+
+
+def test_the_no_learning_reference_comes_from_the_records_and_runs_trained_on_other_data_disagreeing_give_none(
+        tmp_path, monkeypatch):
+    """evaluate keeps each evaluation's no-learning reference in the record; compare reads it there and
+    opens no dataset; records that disagree (trained on different data) give no reference."""
+    a = fake_run(tmp_path, "larson18", "thumbs", [100, 100, 80, 200])
+    b = fake_run(tmp_path, "rsna17_winner", "thumbs", [110, 120, 60, 200])
+    ref = {"n": 4, "pooled": 31.0, "per_sex": 30.5}
+    for run in (a, b):
+        record = json.loads((run / "run.json").read_text())
+        record["evaluations"]["test"]["no_learning"] = ref
+        (run / "run.json").write_text(json.dumps(record))
+    monkeypatch.setattr(compare, "mean_predictor", lambda *a, **k: pytest.fail("compare reopened the dataset"))
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    assert compare.experiment_reference(key, members) == ref
+    record = json.loads((b / "run.json").read_text())
+    record["evaluations"]["test"]["no_learning"] = {**ref, "per_sex": 29.0}
+    (b / "run.json").write_text(json.dumps(record))
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    assert compare.experiment_reference(key, members) is None
+    monkeypatch.setattr(compare, "mean_predictor", lambda key, data_dir=None, trained_on=None: {"n": 4, "pooled": 1.0,
+                                                                                               "per_sex": 2.0})
+    for run in (a, b):  # records evaluated before the entry existed: computed from the dataset, as before
+        record = json.loads((run / "run.json").read_text())
+        del record["evaluations"]["test"]["no_learning"]
+        (run / "run.json").write_text(json.dumps(record))
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    assert compare.experiment_reference(key, members) == {"n": 4, "pooled": 1.0, "per_sex": 2.0}

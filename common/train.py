@@ -878,7 +878,8 @@ def evaluation_key(split: str, dataset: str, trained_on: str | None) -> str:
 
 def evaluate(task, options: RunOptions, model=None, handle=None, config=None, run_dir=None, log=print) -> dict:
     """Evaluates the best checkpoint of a run on options.split; writes metrics, predictions and plots
-    into <run>/<split>/ and the evaluation into the run record, and returns the metrics: {estimate:
+    into <run>/<split>/ and the evaluation into the run record (with its no-learning reference, which
+    compare reads from there: no_learning_reference), and returns the metrics: {estimate:
     overall metrics (metrics.json's "overall")}, the primary estimate first.
 
     `run_dir` None: the run the options name (checked before any data is built). `config` None: the
@@ -949,6 +950,9 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
         "epochs_trained": record.get("epochs_done"), "image_size": config.data.image_size,
         "wall_time_s": round(time.time() - start, 1), "when": provenance.now(), **provenance.git_commit(),
         **({"trained_on": {"dataset": trained_on["name"], "fingerprint": trained_on.get("fingerprint")}} if external else {})}
+    reference = no_learning_reference(handle, split, trained_on if external else None, options.data_dir)
+    if reference:  # compare reads it from here instead of reopening the dataset
+        record["evaluations"][key]["no_learning"] = reference
     if extra_metrics:
         record["evaluations"][key]["extra_metrics"] = evaluation._json_safe(extra_metrics)
     if record.get("status") == "trained":
@@ -962,6 +966,22 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
 
 
 # ----------------------------------------------------------------------------- predict
+def no_learning_reference(handle, split: str, trained_on: dict | None = None, data_dir=None) -> dict | None:
+    """common.reference.no_learning of an evaluation: with the training split of `handle`, or, for a run
+    evaluated on other data, of the dataset it was trained on (`trained_on`: the record's "dataset"),
+    when that one is built here with the same content; else None (the record then has no reference)."""
+    from common import data as data_lib
+    from common.reference import no_learning
+    train_handle = handle
+    if trained_on:
+        train_handle = data_lib.open_built(trained_on.get("name", ""), data_dir)
+        if train_handle is None or train_handle.fingerprint() != trained_on.get("fingerprint"):
+            return None
+    if "train" not in train_handle.splits:
+        return None
+    return no_learning(handle, split, train_handle)
+
+
 def _read_sex_csv(path) -> pd.DataFrame:
     """The --sex-csv table; a missing, empty or unreadable file is the user's to fix, so a message."""
     expected = "a CSV with columns id (or file) and sex (or male)"

@@ -90,7 +90,7 @@ def test_evaluate_on_another_dataset_keeps_the_runs_own_evaluation_and_names_the
     import cv2
     import numpy as np
 
-    from common import compare, results
+    from common import compare, pipeline, results
     run, _ = tiny_task
     out = tmp_path / "run"
     result = run("train", "--data", "phantoms/tiny", "--out", str(out), "--epochs", "1")
@@ -117,9 +117,19 @@ def test_evaluate_on_another_dataset_keeps_the_runs_own_evaluation_and_names_the
     assert (ev["split"], ev["images"], ev["dataset"]) == ("test", 6, "folder/official-by-source_split")
     assert ev["trained_on"] == {"dataset": record["dataset"]["name"], "fingerprint": record["dataset"]["fingerprint"]}
     assert len(pd.read_csv(out / key / "predictions.csv")) == 6
+    # Each evaluation keeps its no-learning reference: the training split's mean age per sex, of the data
+    # the run was trained on (phantoms/tiny), on the images evaluated (here the six official ones).
+    from common.reference import no_learning
+    assert own["no_learning"] == pytest.approx(no_learning(tiny_phantoms, "test"))
+    train = [(float(e["boneage_months"]), int(e["male"])) for e in pipeline.read_split(tiny_phantoms, "train")]
+    mean = {m: np.mean([a for a, male in train if male == m]) for m in (0, 1)}
+    ages = [(12.0 * (i + 1), int(i % 2 == 0)) for i in range(6)]
+    assert ev["no_learning"] == pytest.approx({"n": 6, "pooled": np.mean([abs(a - np.mean([t for t, _ in train]))
+                                                                           for a, _ in ages]),
+                                               "per_sex": np.mean([abs(a - mean[m]) for a, m in ages])})
     # compare puts it in that dataset's experiment, says the runs were trained elsewhere, and takes the
-    # no-learning reference from the training data's means.
-    monkeypatch.setenv("BONEAGE_DATA_DIR", str(tiny_phantoms.version_dir.parents[2]))  # where the runs' data was built
+    # no-learning reference from the records: it opens no dataset for it.
+    monkeypatch.setattr(compare, "mean_predictor", lambda *a, **k: pytest.fail("compare reopened the dataset"))
     record["_dir"] = "run"
     (experiment,) = [k for k in compare.experiments([record]) if k[0] == "folder/official-by-source_split"]
     assert experiment[2] == "test"
