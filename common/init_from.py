@@ -90,9 +90,11 @@ def read_source(init_from, task, config, sub_run=None) -> Source:
     return Source(run_dir, weights, layers, record)
 
 
-def load_matching(model, source: Source, log=print) -> dict:
-    """Copies into `model` every source layer whose name and weight shapes match; returns the report
-    kept in the run record. Refuses when nothing matches: that is another network, not a start."""
+def load_matching(model, source: Source, log=print, keep_initial=()) -> dict:
+    """Copies into `model` every source layer whose name and weight shapes match, except the layers
+    named in `keep_initial` (train.init_keep_initial: e.g. a head to start afresh, so that two arms of
+    an ablation start alike); returns the report kept in the run record. Refuses when nothing
+    matches: that is another network, not a start."""
     target = weighted_layers(model)
     keys_src = [_key(p, c) for p, c, _ in source.layers]
     keys_tgt = [_key(p, type(layer).__name__) for p, layer in target]
@@ -102,6 +104,9 @@ def load_matching(model, source: Source, log=print) -> dict:
             pairs[block.a + i] = block.b + i
     loaded, skipped, n_params = [], [], 0
     for i, (path, layer) in enumerate(target):
+        if path in keep_initial:
+            skipped.append(f"{path}: kept at its initial weights (train.init_keep_initial)")
+            continue
         if i not in pairs:
             skipped.append(f"{path}: not in the source network")
             continue

@@ -92,3 +92,15 @@ def test_a_run_of_another_network_of_the_same_paper_is_refused(tmp_path):
     (run / "config.json").write_text(json.dumps({**config, "stage": "keypoints"}))
     with pytest.raises(UsageError, match="a run of its 'keypoints' network; this run trains its 'segment' network"):
         init_from.check_source(run, {"name": "net", "stage": "segment"})
+
+
+def test_layers_named_to_keep_their_initial_weights_are_not_loaded_and_say_why(tmp_path):
+    """train.init_keep_initial: e.g. larson18 r512_newhead starts its head afresh, as the sex-ablation arm
+    r512_nosex must (its head does not fit), so the pair differs in the sex handling alone."""
+    source = init_from.read_source(trained_run(tmp_path), TASK, {"name": "net"})
+    model = build_model({"data": {"image_size": 16}})  # same size: every layer would load
+    report = init_from.load_matching(model, source, log=lambda *_: None, keep_initial=("stem",))
+    assert report["loaded_layers"] == 3
+    assert report["skipped"] == ["stem: kept at its initial weights (train.init_keep_initial)"]
+    assert not np.allclose(np.asarray(model.get_layer("stem").weights[0]), 0.5)
+    assert np.allclose(np.asarray(model.get_layer("head").weights[0]), 0.5)

@@ -679,7 +679,8 @@ def train(task, options: RunOptions, log=print):
     with strategy.scope():
         model = build_and_load(task, config, options.weights, log)
         if source is not None:
-            record["init_from"] = init_from.load_matching(model, source, log)
+            record["init_from"] = init_from.load_matching(model, source, log,
+                                                          keep_initial=config.train.get("init_keep_initial", ()))
         model.compile(optimizer=make_optimizer(config, steps, config.train.epochs), loss=task.loss(config),
                       metrics=task.metrics(config), jit_compile=False)
     if writer:

@@ -25,13 +25,16 @@ ABLATIONS = (
                   f"python -m reproductions.larson18 train {THUMBS} --variant thumbs_nosex"]},
     {"question": "Does the sex input matter? (larson18, 512-px radiographs)",
      "factor": "model.sex_handling: sex-specific output halves (A) vs one shared 240-class head, no sex input (B)",
-     "a": ("larson18", "r512"), "b": ("larson18", "r512_nosex"),
-     "caveat": ("both arms start from the same 6-epoch thumbnail run (--init-from), but B's head does not fit its "
-                "weights (2,048 x 240 against 2,048 x 480) and starts from random ones: B's one change brings a fresh head"),
-     "commands": [f"python -m reproductions.larson18 train {R512} --variant r512 --precision mixed_bfloat16 "
-                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px",
-                  f"python -m reproductions.larson18 train {R512} --variant r512_nosex --precision mixed_bfloat16 "
-                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px"]},
+     "a": ("larson18", "r512_newhead"), "b": ("larson18", "r512_nosex"),
+     "caveat": ("both arms start from the same 6-epoch thumbnail run (--init-from), every layer but the head, "
+                "which starts from random weights in both (B's does not fit the source's; A's is kept so)"),
+     "commands": [f"python -m reproductions.larson18 train {R512} --variant {v} --precision mixed_bfloat16 "
+                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px" for v in ("r512_newhead", "r512_nosex")]},
+    {"question": "What does the thumbnail run's head add? (larson18, 512-px radiographs)",
+     "factor": "larson18 r512: every layer from the thumbnail run (A) vs all but the head, which starts afresh (B)",
+     "a": ("larson18", "r512"), "b": ("larson18", "r512_newhead"),
+     "commands": [f"python -m reproductions.larson18 train {R512} --variant {v} --precision mixed_bfloat16 "
+                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px" for v in ("r512", "r512_newhead")]},
     {"question": "Regression or classification? (same backbone and input)",
      "factor": "iglovikov18 VGG-style network, whole hand: regression head (A) vs classification head (B)",
      "a": ("iglovikov18", "thumbs-regress-hand"), "b": ("iglovikov18", "thumbs-classify-hand"),

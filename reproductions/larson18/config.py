@@ -20,6 +20,7 @@ Commands (run from the repository root):
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-thumbs100 --variant thumbs_nosex
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512 --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
     python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512_nosex --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
+    python -m reproductions.larson18 train --data folder:../shared/data/rsna-512 --variant r512_newhead --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px
     python -m reproductions.larson18 evaluate --out DIR                   # ten-crop test-time eval
     python -m reproductions.larson18 predict FILE --sex M                 # argmax and expected age
 
@@ -43,7 +44,7 @@ and says where they stand. Our test set (RSNA's 200 images) carries a six-review
 """
 from common.config import Config
 
-VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex")
+VARIANTS = ("", "scratch", "nosex", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex", "r512_newhead")
 
 
 def get_config(variant: str = "") -> Config:
@@ -68,6 +69,9 @@ def get_config(variant: str = "") -> Config:
         "r512_nosex": "r512" with the shared head (the sex-input ablation on the 512-px
             radiographs, issue 17), started from the same thumbnail run: every layer but the head
             loads (the shared head's 2,048 x 240 kernel does not fit the 2,048 x 480 one).
+        "r512_newhead": "r512" whose head starts from random weights too (train.init_keep_initial),
+            as r512_nosex's must: the other arm of the sex pair, so the two differ in the sex
+            handling alone.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown larson18 config variant; expected one of {VARIANTS}. "
@@ -148,7 +152,7 @@ def get_config(variant: str = "") -> Config:
         },
     })
 
-    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex"):
+    if variant in ("scratch", "small", "thumbs", "thumbs_nosex", "r512", "r512_scratch", "r512_nosex", "r512_newhead"):
         # From random weights (no ImageNet file): Adam instead of SGD; weight decay kept.
         config.model.pretrained = "none"  # scratch: --weights none; the paper fine-tuned ImageNet weights
         config.train.optimizer = Config({  # scratch: replaces the SGD setting above (deviation 13 in README.md)
@@ -178,7 +182,7 @@ def get_config(variant: str = "") -> Config:
         config.train.schedule.warmup_epochs = 0  # thumbs: from scratch there is no pretrained head to protect
         for channel in config.data.clahe:
             channel["tile_grid"] = 3  # thumbs: 34-px tiles (OpenCV pads 100 to 102), near the paper's 32 px; clip counts stay distinct (4, 13, 22)
-    if variant in ("r512", "r512_scratch", "r512_nosex"):
+    if variant in ("r512", "r512_scratch", "r512_nosex", "r512_newhead"):
         # The radiographs are larger than the paper's 256-px load size, so sizes, crops and CLAHE tiles
         # stay the paper's; the 1-epoch warm-up stays too (the head is loaded from the thumbs run, so
         # there is a trained head to protect). Budget rule for these runs: 14 epochs or 45 min of
@@ -186,4 +190,6 @@ def get_config(variant: str = "") -> Config:
         config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
         config.train.bn_recompute_batches = 8  # r512: measured deviation (README deviation 16): 23 steps per epoch leave keras' 0.99 moving averages near the thumbs run's 100-px statistics (validation MAE 51, 49, 61 months and loss up to 1,102 against training MAE 26, 22, 20 in the first 3 epochs), so the statistics are recomputed from 8 training batches (256 radiographs) before each validation
         config.train.epochs = 14  # r512: the budget rule's 14-epoch cap binds: 763 train images / 14.9 img/s (results/benchmarks/train_step_cpu.md: larson18, 224 px, mixed_bfloat16, train steps only, batch 16 against the run's 32) = 51 s per epoch, +15% for the pipeline and validation = 59 s -> 14 epochs ~ 14 min, far inside 45 min
+    if variant == "r512_newhead":
+        config.train.init_keep_initial = ["age_logits"]  # r512_newhead: measured need: r512_nosex (fresh head, its shape differs) tested 23.97 against r512's 15.60 with the thumbs head; starting both heads afresh leaves the sex handling as the pair's one difference
     return config

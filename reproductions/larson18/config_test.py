@@ -22,7 +22,8 @@ def test_paper_setting():
 
 def _changed(a, b):
     a, b = _flatten(get_config(a).to_dict()), _flatten(get_config(b).to_dict())
-    optional = {"train.optimizer.momentum", "train.max_minutes", "train.bn_recompute_batches"}  # keys only some variants hold
+    optional = {"train.optimizer.momentum", "train.max_minutes", "train.bn_recompute_batches",
+                "train.init_keep_initial"}  # keys only some variants hold
     assert a.keys() - optional == b.keys() - optional
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
@@ -51,6 +52,8 @@ def test_r512_variant_changes_only_the_epochs_of_scratch():
     assert (r512.data.image_size, r512.data.crop_size) == (256, 224)
     assert r512.train.epochs <= 14 and r512.train.max_minutes == 45  # the budget rule's caps
     assert _changed("r512", "r512_scratch") == set()  # one factor, the initial weights: --init-from or none
+    assert _changed("r512", "r512_newhead") == {"train.init_keep_initial"}  # the head starts afresh
+    assert _changed("r512_newhead", "r512_nosex") == {"model.sex_handling", "train.init_keep_initial"}
 
 
 @pytest.mark.parametrize("base", ["", "thumbs", "r512"])
@@ -86,5 +89,5 @@ def test_every_value_has_a_source_comment():
     """Each literal value line in get_config names its source in a trailing comment."""
     missing = values_without_source(config_module.get_config, (
         "taken from", "reconstructed", "Larson18", "small:", "scratch:", "thumbs:", "nosex:", "kit choice",
-        "same source", "the reproduction", "r512:"))
+        "same source", "the reproduction", "r512:", "r512_newhead:"))
     assert not missing, f"values without a source comment: {missing}"
