@@ -756,62 +756,62 @@ def overview(runs, paper_cells: dict, results_dir, ablations=(), n_boot=2000, pl
 # ------------------------------------------------------------------------------- plots
 
 def plot_experiment(results_dir, key, members, out_dir) -> list[Path]:
-    """MAE by age band per method, a Bland-Altman grid and a predicted-vs-reference grid; their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frames = [(label(run), evaluation._prepare(read_predictions(results_dir, run, split))) for run, split in members]
+    """MAE by age band per method, a Bland-Altman grid and a predicted-vs-reference grid; their paths.
+    Each method has its own colour (method_colours) in all three; the grids' cells are drawn by the
+    same code as a single run's plots (evaluation.draw_bland_altman, draw_predicted_vs_reference)."""
+    frames = [(label(run), evaluation.prepare_predictions(read_predictions(results_dir, run, split)))
+              for run, split in members]
+    colours = method_colours([name for name, _ in frames])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{key[0]} ({key[2]} split)"
 
     # MAE by age band, one bar per method.
     bands = list(evaluation.AGE_BAND_LABELS)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(bands) + 1), 4))
+    fig, ax = evaluation.new_figure((max(6, 1.2 * len(bands) + 1), 4))
     width = 0.8 / len(frames)
     for i, (name, d) in enumerate(frames):
         band = evaluation.age_band_labels(d["boneage_true"])
         err = np.abs(d["boneage_pred"] - d["boneage_true"]).to_numpy()
         mae = [err[band == b].mean() if np.any(band == b) else np.nan for b in bands]
-        ax.bar(np.arange(len(bands)) + i * width - 0.4 + width / 2, mae, width, label=name)
+        ax.bar(np.arange(len(bands)) + i * width - 0.4 + width / 2, mae, width, label=name, color=colours[name])
     ax.set_xticks(np.arange(len(bands)), [f"{b} y" for b in bands])
     ax.set_ylabel("MAE (months)")
     ax.set_title(f"MAE by reference age band — {title}")
     ax.legend(fontsize=8)
     io.atomic_savefig(fig, out_dir / "mae_by_age_band.png")
-    plt.close(fig)
     paths = [out_dir / "mae_by_age_band.png"]
 
     cols = min(3, len(frames))
     rows = int(np.ceil(len(frames) / cols))
-    for kind in ("bland_altman", "predicted_vs_reference"):
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+    drawers = {"bland_altman": evaluation.draw_bland_altman,
+               "predicted_vs_reference": evaluation.draw_predicted_vs_reference}
+    for kind, draw in drawers.items():
+        fig, axes = evaluation.new_figure((4.2 * cols, 3.8 * rows), rows, cols, squeeze=False)
         for ax, (name, d) in zip(axes.ravel(), frames):
+            draw(ax, d, legend=False, colour=colours[name])
             t, p = d["boneage_true"].to_numpy(), d["boneage_pred"].to_numpy()
-            if kind == "bland_altman":
-                mean, diff = (t + p) / 2, p - t
-                bias, sd = diff.mean(), diff.std(ddof=1) if len(diff) > 1 else 0.0
-                ax.scatter(mean, diff, s=4, alpha=0.4)
-                for y, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
-                    ax.axhline(y, color="k", linestyle=style, linewidth=0.8)
-                ax.set_xlabel("mean of predicted and reference (months)")
-                ax.set_ylabel("predicted − reference (months)")
-            else:
-                ax.scatter(t, p, s=4, alpha=0.4)
-                ax.plot([0, 240], [0, 240], "k--", linewidth=0.8)
-                ax.set_xlim(0, 240), ax.set_ylim(0, 240)
-                ax.set_xlabel("reference (months)")
-                ax.set_ylabel("predicted (months)")
             ax.set_title(f"{name}\nMAE {np.abs(p - t).mean():.1f} mo, n={len(t)}", fontsize=9)
+            ax.xaxis.label.set_fontsize(8), ax.yaxis.label.set_fontsize(8)
         for ax in axes.ravel()[len(frames):]:
             ax.axis("off")
         fig.suptitle(title)
-        fig.tight_layout()
-        io.atomic_savefig(fig, out_dir / f"{kind}_grid.png")
-        plt.close(fig)
+        io.atomic_savefig(fig, out_dir / f"{kind}_grid.png", dpi=90)  # a grid of dense scatters: kept small
         paths.append(out_dir / f"{kind}_grid.png")
     return paths
+
+
+def method_colours(names) -> dict:
+    """{method: colour}, a different colour for each method of one plot, in the order given (tab10,
+    tab20 beyond ten methods, evenly spaced hues beyond twenty)."""
+    import matplotlib
+    from matplotlib import colors
+    names = list(dict.fromkeys(names))
+    if len(names) <= 20:
+        cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+        return {name: colors.to_hex(cmap(i)) for i, name in enumerate(names)}
+    cmap = matplotlib.colormaps["hsv"]
+    return {name: colors.to_hex(cmap(i / len(names))) for i, name in enumerate(names)}
 
 
 def paper_colours(runs) -> dict:
@@ -848,9 +848,7 @@ def plot_forest(key, members, out_dir, reference: dict | None = None, colours: d
     blocks of their own colour (best paper first, runs by MAE within it), and the no-learning
     reference (mean_predictor: each sex's training-split mean age) as a dashed vertical line
     when it is known."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     rows = forest_rows(members)
@@ -858,7 +856,7 @@ def plot_forest(key, members, out_dir, reference: dict | None = None, colours: d
     n_legend = len({r["paper"] for r in rows}) + bool(reference)
     legend_inches = 0.1 + 0.2 * int(np.ceil(n_legend / 3))  # below the axes, three entries a line
     height = 1.6 + 0.42 * len(rows) + legend_inches
-    fig, ax = plt.subplots(figsize=(8, height))
+    fig, ax = evaluation.new_figure((8, height), layout=None)
     y = np.arange(len(rows))[::-1]  # the first row at the top
     for yi, r in zip(y, rows):
         lo, hi = r["ci_low"], r["ci_high"]
@@ -878,7 +876,7 @@ def plot_forest(key, members, out_dir, reference: dict | None = None, colours: d
     handles = [Patch(color=colours[p], label=p) for p in dict.fromkeys(r["paper"] for r in rows)]
     if reference:
         ax.axvline(reference["per_sex"], color="0.3", linestyle="--", linewidth=1)
-        handles.append(plt.Line2D([], [], color="0.3", linestyle="--",
+        handles.append(Line2D([], [], color="0.3", linestyle="--",
                                   label=f"no learning: each sex's training mean ({reference['per_sex']:.2f})"))
     fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=3, frameon=False)
     ax.set_xlabel("test MAE, months (95% bootstrap interval)")
@@ -890,7 +888,6 @@ def plot_forest(key, members, out_dir, reference: dict | None = None, colours: d
     path = Path(out_dir) / "forest_mae.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     io.atomic_savefig(fig, path)
-    plt.close(fig)
     return path
 
 
@@ -899,10 +896,7 @@ def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path |
     curves = [learning_curve(results_dir, r) for r in (a_run, b_run)]
     if any(c is None for c in curves):
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = evaluation.new_figure((6, 4))
     for role, run, c in (("A", a_run, curves[0]), ("B", b_run, curves[1])):
         ax.plot(c["minutes"], c["val_mae"], marker="o", markersize=3, label=f"{role}: {label(run)}")
     ax.set_xlabel(f"training minutes ({a_run.get('hardware', {}).get('device', '?')})")
@@ -912,7 +906,6 @@ def plot_learning_curves(results_dir, ablation, a_run, b_run, out_dir) -> Path |
     (pa, va), (pb, vb) = ablation["a"], ablation["b"]
     path = Path(out_dir) / f"learning_curves_{pa}-{va}_vs_{pb}-{vb}.png"
     io.atomic_savefig(fig, path)
-    plt.close(fig)
     return path
 
 

@@ -1,5 +1,6 @@
 """The comparison: golden table from fake run records, experiments kept apart, paired differences."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -575,3 +576,31 @@ def test_the_no_learning_reference_comes_from_the_records_and_runs_trained_on_ot
         (run / "run.json").write_text(json.dumps(record))
     (key, members), = compare.experiments(loaded(tmp_path)).items()
     assert compare.experiment_reference(key, members) == {"n": 4, "pooled": 1.0, "per_sex": 2.0}
+
+
+def test_experiment_plots_give_each_method_its_own_colour_and_draw_cells_as_a_single_runs_plots(tmp_path,
+                                                                                                monkeypatch):
+    """mae_by_age_band.png once showed two methods in blue, two in orange; the grids' cells are drawn by
+    evaluation's drawers, the code of a single run's plots, not a second copy of it."""
+    from common import evaluation
+    for i in range(12):
+        fake_run(tmp_path, "larson18", f"v{i:02d}", [100 + i, 120, 60, 200])
+    (key, members), = compare.experiments(loaded(tmp_path)).items()
+    figures, drawn = {}, []
+    real_savefig = compare.io.atomic_savefig
+    monkeypatch.setattr(compare.io, "atomic_savefig",
+                        lambda fig, path, **kw: (figures.__setitem__(Path(path).name, fig), real_savefig(fig, path, **kw)))
+    for name in ("draw_bland_altman", "draw_predicted_vs_reference"):
+        real = getattr(evaluation, name)
+        monkeypatch.setattr(evaluation, name, lambda ax, d, real=real, name=name, **kw: (drawn.append((name, kw["colour"])),
+                                                                                       real(ax, d, **kw)))
+    paths = compare.plot_experiment(tmp_path, key, members, tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["bland_altman_grid.png", "mae_by_age_band.png",
+                                             "predicted_vs_reference_grid.png"]
+    bars = figures["mae_by_age_band.png"].axes[0].containers
+    colours = [tuple(np.round(c.patches[0].get_facecolor(), 3)) for c in bars]
+    assert len(colours) == 12 and len(set(colours)) == 12
+    expected = compare.method_colours([compare.label(run) for run, _ in members])
+    assert sorted(drawn) == sorted((name, c) for name in ("draw_bland_altman", "draw_predicted_vs_reference")
+                                   for c in expected.values())
+    assert len(set(compare.method_colours([f"m{i}" for i in range(25)]).values())) == 25

@@ -175,7 +175,7 @@ def _few(items, k=20):
     return f"{items[:k]}" + (f" ... ({len(items)} in all)" if len(items) > k else "")
 
 
-def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+def prepare_predictions(df: pd.DataFrame) -> pd.DataFrame:
     """Validates the predictions frame; returns id, boneage_true/pred (float), male (bool), in input order."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, received {type(df).__name__}")
@@ -224,7 +224,7 @@ def evaluate_predictions(df, n_boot=1000, seed=0) -> dict:
     {"n", "overall", "by_sex": {sex: {"n", "metrics"}}, "by_age_band": {band: {"n", "metrics"}}};
     empty groups are present with n 0 and NaN metrics.
     """
-    d = _prepare(df)
+    d = prepare_predictions(df)
     t, p = d["boneage_true"].to_numpy(), d["boneage_pred"].to_numpy()
 
     def group(mask):
@@ -323,12 +323,14 @@ def metrics_markdown(result: dict, title: str) -> str:
 
 # ------------------------------------------------------------------------------------ plots
 
-def _new_figure(figsize, ncols=1):
+def new_figure(figsize, nrows=1, ncols=1, layout="constrained", squeeze=True):
+    """A figure and its axes without pyplot (single runs here, comparisons in common/compare.py)."""
     from matplotlib.figure import Figure  # the Agg canvas is attached on savefig; no pyplot state
 
-    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, ncols)
+    fig = Figure(figsize=figsize, dpi=DPI, layout=layout)
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze)
     return fig, axes
+
 
 
 def _save(fig, path):
@@ -387,10 +389,9 @@ def _wrap(title, width=60):
     return "\n".join(textwrap.wrap(title, width)) if title else title
 
 
-def plot_predicted_vs_reference(df, path, title=""):
-    """Predicted vs reference bone age, coloured by sex, with the identity line; MAEs in the legend."""
-    d = _prepare(df)
-    fig, ax = _new_figure((6.2, 6.0))
+def draw_predicted_vs_reference(ax, d, legend=True, colour=None):
+    """Predicted vs reference bone age of prepared predictions `d` (prepare_predictions) on `ax`: by sex
+    (or all in `colour`), with the identity line. One run's figure draws it, and each cell of a comparison's grid."""
     n = len(d)
     for sex, part in _by_sex(d):
         if len(part):
@@ -399,7 +400,7 @@ def plot_predicted_vs_reference(df, path, title=""):
         else:
             label = f"{sex.capitalize()} (n=0)"
         ax.scatter(part["boneage_true"], part["boneage_pred"], s=_marker_size(n), alpha=_alpha(n),
-                   color=SEX_COLOURS[sex], edgecolors="none", label=label)
+                   color=colour or SEX_COLOURS[sex], edgecolors="none", label=label)
     values = np.concatenate([d["boneage_true"].to_numpy(), d["boneage_pred"].to_numpy()])
     lo = min(0.0, float(values.min())) if n else 0.0
     hi = max(240.0, float(values.max())) if n else 240.0
@@ -409,29 +410,35 @@ def plot_predicted_vs_reference(df, path, title=""):
     ax.set_xlim(lims)
     ax.set_ylim(lims)
     ax.set_aspect("equal")
-    ax.set_xticks(np.arange(0, hi + 1, 24))
-    ax.set_yticks(np.arange(0, hi + 1, 24))
+    ax.set_xticks(np.arange(0, hi + 1, 24 if legend else 48))
+    ax.set_yticks(np.arange(0, hi + 1, 24 if legend else 48))
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     ax.set_xlabel("Reference bone age (months)")
     ax.set_ylabel("Predicted bone age (months)")
-    overall = point_metrics(d["boneage_true"], d["boneage_pred"])["mae"] if n else float("nan")
-    legend_title = f"All: n={n}, MAE {overall:.2f} months" if n else "no images"
-    _legend(ax, loc="upper left", title=legend_title, title_fontsize=9)
+    if legend:
+        overall = point_metrics(d["boneage_true"], d["boneage_pred"])["mae"] if n else float("nan")
+        legend_title = f"All: n={n}, MAE {overall:.2f} months" if n else "no images"
+        _legend(ax, loc="upper left", title=legend_title, title_fontsize=9)
+
+
+def plot_predicted_vs_reference(df, path, title=""):
+    """Predicted vs reference bone age, coloured by sex, with the identity line; MAEs in the legend."""
+    fig, ax = new_figure((6.2, 6.0))
+    draw_predicted_vs_reference(ax, prepare_predictions(df))
     ax.set_title(_wrap(title) or "Predicted vs reference bone age", fontsize=10)
     return _save(fig, path)
 
 
-def plot_bland_altman(df, path, title=""):
-    """Bland–Altman: mean of prediction and reference vs their difference, bias and ±1.96 SD limits."""
-    d = _prepare(df)
-    fig, ax = _new_figure((7.4, 5.0))
+def draw_bland_altman(ax, d, legend=True, colour=None):
+    """Bland–Altman of prepared predictions `d` on `ax`: mean of prediction and reference vs their
+    difference, by sex (or all in `colour`), the bias and the ±1.96 SD limits."""
     n = len(d)
     mean = (d["boneage_pred"] + d["boneage_true"]) / 2.0
     diff = d["boneage_pred"] - d["boneage_true"]
     for sex, part in _by_sex(d):
         ax.scatter(mean[part.index], diff[part.index], s=_marker_size(n), alpha=_alpha(n),
-                   color=SEX_COLOURS[sex], edgecolors="none", label=f"{sex.capitalize()} (n={len(part)})")
+                   color=colour or SEX_COLOURS[sex], edgecolors="none", label=f"{sex.capitalize()} (n={len(part)})")
     ax.axhline(0.0, color="0.6", lw=0.8)
     if n:
         bias = float(diff.mean())
@@ -443,22 +450,30 @@ def plot_bland_altman(df, path, title=""):
                        label=f"±1.96 SD limits [{lo:+.1f}, {hi:+.1f}] months")
             ax.axhline(lo, color="black", lw=1.0, ls="--")
             span = max(abs(float(diff.min())), abs(float(diff.max())), abs(lo), abs(hi))
-            ax.set_ylim(-1.15 * span, 1.15 * span)
+            if span > 0:  # every prediction on its reference: leave matplotlib's default limits
+                ax.set_ylim(-1.15 * span, 1.15 * span)
     ax.set_xlim(0, max(240.0, float(mean.max()) if n else 0.0) * 1.02)
-    ax.set_xticks(np.arange(0, ax.get_xlim()[1], 24))
+    ax.set_xticks(np.arange(0, ax.get_xlim()[1], 24 if legend else 48))
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     ax.set_xlabel("Mean of predicted and reference bone age (months)")
     ax.set_ylabel("Predicted − reference (months)")
-    _legend(ax, loc="upper right")
+    if legend:
+        _legend(ax, loc="upper right")
+
+
+def plot_bland_altman(df, path, title=""):
+    """Bland–Altman: mean of prediction and reference vs their difference, bias and ±1.96 SD limits."""
+    fig, ax = new_figure((7.4, 5.0))
+    draw_bland_altman(ax, prepare_predictions(df))
     ax.set_title(_wrap(title) or "Bland–Altman agreement", fontsize=10)
     return _save(fig, path)
 
 
 def plot_error_by_age(df, path, title=""):
     """Left: absolute error per reference-age band (box plots, MAE diamonds). Right: signed error vs age."""
-    d = _prepare(df)
-    fig, (ax_box, ax_sc) = _new_figure((11.5, 4.8), ncols=2)
+    d = prepare_predictions(df)
+    fig, (ax_box, ax_sc) = new_figure((11.5, 4.8), ncols=2)
     n = len(d)
     t, p = d["boneage_true"].to_numpy(), d["boneage_pred"].to_numpy()
     err, abs_err = p - t, np.abs(p - t)
@@ -557,7 +572,7 @@ def plot_learning_curves(history, path, title="", mae_units="months"):
     panels = [(cols, kind) for cols, kind in ((loss_cols, "loss"), (mae_cols, "mae")) if cols]
 
     if len(h) == 0 or not panels:
-        fig, ax = _new_figure((7.0, 3.2))
+        fig, ax = new_figure((7.0, 3.2))
         msg = ("no epochs recorded" if len(h) == 0 else
                f"no loss or MAE columns in history\n(columns: {', '.join(map(str, h.columns))})")
         ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=13, color="0.3",
@@ -570,7 +585,7 @@ def plot_learning_curves(history, path, title="", mae_units="months"):
         epochs = pd.to_numeric(h["epoch"], errors="coerce").to_numpy(dtype=float)
     else:
         epochs = np.arange(1, len(h) + 1, dtype=float)
-    fig, axes = _new_figure((5.2 * len(panels), 4.2), ncols=len(panels))
+    fig, axes = new_figure((5.2 * len(panels), 4.2), ncols=len(panels))
     axes = np.atleast_1d(axes)
     marker = "o" if len(h) <= 30 else None
     for ax, (cols, kind) in zip(axes, panels):
