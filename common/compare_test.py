@@ -604,3 +604,11 @@ def test_experiment_plots_give_each_method_its_own_colour_and_draw_cells_as_a_si
     assert sorted(drawn) == sorted((name, c) for name in ("draw_bland_altman", "draw_predicted_vs_reference")
                                    for c in expected.values())
     assert len(set(compare.method_colours([f"m{i}" for i in range(25)]).values())) == 25
+
+
+def test_the_no_learning_reference_of_a_sex_absent_from_training_is_the_pooled_mean(monkeypatch):
+    from common import reference
+    labels = {"train": (np.array([100.0, 120.0]), np.array([0, 0])), "test": (np.array([90.0, 150.0]), np.array([0, 1]))}
+    monkeypatch.setattr(reference, "_labels", lambda handle, split: labels[split])
+    ref = reference.no_learning(object(), "test")
+    assert ref == {"n": 2, "pooled": pytest.approx((20 + 40) / 2), "per_sex": pytest.approx((20 + 40) / 2)}

@@ -24,6 +24,8 @@ def no_learning(handle, split: str, train_handle=None) -> dict:
     on other data than it was trained on), one mean for both sexes and one per sex."""
     train_age, train_male = _labels(train_handle or handle, "train")
     age, male = _labels(handle, split)
-    per_sex = np.where(male == 1, train_age[train_male == 1].mean(), train_age[train_male == 0].mean())
+    mean = {sex: train_age[train_male == sex].mean() if np.any(train_male == sex) else train_age.mean()
+            for sex in (0, 1)}  # a sex absent from training: the pooled mean for it
+    per_sex = np.where(male == 1, mean[1], mean[0])
     return {"n": len(age), "pooled": float(np.abs(age - train_age.mean()).mean()),
             "per_sex": float(np.abs(age - per_sex).mean())}

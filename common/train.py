@@ -966,7 +966,6 @@ def evaluate(task, options: RunOptions, model=None, handle=None, config=None, ru
     return summaries
 
 
-# ----------------------------------------------------------------------------- predict
 def no_learning_reference(handle, split: str, trained_on: dict | None = None, data_dir=None) -> dict | None:
     """common.reference.no_learning of an evaluation: with the training split of `handle`, or, for a run
     evaluated on other data, of the dataset it was trained on (`trained_on`: the record's "dataset"),
@@ -983,6 +982,8 @@ def no_learning_reference(handle, split: str, trained_on: dict | None = None, da
     return no_learning(handle, split, train_handle)
 
 
+
+# ----------------------------------------------------------------------------- predict
 def _read_sex_csv(path) -> pd.DataFrame:
     """The --sex-csv table; a missing, empty or unreadable file is the user's to fix, so a message."""
     expected = "a CSV with columns id (or file) and sex (or male)"
