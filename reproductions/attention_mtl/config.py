@@ -31,8 +31,8 @@ Commands (run from the repository root; convert the ImageNet weights once first)
 Cost: r512 is the real-resolution budget rule (issue 17), thumbs the thumbnail budget rule (README,
 "Budget rule"): each 14 epochs or 45 minutes of training, whichever comes first (train.max_minutes),
 in float32 (auto on a CPU): Lite0's depthwise convolutions run 4-6x slower in mixed_bfloat16 on
-these CPUs (lite0_regressor/config.py). No run of this package has been made yet: there is no
-result to quote.
+these CPUs (lite0_regressor/config.py). Measured runs and their numbers: README.md ("Measured on
+the 512-px radiographs", "Measured on the thumbnails") and results/README.md; none is quoted here.
 """
 from common.config import Config
 
