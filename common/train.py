@@ -641,6 +641,9 @@ def train(task, options: RunOptions, log=print):
     if options.init_from and config.variant.endswith("scratch"):
         raise UsageError(f"--variant {config.variant} starts from random weights by its name: it is the random-init "
                          "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
+    if config.train.get("init_from_required") and not options.init_from:
+        raise UsageError(f"--variant {config.variant} starts from another run's weights by its name "
+                         "(train.init_from_required): pass --init-from RUN_DIR, the run its config names.")
     if options.init_from:  # a wrong source run is said before any data is built
         init_from.check_source(options.init_from, config, sub_run=Path(options.out).name if options.out else None)
     start_processes(task, options, log)  # several machines: before anything runs on a device

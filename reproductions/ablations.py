@@ -96,6 +96,14 @@ ABLATIONS = (
                 "(reproductions/rsna17_second/README.md, Ablation)"),
      "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --sex both",
                   f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs_whole --sex both"]},
+    {"question": "What does starting from the thumbnail run add to ImageNet? (attention_mtl, 512-px radiographs)",
+     "factor": "attention_mtl r512: initialised from its thumbs run (A, --init-from; that run started from ImageNet) "
+               "vs from ImageNet alone (B), same budget",
+     "a": ("attention_mtl", "r512_fromthumbs"), "b": ("attention_mtl", "r512"),
+     "commands": [f"python -m reproductions.attention_mtl train {THUMBS} --variant thumbs --weights {LITE0_WEIGHTS}",
+                  f"python -m reproductions.attention_mtl train {R512} --variant r512_fromthumbs --weights {LITE0_WEIGHTS} "
+                  "--init-from results/attention_mtl/folder-rsna-thumbs100_thumbs_128px",
+                  f"python -m reproductions.attention_mtl train {R512} --variant r512 --weights {LITE0_WEIGHTS}"]},
     {"question": "What does the thumbnail run buy at 512 px? (larson18)",
      "factor": "larson18 on the 512-px radiographs: initialised from its thumbnail run (A, --init-from) vs random weights (B)",
      "a": ("larson18", "r512"), "b": ("larson18", "r512_scratch"),
@@ -121,4 +129,6 @@ ABLATIONS = (
         ("rsna17_winner", "r512", "thumbs", "", " --precision mixed_bfloat16 --init-from results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px"),
         ("rsna17_second", "r512", "thumbs", " --sex both", " --precision mixed_bfloat16 --init-from results/rsna17_second/folder-rsna-thumbs100_thumbs_128px"),
         ("lite0_regressor", "r512", "thumbs", f" --weights {LITE0_WEIGHTS}", " --precision float32"),
+        ("attention_mtl", "r512_fromthumbs", "thumbs", f" --weights {LITE0_WEIGHTS}",
+         " --init-from results/attention_mtl/folder-rsna-thumbs100_thumbs_128px"),
     ))

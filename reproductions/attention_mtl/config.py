@@ -19,6 +19,8 @@ Commands (run from the repository root; convert the ImageNet weights once first)
     python -m reproductions.attention_mtl train --small --data phantoms/small               # CPU smoke run (mask + key-point heads on)
     python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-thumbs100 --variant thumbs --weights $W
     python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512 --weights $W
+    python -m reproductions.attention_mtl train --data folder:../shared/data/rsna-512 --variant r512_fromthumbs --weights $W \
+        --init-from results/attention_mtl/folder-rsna-thumbs100_thumbs_128px     # issue 19's headline recipe
     python -m reproductions.attention_mtl evaluate --data folder:../shared/data/rsna-512 --variant r512
     python -m reproductions.attention_mtl predict FILE --sex F --data folder:../shared/data/rsna-512 --variant r512
     # one-factor ablation arms of r512 (and of thumbs: the same suffixes after thumbs_)
@@ -39,7 +41,10 @@ from common.config import Config
 BASES = ("", "thumbs", "r512")  # the settings an ablation arm changes one factor of
 ABLATION_POOLINGS = ("gap", "gru")  # the pooling ablations of the default "attention"
 ARMS = (*ABLATION_POOLINGS, "nosex", "l1", "scratch")  # one-factor ablation arms: a suffix after a base
-VARIANTS = ("", "small", "thumbs", "r512", *(f"{base}_{arm}" if base else arm for base in BASES for arm in ARMS))
+# Issue 19's headline recipe on the radiographs: r512 started from the thumbs run (--init-from, required)
+THUMBS_START = "fromthumbs"
+VARIANTS = ("", "small", "thumbs", "r512", *(f"{base}_{arm}" if base else arm for base in BASES for arm in ARMS),
+            f"r512_{THUMBS_START}")
 
 
 def split_variant(variant: str) -> tuple[str, str]:
@@ -49,7 +54,7 @@ def split_variant(variant: str) -> tuple[str, str]:
         raise ValueError(f"Unknown attention_mtl config variant; expected one of {VARIANTS}. "
                          f"Received: variant={variant!r}")
     base, _, arm = variant.rpartition("_")
-    return (base, arm) if arm in ARMS else (variant, "")
+    return (base, arm) if arm in (*ARMS, THUMBS_START) else (variant, "")
 
 
 def get_config(variant: str = "") -> Config:
@@ -70,6 +75,8 @@ def get_config(variant: str = "") -> Config:
             "nosex": no sex input (the attention has one query), the sex-from-image head on;
             "l1": a point head trained with the absolute error instead of the Laplace law and its CRPS;
             "scratch": random initial weights (no --weights).
+        "r512_fromthumbs": "r512" started from the "thumbs" run's weights (train --init-from, which it
+            requires): issue 19's headline recipe for the radiographs, against "r512"'s ImageNet start.
     """
     base, arm = split_variant(variant)
     config = Config({
@@ -158,6 +165,8 @@ def get_config(variant: str = "") -> Config:
     if base == "r512":
         config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min of training, enforced by train
         config.train.epochs = 14  # r512: the budget rule's cap (14 epochs or 45 min); lite0_regressor r512 took 140-250 s per epoch of 763 radiographs at 384 px, so the 45 min may stop it first
+    if arm == THUMBS_START:
+        config.train.init_from_required = True  # fromthumbs: issue 19 ("initialised from the thumbnail run"): train refuses it without --init-from, so the name cannot mislabel an ImageNet start
     if arm in ABLATION_POOLINGS:
         config.model.pooling = arm  # gap/gru: the ablation's one change
     if arm == "nosex":

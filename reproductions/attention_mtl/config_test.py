@@ -3,7 +3,7 @@ import pytest
 
 from common.config import changed_keys, values_without_source
 from reproductions.attention_mtl import config as config_module
-from reproductions.attention_mtl.config import ARMS, BASES, VARIANTS, get_config, split_variant
+from reproductions.attention_mtl.config import ARMS, BASES, THUMBS_START, VARIANTS, get_config, split_variant
 
 # What each ablation arm changes against its base: one factor (the sex arm also switches on the head that
 # predicts the sex from the image, so that the sex label still trains; the scratch arm's second key only
@@ -44,6 +44,16 @@ def test_r512_is_the_real_resolution_budget_rule():
     assert config.train.epochs <= 14 and config.train.max_minutes == 45
     assert config.model.pretrained == "imagenet" and config.model.weights_required
     assert config.model.aux.mask_weight == 0 and config.model.aux.sex_weight == 0  # no masks in the radiographs
+
+
+def test_r512_fromthumbs_is_r512_that_must_start_from_a_run():
+    """Issue 19's headline recipe: the r512 setting, and train refuses it without --init-from
+    (smoke_test.py runs the refusal)."""
+    variant = f"r512_{THUMBS_START}"
+    assert variant in VARIANTS and split_variant(variant) == ("r512", THUMBS_START)
+    assert changed_keys(get_config("r512"), get_config(variant)) == {"train.init_from_required"}
+    assert get_config(variant).train.init_from_required is True
+    assert not get_config("r512").train.get("init_from_required")
 
 
 def test_thumbs_is_the_thumbnail_budget_rule_at_lite0_regressors_input():
@@ -103,8 +113,10 @@ def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
     from reproductions.ablations import ABLATIONS
     pairs = [(ab["a"][1], ab["b"][1]) for ab in ABLATIONS if ab["a"][0] == "attention_mtl"]
     assert len(pairs) == len(set(pairs))
-    assert set(pairs) == {(base, f"{base}_{arm}") for base in ("r512", "thumbs") for arm in ARMS}
+    arms = {(base, f"{base}_{arm}") for base in ("r512", "thumbs") for arm in ARMS}
+    starts = {(f"r512_{THUMBS_START}", "r512"), (f"r512_{THUMBS_START}", "thumbs")}  # the start, and resolution
+    assert set(pairs) == arms | starts
     for ab in ABLATIONS:
-        if ab["a"][0] == "attention_mtl":
+        if ab["a"][0] == "attention_mtl" and (ab["a"][1], ab["b"][1]) in arms:
             assert ab["b"][1] in VARIANTS and f"--variant {ab['b'][1]}" in ab["commands"][-1]
             assert ("--weights" in ab["commands"][-1]) == (not ab["b"][1].endswith("scratch"))

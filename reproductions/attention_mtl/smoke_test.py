@@ -107,3 +107,15 @@ def test_predict_writes_the_estimate_and_its_intervals(trained_run, tmp_path):
     assert row["run_dir"] == str(out) and "upper_95" in result.stdout  # printed, too
     overlay = tmp_path / "hand_attention.png"  # --explain: beside the CSV
     assert overlay.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Wrote 1 attention overlays" in result.stdout + result.stderr
+
+
+def test_the_thumbnail_start_variant_refuses_to_train_without_init_from(tmp_path, data_dir):
+    """r512_fromthumbs is "started from the thumbs run" by its name: without --init-from it would be an
+    ImageNet-start run under that name, so train refuses it before building anything."""
+    env = dict(os.environ, BONEAGE_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    weights = tmp_path / "imagenet.h5"  # never read: the refusal comes first
+    cmd = [sys.executable, "-m", "reproductions.attention_mtl", "train", "--variant", "r512_fromthumbs", "--data",
+           "phantoms/small", "--weights", str(weights), "--out", str(tmp_path / "run")]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert result.returncode == 2 and "pass --init-from RUN_DIR" in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
