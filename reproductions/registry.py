@@ -7,6 +7,8 @@ papers' own tables, as arguments (`common.results.regenerate(..., ablations=...,
 train and evaluate leave the tables alone).
 
     PAPERS       the reproduced papers, one package each: `python -m reproductions.<paper>`
+    networks()   every network they train, with its task and smoke-run config (tests/test_registry_networks.py
+                 builds each and takes one train step)
     ablations()  the ablation pairs of reproductions/ablations.py
     tables()     the papers' own tables `compare` regenerates beside results/README.md
 """
@@ -27,3 +29,25 @@ def tables() -> tuple:
     from reproductions.iglovikov18 import regions
     from reproductions.rsna17_second import fusion_table
     return (regions.regenerate, fusion_table.regenerate)
+
+
+def networks() -> tuple:
+    """Every network the registered papers train, as (name, task, config of its `small` smoke-run
+    variant): one per paper, one per sex for rsna17_second (its runner trains a patch network per sex),
+    and each network of iglovikov18's chain (U-Net, key points, the six age networks), whose `train
+    --stage` picks one of several tasks. Imported when called."""
+    import importlib
+    out = []
+    for paper in PAPERS:
+        if paper == "iglovikov18":
+            from reproductions.iglovikov18.task import TASKS
+            from reproductions.iglovikov18.variants import Variant
+            out += [(f"iglovikov18 {v.name}", TASKS[v.stage], TASKS[v.stage].get_config(v.name))
+                    for v in Variant.all() if v.base == "small"]
+        elif paper == "rsna17_second":
+            from reproductions.rsna17_second.task import SEXES, TASK
+            out += [(f"rsna17_second {sex}", TASK, TASK.get_config("small").override("model.sex", sex)) for sex in SEXES]
+        else:
+            task = importlib.import_module(f"reproductions.{paper}.task").TASK
+            out.append((paper, task, task.get_config("small")))
+    return tuple(out)
