@@ -104,6 +104,14 @@ ABLATIONS = (
                   f"python -m reproductions.attention_mtl train {R512} --variant r512_fromthumbs --weights {LITE0_WEIGHTS} "
                   "--init-from results/attention_mtl/folder-rsna-thumbs100_thumbs_128px",
                   f"python -m reproductions.attention_mtl train {R512} --variant r512 --weights {LITE0_WEIGHTS}"]},
+    {"question": "What does the thumbnail run buy at 512 px? (rsna17_winner)",
+     "factor": "rsna17_winner on the 512-px radiographs at 299 px: initialised from its thumbnail run (A, --init-from; "
+               "the first 1000-unit dense layer starts afresh in both) vs random weights (B)",
+     "a": ("rsna17_winner", "r512"), "b": ("rsna17_winner", "r512_scratch"),
+     "commands": [f"python -m reproductions.rsna17_winner train {THUMBS} --variant thumbs",
+                  f"python -m reproductions.rsna17_winner train {R512} --variant r512 --precision mixed_bfloat16 "
+                  "--init-from results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px",
+                  f"python -m reproductions.rsna17_winner train {R512} --variant r512_scratch --precision mixed_bfloat16"]},
     {"question": "What does the thumbnail run buy at 512 px? (larson18)",
      "factor": "larson18 on the 512-px radiographs: initialised from its thumbnail run (A, --init-from) vs random weights (B)",
      "a": ("larson18", "r512"), "b": ("larson18", "r512_scratch"),

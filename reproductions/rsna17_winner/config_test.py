@@ -43,6 +43,7 @@ def test_r512_variant_changes_only_the_epochs_of_scratch():
                                                               "data.image_size"}
     assert get_config("r512").data.image_size == 299  # the budget forced 299 (issue 17 allows it); the paper's 500 took 700 s an epoch
     assert get_config("r512").train.epochs <= 14  # the budget rule's cap
+    assert changed_keys(get_config("r512"), get_config("r512_scratch")) == set()  # one factor, the initial weights: --init-from or none
 
 
 def test_unknown_variant_is_refused():
