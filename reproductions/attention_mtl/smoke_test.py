@@ -65,6 +65,9 @@ def test_evaluation_writes_coverage_width_and_spearman(trained_run):
     assert widths == sorted(widths)
     assert metrics["spearman_scale_vs_abs_error"] is not None
     assert "split-conformal" in (out / "test" / "metrics.md").read_text()
+    from PIL import Image
+    with Image.open(out / "test" / "intervals.png") as figure:  # the interval plot (interval_plot.py) beside it
+        assert figure.size[0] > 2 * figure.size[1]  # three panels side by side
     table = pd.read_csv(out / "test" / "predictions.csv")
     assert set(conformal.interval_columns()) <= set(table.columns)
     assert (table["lower_90"] <= table["boneage_pred"]).all() and (table["boneage_pred"] <= table["upper_90"]).all()

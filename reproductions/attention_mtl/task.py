@@ -39,7 +39,7 @@ from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import DataSpec, Task
 from reproductions.attention_mtl import config as attn_config
-from reproductions.attention_mtl import conformal, distribution, explain, heads
+from reproductions.attention_mtl import conformal, distribution, explain, heads, interval_plot
 from reproductions.attention_mtl import model as attn_model
 
 CITATION = ("boneage-repro's own method (not a paper): EfficientNet-Lite0 (Tan & Le, ICML 2019) with attention "
@@ -360,6 +360,13 @@ def extra_metrics(config, run_dir, split, predictions, model=None, handle=None, 
     result["in_sample"] = bool(fitted) and fitted.get("split") == split
     about = dict(fitted, in_sample=result["in_sample"]) if fitted else None
     sections = {"uncertainty": (result, conformal.markdown(result, about))}
+    if out_dir is not None:
+        drawn = interval_plot.plot_intervals(
+            predictions, Path(out_dir) / interval_plot.FILE_NAME,
+            title=f"attention_mtl ({getattr(config, 'variant', '') or 'paper'}) on {handle.name if handle else split} {split}: "
+                  "conformal intervals")
+        if drawn is not None:
+            log(f"Intervals: {drawn['images']} images -> {drawn['path']}")
     if model is not None and handle is not None and out_dir is not None and config.model.pooling == "attention":
         attention = explain.evaluate_attention(
             model, config, handle, split, predictions, out_dir, to_model_io=to_model_io,
