@@ -128,7 +128,7 @@ ABLATIONS = (
     for network, what in (("classify-hand", "whole-hand classifier"), ("ensemble", "ensemble of the age networks"))
 ) + tuple(
     {"question": f"What does resolution buy? ({paper}: 512-px radiographs vs 100-px thumbnails)",
-     "factor": f"{paper}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",
+     "factor": f"{paper}: its {a} run (A) vs its {b} run (B), on the rsna-512 test images",
      "across_data": True, "a": (paper, a), "b": (paper, b),
      "commands": [f"python -m reproductions.{paper} train {THUMBS} --variant {b}" + extra,
                   f"python -m reproductions.{paper} train {R512} --variant {a}" + extra + r512_extra]}
