@@ -17,9 +17,11 @@ Regions. The phantoms (common/phantoms.py) carry the generator's own anatomy: fo
 ("phantom-SEED-INDEX") the generator redraws the hand with its region map (radius / ulna,
 carpals, metacarpals + proximal phalanges, middle phalanges, distal phalanges: the bones it drew
 for each, every other hand-mask pixel given to the nearest bone's region) and the map is checked
-against the stored mask before use. Real radiograph folders carry neither masks nor regions (the
-iglovikov18 chain's masks are not wired in): for them only what needs no anatomy is written: the
-share on the radiograph, the spread and the centre of mass, and the table says so.
+against the stored mask before use. Real radiograph folders carry neither masks nor regions: for them
+the iglovikov18 chain makes both (chain_regions.py): its bootstrap hand mask and the key points read
+off it, and its registration's carpal and metacarpal boxes mapped back onto the radiograph, so the
+shares are on the pixels iglovikov18's region networks see. An image the chain gives no key points
+for counts in the shares that need no anatomy only, and the table says how many had regions.
 
 `predict` cannot ask for overlays yet (common.train.predict has no hook for it; see the README):
 `write_explanations` is the function it would call, one PNG per radiograph.
@@ -35,7 +37,7 @@ from common import io
 from common import preprocessing as common_pp
 from common.evaluation import AGE_BAND_LABELS, age_band_labels
 from common.phantoms import REGION_NAMES
-from reproductions.attention_mtl import attention, overlays
+from reproductions.attention_mtl import attention, chain_regions, overlays
 
 PER_BAND = 2
 SHEET = "attention_sheet.png"
@@ -43,7 +45,8 @@ REGIONS_MD = "attention_regions.md"
 REGIONS_CSV = "attention_regions.csv"
 REGION_TITLES = {"radius_ulna": "radius / ulna", "carpals": "carpals",
                  "metacarpals_proximal_phalanges": "metacarpals + proximal phalanges",
-                 "middle_phalanges": "middle phalanges", "distal_phalanges": "distal phalanges"}
+                 "middle_phalanges": "middle phalanges", "distal_phalanges": "distal phalanges",
+                 **chain_regions.CHAIN_REGION_TITLES}
 PHANTOM_ID = re.compile(r"^phantom-(\d+)-(\d+)$")
 MASK_AGREEMENT = 0.995  # the redrawn region map must match the stored hand mask on this share of pixels
 
@@ -145,12 +148,17 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
                                training=False, limit=len(predictions), keys=keys)
     rows, shown = [], {}
     regions_ok = str(handle.name).startswith("phantoms")
+    from_chain = not regions_ok and not with_mask  # a real radiograph folder: the iglovikov18 chain's mask and regions
+    chain_config = chain_regions.iglovikov18_config() if from_chain else None
     for inputs, meta in ds.as_numpy_iterator():
         ids, grid, up, batch_rows = _read_out(model, inputs, meta, size)
         for k, (example_id, row) in enumerate(zip(ids, batch_rows)):
             if with_mask:
                 hand = meta["mask"][k, ..., 0] > 127
                 row["in_hand_mask"], row["area_in_hand_mask"] = float(up[k][hand].sum()), hand.mean()
+            if from_chain:
+                row.update(_chain_shares(up[k], meta["image"][k, ..., 0],
+                                         attention.content_mask(meta["source_hw"][k], size), chain_config))
             if regions_ok:
                 labels = phantom_regions(example_id, meta["source_hw"][k], size)
                 if labels is None or (with_mask and np.mean((labels > 0) == hand) < MASK_AGREEMENT):
@@ -166,8 +174,11 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
                 shown[example_id] = (meta["image"][k, ..., 0], attention.smooth(grid[k:k + 1], size)[0])
             rows.append(row)
     table = pd.DataFrame(rows)
-    if not regions_ok:
-        table = table.drop(columns=[c for c in table.columns if c.startswith(("region_", "area_region_"))])
+    if not regions_ok:  # no phantom regions; the chain's (real folders) stay where any image had them
+        table = table.drop(columns=[c for c in table.columns if c.startswith(("region_", "area_region_"))
+                                    and (not from_chain or table[c].isna().all())])
+    if from_chain and table["in_hand_mask"].isna().all():
+        table = table.drop(columns=["in_hand_mask", "area_in_hand_mask"])
     truth = predictions.assign(id=predictions["id"].astype(str)).set_index("id")
     table = table.join(truth[["boneage_true", "boneage_pred", "male"]], on="id")
     table.insert(1, "age_band", age_band_labels(table["boneage_true"]))
@@ -185,7 +196,9 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
             "Attention (mean over heads) by reference age band"))
     io.atomic_to_csv(table, out_dir / REGIONS_CSV)
     values = summary(table)
-    values.update(dataset=handle.name, split=split, regions_from=_regions_source(handle.name, regions_ok, with_mask),
+    with_regions = int(table["region_carpal"].notna().sum()) if "region_carpal" in table else 0
+    values.update(dataset=handle.name, split=split,
+                  regions_from=_regions_source(handle.name, regions_ok, with_mask, (with_regions, len(table))),
                   files={"sheet": SHEET if panels else None, "table": REGIONS_MD, "per_image": REGIONS_CSV})
     text = markdown(values, title)
     io.atomic_write_text(out_dir / REGIONS_MD, text)
@@ -195,7 +208,19 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
 
 # --- the table ---------------------------------------------------------------------------------------
 
-SHARES = ("on_radiograph", "in_hand_mask", *(f"region_{n}" for n in REGION_NAMES))
+SHARES = ("on_radiograph", "in_hand_mask", *(f"region_{n}" for n in (*REGION_NAMES, *chain_regions.CHAIN_REGIONS)))
+
+
+def _chain_shares(attention_map, image, content, config) -> dict:
+    """The attention's share (and the area's) in the hand mask and each of chain_regions.CHAIN_REGIONS, from the
+    iglovikov18 chain on this letterboxed radiograph; NaN for all when the chain gives no key points."""
+    hand, regions = chain_regions.letterboxed_regions(image, content, config)
+    areas = {"in_hand_mask": hand, **{f"region_{n}": (regions or {}).get(n) for n in chain_regions.CHAIN_REGIONS}}
+    out = {}
+    for name, where in areas.items():
+        out[name] = float(attention_map[where].sum()) if where is not None else np.nan
+        out[f"area_{name}"] = float(where.mean()) if where is not None else np.nan
+    return out
 
 
 def summary(table: pd.DataFrame) -> dict:
@@ -211,14 +236,16 @@ def summary(table: pd.DataFrame) -> dict:
     return {"images": int(len(table)), "columns": columns, "by_age_band": by_band, "all": means(table)}
 
 
-def _regions_source(dataset: str, regions_ok: bool, with_mask: bool) -> str:
+def _regions_source(dataset: str, regions_ok: bool, with_mask: bool, counted=(0, 0)) -> str:
     if regions_ok:
         return ("phantoms: the generator's own bones per region (common/phantoms.py REGION_NAMES), each other "
                 "hand-mask pixel given to the nearest bone's region")
     if with_mask:
         return f"{dataset}: hand masks only (no bone regions)"
-    return (f"{dataset}: none (no hand masks or bone regions in this dataset; the iglovikov18 chain's masks are "
-            "not wired in)")
+    return (f"{dataset}: the iglovikov18 chain (reproductions/attention_mtl/chain_regions.py): its bootstrap hand "
+            "mask, the key points read off it and its registration's carpal and metacarpal boxes mapped back onto "
+            f"each radiograph; {counted[0]} of {counted[1]} images had key points (the others count in the "
+            "shares that need no anatomy only)")
 
 
 def markdown(values: dict, title: str = "") -> str:
@@ -226,14 +253,14 @@ def markdown(values: dict, title: str = "") -> str:
     columns = values["columns"]
     heads = {"on_radiograph": "on the radiograph", "in_hand_mask": "in the hand mask", "spread": "spread",
              "centre_x": "centre x", "centre_y": "centre y",
-             **{f"region_{n}": REGION_TITLES[n] for n in REGION_NAMES}}
+             **{f"region_{n}": title for n, title in REGION_TITLES.items()}}
     lines = ["## Attention: where the pooling looks", ""]
     if title:
         lines += [f"{title}.", ""]
     lines += [f"Mean over the images of each reference-age band (years) of the share of the attention (mean over "
               f"heads, each image's summing to 100 %) in each area; regions from {values['regions_from']}.", ""]
     if not any(c.startswith("region_") for c in columns):
-        lines += ["No mass per hand region: this dataset has no bone regions to count it in (only the phantoms do); "
+        lines += ["No mass per hand region: no image of this evaluation had bone regions to count it in; "
                   "the shares below need no anatomy.", ""]
     lines += ["| age band | images | " + " | ".join(heads[c] for c in columns) + " |",
               "|---|---|" + "---|" * len(columns)]
@@ -251,7 +278,14 @@ def markdown(values: dict, title: str = "") -> str:
               "cell count (100 % = uniform, 1 / cells = one cell). Centre: the centre of mass as fractions of the "
               "image's width and height (0, 0 = top left). Grid cells are spread evenly over the image pixels "
               "they cover (reproductions/attention_mtl/attention.py).", ""]
-    if any(c.startswith("region_") for c in columns):
+    if any(c.startswith(("region_carpal", "region_metacarpal")) for c in columns):
+        lines += ["The hand mask and regions come from the iglovikov18 chain, so these shares are on the pixels its "
+                  "carpal and metacarpal networks see (their errors: the region table in "
+                  "reproductions/iglovikov18/README.md). The two boxes overlap (the carpal box's top holds the "
+                  "metacarpal bases), so the shares do not sum; the rest of the hand is the mask outside both. "
+                  "Means over the images the chain gave key points for; the shares that need no anatomy over all.",
+                  ""]
+    elif any(c.startswith("region_") for c in columns):
         lines += ["The regions tile the hand mask, so they sum to the hand-mask share; middle phalanges are "
                   "their own region (issue 19 names the other four).", ""]
     return "\n".join(lines)

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from common import data, pipeline
+from common import phantoms
 from common.phantoms import REGION_NAMES
-from reproductions.attention_mtl import explain
+from reproductions.attention_mtl import chain_regions, explain
 from reproductions.attention_mtl import task as attn_task
 from reproductions.attention_mtl.config import get_config
 
@@ -82,18 +83,57 @@ def test_evaluate_writes_the_sheet_and_the_region_table(tiny_phantoms, tmp_path)
     json.dumps(values)  # goes into metrics.json as it is
 
 
-def test_a_dataset_without_masks_gets_what_needs_no_anatomy(make_folder, tmp_path):
-    rows = [{"id": str(1000 + i), "boneage": float(10 + 9 * i), "male": bool(i % 2)} for i in range(24)]
-    handle = data.resolve(f"folder:{make_folder(rows)}", data_dir=tmp_path / "ds", log=lambda *_: None)
+def _write_radiograph_folder(root, n_hands, n_blank):
+    """A folder dataset of phantom hands saved as plain PNGs (no masks, like the RSNA folders) and blank films."""
+    import cv2
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i in range(n_hands + n_blank):
+        image = np.zeros((64, 48), np.uint8)
+        if i < n_hands:
+            image[:] = phantoms.sample_phantom(i, 3, 64).image[:, 8:56]  # portrait: the letterbox pads it
+        cv2.imwrite(str(root / "images" / f"{1000 + i}.png"), image)
+        rows.append({"id": str(1000 + i), "boneage": float(10 + 9 * i), "male": bool(i % 2)})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root
+
+
+def test_a_folder_without_masks_gets_the_iglovikov18_chains_regions(tmp_path):
+    root = _write_radiograph_folder(tmp_path / "src", n_hands=20, n_blank=4)
+    handle = data.resolve(f"folder:{root}", data_dir=tmp_path / "ds", log=lambda *_: None)
+    split = max(handle.splits, key=handle.splits.get)
+    config = _config()
+    predictions = _predictions(handle, split)
+    values, text = explain.evaluate_attention(_model(config), config, handle, split, predictions,
+                                              tmp_path / "out", to_model_io=attn_task.to_model_io, log=lambda *_: None)
+    table = pd.read_csv(tmp_path / "out" / explain.REGIONS_CSV)
+    blank = table["id"].astype(int) >= 1020
+    assert blank.any() and (~blank).any()
+    regions = [f"region_{n}" for n in chain_regions.CHAIN_REGIONS]
+    assert values["columns"] == ["on_radiograph", "in_hand_mask", *regions, "spread", "centre_x", "centre_y"]
+    assert table.loc[blank, ["in_hand_mask", *regions]].isna().all().all()  # a blank film: no hand, no regions
+    hands = table[~blank]
+    assert hands[["in_hand_mask", *regions]].notna().all().all()
+    for r in regions:
+        assert (hands[r] <= hands["in_hand_mask"] + 1e-9).all() and (hands[r] > 0).all()
+    rest_and_boxes = hands["region_rest_of_hand"] + hands["region_carpal"] + hands["region_metacarpal"]
+    assert (rest_and_boxes >= hands["in_hand_mask"] - 1e-9).all()  # the boxes may overlap, never leave a gap
+    assert (table["on_radiograph"] < 1.0).all()  # portrait radiographs: some of the attention is on the padding
+    assert f"{(~blank).sum()} of {len(table)} images had key points" in values["regions_from"]
+    assert "iglovikov18" in text and "carpal box (iglovikov18)" in text and "No mass per hand region" not in text
+    assert _valid_png(tmp_path / "out" / explain.SHEET)
+    json.dumps(values)
+
+
+def test_a_folder_the_chain_finds_no_hand_in_gets_what_needs_no_anatomy(tmp_path):
+    root = _write_radiograph_folder(tmp_path / "src", n_hands=0, n_blank=24)
+    handle = data.resolve(f"folder:{root}", data_dir=tmp_path / "ds", log=lambda *_: None)
     split = max(handle.splits, key=handle.splits.get)
     config = _config()
     values, text = explain.evaluate_attention(_model(config), config, handle, split, _predictions(handle, split),
                                               tmp_path / "out", to_model_io=attn_task.to_model_io, log=lambda *_: None)
     assert values["columns"] == ["on_radiograph", "spread", "centre_x", "centre_y"]
-    assert "No mass per hand region" in text and "no hand masks" in values["regions_from"]
-    table = pd.read_csv(tmp_path / "out" / explain.REGIONS_CSV)
-    assert (table["on_radiograph"] < 1.0).all()  # 40 x 30 radiographs: some of the attention is on the padding
-    assert _valid_png(tmp_path / "out" / explain.SHEET)
+    assert "No mass per hand region" in text and "0 of" in values["regions_from"]
 
 
 def test_no_read_out_without_attention_pooling(tiny_phantoms, tmp_path):

@@ -1,0 +1,57 @@
+"""Hand mask and iglovikov18 regions on radiographs without masks, checked on phantoms (whose truth is known)."""
+import numpy as np
+
+from common import phantoms
+from reproductions.attention_mtl import attention, chain_regions
+from reproductions.iglovikov18 import masks
+
+
+def _phantom(index=0, size=256):
+    return phantoms.sample_phantom(index, 0, size)
+
+
+def test_the_chain_finds_a_phantoms_hand_and_key_points():
+    for index in range(3):
+        p = _phantom(index)
+        hand, keypoints = chain_regions.hand_geometry(p.image)
+        assert masks.iou(hand, p.mask > 127) > 0.8
+        # Within 6 % of the side of the generator's own points (the heuristic was set on real hands)
+        assert np.hypot(*(keypoints - p.keypoints).T).max() < 0.06 * 256
+
+
+def test_no_hand_no_regions():
+    hand, keypoints = chain_regions.hand_geometry(np.zeros((64, 48), np.uint8))
+    assert keypoints is None and not hand.any()
+    assert chain_regions.letterboxed_regions(np.zeros((64, 64), np.uint8), np.ones((64, 64), bool)) == (None, None)
+
+
+def test_regions_lie_in_the_hand_where_the_registration_puts_them():
+    p = _phantom()
+    hand = p.mask > 127
+    regions = chain_regions.region_masks(hand, p.keypoints)
+    assert set(regions) == set(chain_regions.CHAIN_REGIONS)
+    for m in regions.values():
+        assert m.shape == hand.shape and not (m & ~hand).any() and m.any()
+    np.testing.assert_array_equal(regions["rest_of_hand"], hand & ~(regions["carpal"] | regions["metacarpal"]))
+    (tip_x, tip_y), _, (cap_x, cap_y) = np.round(p.keypoints).astype(int)
+    assert regions["carpal"][cap_y, cap_x]  # the capitate is a carpal bone
+    assert not regions["carpal"][tip_y + 2, tip_x] and not regions["metacarpal"][tip_y + 2, tip_x]  # the finger tip
+    # The map goes image -> canvas with (x, y) in that order: the transposed hand gets the transposed regions
+    swapped = chain_regions.region_masks(hand.T, p.keypoints[:, ::-1])
+    for name in chain_regions.CHAIN_REGIONS:
+        np.testing.assert_array_equal(swapped[name], regions[name].T)
+
+
+def test_letterboxed_regions_stay_on_the_radiograph():
+    p = _phantom(size=128)
+    image = np.zeros((128, 128), np.uint8)
+    image[:, 14:114] = p.image[:, 14:114]  # a portrait radiograph letterboxed into a square
+    content = np.zeros((128, 128), bool)
+    content[:, 14:114] = True
+    hand, regions = chain_regions.letterboxed_regions(image, content)
+    assert hand is not None and hand.any() and not hand[~content].any()
+    direct_hand, direct_kp = chain_regions.hand_geometry(image[:, 14:114])
+    np.testing.assert_array_equal(hand[:, 14:114], direct_hand)
+    np.testing.assert_array_equal(regions["carpal"][:, 14:114],
+                                  chain_regions.region_masks(direct_hand, direct_kp)["carpal"])
+    assert attention.content_mask((128, 100), 128).sum() == content.sum()
