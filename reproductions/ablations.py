@@ -87,6 +87,10 @@ ABLATIONS = (
              "the pair measures sex as an input"),
             ("scratch", "What does ImageNet transfer buy?",
              "converted ImageNet Lite0 weights (A) vs random initial weights (B), same budget", None),
+            ("aux", "Do the auxiliary mask and key-point heads help?",
+             "the age head alone (A) vs the hand-mask and key-point heads beside it, each at weight 0.1 (B), same budget",
+             "radiographs carry no masks or key points: B learns the iglovikov18 chain's (its bootstrap mask and the key "
+             "points read off it; model.aux.annotations), so the pair measures the two heads together, on those targets"),
         )),
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",

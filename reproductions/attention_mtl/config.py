@@ -40,7 +40,7 @@ from common.config import Config
 
 BASES = ("", "thumbs", "r512")  # the settings an ablation arm changes one factor of
 ABLATION_POOLINGS = ("gap", "gru")  # the pooling ablations of the default "attention"
-ARMS = (*ABLATION_POOLINGS, "nosex", "l1", "scratch")  # one-factor ablation arms: a suffix after a base
+ARMS = (*ABLATION_POOLINGS, "nosex", "l1", "scratch", "aux")  # one-factor ablation arms: a suffix after a base
 # Issue 19's headline recipe on the radiographs: r512 started from the thumbs run (--init-from, required)
 THUMBS_START = "fromthumbs"
 VARIANTS = ("", "small", "thumbs", "r512", *(f"{base}_{arm}" if base else arm for base in BASES for arm in ARMS),
@@ -74,7 +74,9 @@ def get_config(variant: str = "") -> Config:
             "gap" / "gru": model.pooling;
             "nosex": no sex input (the attention has one query), the sex-from-image head on;
             "l1": a point head trained with the absolute error instead of the Laplace law and its CRPS;
-            "scratch": random initial weights (no --weights).
+            "scratch": random initial weights (no --weights);
+            "aux": the mask and key-point heads on, trained on the iglovikov18 chain's hand masks and key
+                points where the dataset has none (model.aux.annotations).
         "r512_fromthumbs": "r512" started from the "thumbs" run's weights (train --init-from, which it
             requires): issue 19's headline recipe for the radiographs, against "r512"'s ImageNet start.
     """
@@ -114,6 +116,7 @@ def get_config(variant: str = "") -> Config:
                 "keypoint_weight": 0.0,  # kit choice: off: RSNA radiographs carry no key points (only the phantoms do; iglovikov18's key-point network is not wired in); on in small
                 "keypoint_sigma": 1.0,  # kit choice: the Gaussian target's s.d., in cells of the mask_size grid (4 px at 64 px / 16, 8 px at 384 / 48): narrower aliases under the area resize
                 "keypoint_channels": 64,  # kit choice: as mask_channels, one small 1x1 hidden layer over the grid
+                "annotations": "dataset",  # kit choice: the masks and key points the heads learn from: the dataset's own (phantoms), refused where there are none; "iglovikov18_chain": that chain's bootstrap mask and the key points read off it for a dataset without them (issue 19: "on real images the masks the iglovikov18 chain makes")
                 "outside_mask_weight": 0.0,  # kit choice: off (optional, issue 19); needs hand masks and attention pooling. The penalty is a share in [0, 1], so a weight w costs at most w months beside the CRPS
             },
         },
@@ -174,6 +177,10 @@ def get_config(variant: str = "") -> Config:
         config.model.aux.sex_weight = 1.0  # nosex: the sex label still trains, as an auxiliary head from the image (issue 19); the BCE (~0.69 nats at chance) is a few % of the CRPS (months), a regulariser, not a second target
     if arm == "l1":
         config.model.distribution = "point"  # l1: the ablation's one change: the location alone, trained with the absolute error (the CRPS of a point); conformal intervals from |y - location|, one width for all
+    if arm == "aux":
+        config.model.aux.mask_weight = 0.1  # aux: the ablation's change, the mask head on, at small's weight (a regulariser beside the CRPS)
+        config.model.aux.keypoint_weight = 0.1  # aux: and the key-point head, at small's weight
+        config.model.aux.annotations = "iglovikov18_chain"  # aux: radiographs carry neither: the iglovikov18 chain's (phantoms keep their own)
     if arm == "scratch":
         config.model.pretrained = "none"  # scratch: the ablation's change, random initial weights (as lite0_regressor's scratch arms)
         config.model.weights_required = False  # scratch: trains without --weights

@@ -7,13 +7,16 @@ from reproductions.attention_mtl.config import ARMS, BASES, THUMBS_START, VARIAN
 
 # What each ablation arm changes against its base: one factor (the sex arm also switches on the head that
 # predicts the sex from the image, so that the sex label still trains; the scratch arm's second key only
-# lets it train without --weights).
+# lets it train without --weights; the aux arm's two heads are one factor, and its third key says where their
+# targets come from on radiographs).
 ARM_CHANGES = {
     "gap": {"model.pooling": "gap"},
     "gru": {"model.pooling": "gru"},
     "nosex": {"model.sex_input": False, "model.aux.sex_weight": 1.0},
     "l1": {"model.distribution": "point"},
     "scratch": {"model.pretrained": "none", "model.weights_required": False},
+    "aux": {"model.aux.mask_weight": 0.1, "model.aux.keypoint_weight": 0.1,
+            "model.aux.annotations": "iglovikov18_chain"},
 }
 
 
@@ -75,14 +78,17 @@ def test_small_is_a_scratch_smoke_run_with_the_mask_and_keypoint_heads():
     assert get_config("small").model.aux.mask_weight > 0 and get_config("small").model.aux.keypoint_weight > 0
 
 
-def test_real_data_settings_have_no_phantom_only_heads():
-    """RSNA radiographs carry neither masks nor key points: every variant but small leaves both heads and the
-    outside-mask penalty off."""
+def test_real_data_settings_take_masks_and_key_points_only_from_the_chain():
+    """RSNA radiographs carry neither masks nor key points: every variant but small and the aux arms leaves both
+    heads and the outside-mask penalty off; the aux arms take the iglovikov18 chain's."""
     for variant in VARIANTS:
-        if variant == "small":
-            continue
         aux = get_config(variant).model.aux
-        assert aux.mask_weight == aux.keypoint_weight == aux.outside_mask_weight == 0, variant
+        if variant == "small":
+            assert aux.annotations == "dataset"  # phantoms: their own
+        elif split_variant(variant)[1] == "aux":
+            assert aux.mask_weight > 0 and aux.keypoint_weight > 0 and aux.annotations == "iglovikov18_chain"
+        else:
+            assert aux.mask_weight == aux.keypoint_weight == aux.outside_mask_weight == 0, variant
 
 
 def test_the_default_is_the_full_size_imagenet_attention_setting():
@@ -104,7 +110,7 @@ def test_unknown_variant_is_refused_with_the_known_ones():
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
         "kit choice", "issue 19", "as lite0_regressor", "as every seed system", "small:", "r512:", "thumbs:", "gap/gru:",
-        "nosex:", "l1:", "scratch:"))
+        "nosex:", "l1:", "scratch:", "aux:"))
     assert not missing, f"values without a source comment: {missing}"
 
 

@@ -38,7 +38,7 @@ from common.errors import UsageError
 from common.runner import SingleRun
 from common.runs import RunDir
 from common.task import DataSpec, Task
-from reproductions.attention_mtl import config as attn_config
+from reproductions.attention_mtl import chain_regions, config as attn_config
 from reproductions.attention_mtl import conformal, distribution, explain, heads, interval_plot
 from reproductions.attention_mtl import model as attn_model
 
@@ -86,17 +86,45 @@ def keypoint_sigma_px(config) -> float:
     return float(config.model.aux.keypoint_sigma) * config.data.image_size / config.model.aux.mask_size
 
 
+def from_chain(config) -> bool:
+    """Whether a dataset without masks or key points gets the iglovikov18 chain's (model.aux.annotations)."""
+    return config.model.aux.get("annotations", "dataset") == "iglovikov18_chain"
+
+
+def chain_annotations(image):
+    """(mask uint8 [H, W, 1] 0/255, key points float32 [3, 2] (x, y) / (W, H), as the phantoms store theirs) of
+    one radiograph [H, W, 1] uint8 tensor from the iglovikov18 chain's first stages
+    (chain_regions.hand_geometry). An image the chain finds no hand in gets an empty mask and its key points
+    far off the image (an empty heatmap, left out of the key-point loss)."""
+    def fn(x):
+        hand, keypoints = chain_regions.hand_geometry(x[..., 0])
+        h, w = hand.shape
+        keypoints = np.full((3, 2), -10.0) if keypoints is None else keypoints / np.array([w, h], np.float64)
+        return (hand.astype(np.uint8) * 255)[..., None], keypoints.astype(np.float32)
+    mask, keypoints = tf.numpy_function(fn, [image], (tf.uint8, tf.float32), stateful=False)
+    mask.set_shape(image.shape)
+    keypoints.set_shape([3, 2])
+    return mask, keypoints
+
+
 def preprocess(config, training):
     """Per example, deterministic: letterboxed uint8 image [s, s, 1] (and mask [s, s, 1] when the mask head or
     the outside-mask penalty is on; and "heatmaps", uint8 [s, s, 3], the key points as Gaussians
     (heads.keypoint_heatmaps), when the key-point head is on).
 
-    Training and validation examples need the annotations the heads read: `run_train` refuses a
-    dataset without them before anything is built (`check_annotations`)."""
+    Training and validation examples need the annotations the heads read: the dataset's own, or with
+    model.aux.annotations = "iglovikov18_chain" the chain's for a dataset without them (`chain_annotations`,
+    on the radiograph's own pixels before the letterbox); otherwise `run_train` refuses the dataset before
+    anything is built (`check_annotations`)."""
     size, need = config.data.image_size, needs(config)
     sigma = keypoint_sigma_px(config)
+    chain = from_chain(config)
 
     def fn(example):
+        if chain and ((need["mask"] and "mask" not in example) or (need["keypoints"] and "keypoints" not in example)):
+            mask, keypoints = chain_annotations(example["image"])
+            example = {**example, **({"mask": mask} if "mask" not in example else {}),
+                       **({"keypoints": keypoints} if "keypoints" not in example else {})}
         missing = _missing(config, example)  # run_train said so already; here for other callers
         if missing:
             raise DataError(missing[0])
@@ -109,15 +137,19 @@ def preprocess(config, training):
 
 
 NO_MASKS = ("model.aux.mask_weight > 0 (the mask head) or model.aux.outside_mask_weight > 0 (the outside-mask "
-            "penalty) needs hand masks, and this dataset has none (only the phantoms carry them; the iglovikov18 "
-            "chain's masks are not wired in yet): pass --set model.aux.mask_weight=0 --set "
-            "model.aux.outside_mask_weight=0, or train on phantoms.")
+            "penalty) needs hand masks, and this dataset has none (only the phantoms carry them): pass "
+            "--set model.aux.annotations=iglovikov18_chain to take the iglovikov18 chain's, or --set "
+            "model.aux.mask_weight=0 --set model.aux.outside_mask_weight=0, or train on phantoms.")
 NO_KEYPOINTS = ("the key-point head is on (model.aux.keypoint_weight > 0) but this dataset has no key points (only "
-                "the phantoms carry them): pass --set model.aux.keypoint_weight=0, or train on phantoms.")
+                "the phantoms carry them): pass --set model.aux.annotations=iglovikov18_chain to take the "
+                "iglovikov18 chain's, or --set model.aux.keypoint_weight=0, or train on phantoms.")
 
 
 def _missing(config, features) -> list:
-    """The refusals (NO_MASKS, NO_KEYPOINTS) for the annotations the heads need and `features` lacks."""
+    """The refusals (NO_MASKS, NO_KEYPOINTS) for the annotations the heads need and `features` lacks (none when
+    the iglovikov18 chain makes them: model.aux.annotations)."""
+    if from_chain(config):
+        return []
     need = needs(config)
     return ([NO_MASKS] if need["mask"] and "mask" not in features else []) + (
         [NO_KEYPOINTS] if need["keypoints"] and "keypoints" not in features else [])

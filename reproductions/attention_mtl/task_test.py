@@ -40,6 +40,30 @@ def _handle(*features):
     return Handle
 
 
+def test_the_aux_arm_takes_the_iglovikov18_chains_masks_and_key_points_where_the_data_has_none():
+    from common import phantoms
+    config = get_config("r512_aux")
+    config.data.image_size = 128
+    attn_task.check_annotations(config, _handle())  # a folder of radiographs: the chain makes both
+    p = phantoms.sample_phantom(0, 0, 256)
+    image = p.image[:, 28:228]  # a portrait radiograph: the letterbox pads it
+    example = {"id": tf.constant("b"), "image": tf.constant(image[..., None]), "male": tf.constant(0, tf.int64),
+               "boneage_months": tf.constant(p.boneage_months, tf.float32)}
+    out = attn_task.preprocess(config, True)(example)
+    truth = common_pp.letterbox({"image": tf.constant(image[..., None]),
+                                 "mask": tf.constant(p.mask[:, 28:228, None]),
+                                 "keypoints": tf.constant((p.keypoints - [28, 0]) / [200, 256], tf.float32)}, 128)
+    mask, true_mask = out["mask"].numpy()[..., 0] > 127, truth["mask"].numpy()[..., 0] > 127
+    assert (mask & true_mask).sum() / (mask | true_mask).sum() > 0.8
+    peaks = [np.unravel_index(np.argmax(out["heatmaps"].numpy()[..., k]), (128, 128))[::-1] for k in range(3)]
+    assert np.abs(np.array(peaks) + 0.5 - truth["keypoints"].numpy() * 128).max() < 0.06 * 128
+    blank = attn_task.preprocess(config, True)({**example, "image": tf.zeros((64, 50, 1), tf.uint8)})
+    assert not blank["mask"].numpy().any() and not blank["heatmaps"].numpy().any()  # no hand: empty targets
+    phantom = attn_task.preprocess(config, True)(_example())  # a dataset's own annotations come first
+    np.testing.assert_array_equal(phantom["mask"].numpy(),
+                                  common_pp.letterbox(_example(), 128)["mask"].numpy())
+
+
 def test_heads_refuse_a_dataset_without_their_annotations_with_the_fix():
     config = get_config("small")  # the mask and key-point heads on
     with pytest.raises(DataError, match="model.aux.mask_weight=0"):
