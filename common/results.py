@@ -278,13 +278,14 @@ def runs_page(runs, papers_numbers, pending=()) -> str:
            not_run, ""] if not_run else [])]).replace("](results/", "](")
 
 
-def update_block(path: Path, block: str) -> bool:
-    """Rewrites the generated block of a README; True when its text changed."""
+def update_block(path: Path, block: str, begin: str = BEGIN, end: str = END, header: str = HEADER) -> bool:
+    """Rewrites the generated block (between the `begin` and `end` markers, under `header`) of a README; True
+    when its text changed. A README without the markers is left alone."""
     text = path.read_text()
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    new = pattern.sub(lambda _: f"{BEGIN}\n{HEADER}\n\n{block}\n{END}", text)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    new = pattern.sub(lambda _: f"{begin}\n{header}\n\n{block}\n{end}", text)
     if new != text:
         io.atomic_write_text(path, new)
     return new != text

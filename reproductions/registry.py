@@ -24,11 +24,13 @@ def ablations() -> tuple:
 def tables() -> tuple:
     """The papers' own tables, each a callable (results_dir, log) -> [paths written]:
     iglovikov18's region table (results/iglovikov18/regions.md, `python -m reproductions.iglovikov18
-    table`) and rsna17_second's fusion table (its README, `python -m
-    reproductions.rsna17_second.fusion_table`). Imported when called."""
+    table`), rsna17_second's fusion table (its README, `python -m
+    reproductions.rsna17_second.fusion_table`) and attention_mtl's attention by region beside iglovikov18's
+    region networks (results/attention_mtl/regions.md). Imported when called."""
+    from reproductions.attention_mtl import regions_table
     from reproductions.iglovikov18 import regions
     from reproductions.rsna17_second import fusion_table
-    return (regions.regenerate, fusion_table.regenerate)
+    return (regions.regenerate, fusion_table.regenerate, regions_table.regenerate)
 
 
 def networks() -> tuple:

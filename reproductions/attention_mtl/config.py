@@ -63,7 +63,7 @@ def get_config(variant: str = "") -> Config:
     Variants (each changes only what it names):
         "" (default): the full-size setting for a GPU or a long CPU run: 384 px, 30 epochs,
             ImageNet-initialised Lite0, attention pooling, no auxiliary head on (RSNA data has
-            no masks; see README).
+            no masks; the aux arms take the iglovikov18 chain's; see README).
         "small": a CPU smoke run on phantoms (64 px, random weights, the mask and key-point heads on).
         "r512": the 954 real radiographs at long side 512 (../shared/data/rsna-512) under the
             real-resolution budget rule.
@@ -110,10 +110,10 @@ def get_config(variant: str = "") -> Config:
             "min_scale_months": 0.5,  # kit choice: a floor under the scale (months): the scores never divide by 0; far below any reader's disagreement
             "aux": {
                 "sex_weight": 0.0,  # kit choice: off with the sex input (the head would read its own input); the model refuses both
-                "mask_weight": 0.0,  # kit choice: off: RSNA radiographs carry no masks (the iglovikov18 chain's masks are not wired in yet); phantoms have them
+                "mask_weight": 0.0,  # kit choice: off: RSNA radiographs carry no masks (phantoms have them; the aux arms take the iglovikov18 chain's)
                 "mask_size": 48,  # kit choice: the mask's logits at 1/8 of 384 px (a hand outline; the grid itself is 12 x 12)
                 "mask_channels": 64,  # kit choice: one small 1x1 hidden layer over the grid
-                "keypoint_weight": 0.0,  # kit choice: off: RSNA radiographs carry no key points (only the phantoms do; iglovikov18's key-point network is not wired in); on in small
+                "keypoint_weight": 0.0,  # kit choice: off: RSNA radiographs carry no key points (phantoms do; the aux arms take the iglovikov18 chain's); on in small
                 "keypoint_sigma": 1.0,  # kit choice: the Gaussian target's s.d., in cells of the mask_size grid (4 px at 64 px / 16, 8 px at 384 / 48): narrower aliases under the area resize
                 "keypoint_channels": 64,  # kit choice: as mask_channels, one small 1x1 hidden layer over the grid
                 "annotations": "dataset",  # kit choice: the masks and key points the heads learn from: the dataset's own (phantoms), refused where there are none; "iglovikov18_chain": that chain's bootstrap mask and the key points read off it for a dataset without them (issue 19: "on real images the masks the iglovikov18 chain makes")

@@ -197,7 +197,7 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
     io.atomic_to_csv(table, out_dir / REGIONS_CSV)
     values = summary(table)
     with_regions = int(table["region_carpal"].notna().sum()) if "region_carpal" in table else 0
-    values.update(dataset=handle.name, split=split,
+    values.update(dataset=handle.name, split=split, regions_images=with_regions if from_chain else None,
                   regions_from=_regions_source(handle.name, regions_ok, with_mask, (with_regions, len(table))),
                   files={"sheet": SHEET if panels else None, "table": REGIONS_MD, "per_image": REGIONS_CSV})
     text = markdown(values, title)

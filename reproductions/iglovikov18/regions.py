@@ -12,7 +12,6 @@ results/iglovikov18/regions.md and into README.md between `<!-- regions:begin --
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from common import io, results
@@ -129,14 +128,9 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
                                     render(collected, numbers, link_prefix="../"), ""]))
     readme = HERE / "README.md"
     if results_dir.resolve() == (results.REPO_ROOT / "results").resolve() and readme.exists():
-        text = readme.read_text()
-        if BEGIN in text and END in text:
-            block = render(collected, numbers, link_prefix="../../results/")
-            new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END),
-                         lambda _: f"{BEGIN}\n{HEADER}\n\n{block}\n{END}", text, flags=re.S)
-            if new != text:
-                io.atomic_write_text(readme, new)
-                written.append(readme)
+        block = render(collected, numbers, link_prefix="../../results/")
+        if results.update_block(readme, block, BEGIN, END, HEADER):
+            written.append(readme)
     log(f"Wrote {written[0]} from {sum(len(c) for c in collected.values())} run(s).")
     for path in written[1:]:
         log(f"Wrote the region block of {path}")

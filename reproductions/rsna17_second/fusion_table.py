@@ -11,12 +11,11 @@ so the table says whether a rule's gain is real. Written into README.md between
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from common import evaluation, io, results
+from common import evaluation, results
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- fusions:begin -->", "<!-- fusions:end -->"
@@ -80,13 +79,8 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
     readme = HERE / "README.md"
     written = []
     if results_dir.resolve() == (results.REPO_ROOT / "results").resolve() and readme.exists():
-        text = readme.read_text()
-        if BEGIN in text and END in text:
-            new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END),
-                         lambda _: f"{BEGIN}\n{HEADER}\n\n{block}\n{END}", text, flags=re.S)
-            if new != text:
-                io.atomic_write_text(readme, new)
-                written.append(readme)
+        if results.update_block(readme, block, BEGIN, END, HEADER):
+            written.append(readme)
     rows = block.count(chr(10)) - 1 if "|" in block else 0
     if written:
         log(f"Wrote the fusion table ({rows} row(s)) into {readme}")
