@@ -159,6 +159,9 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
             if from_chain:
                 row.update(_chain_shares(up[k], meta["image"][k, ..., 0],
                                          attention.content_mask(meta["source_hw"][k], size), chain_config))
+            if "in_hand_mask" in row:  # on the radiograph but off the hand: background, labels, film edges
+                row["off_hand"] = row["on_radiograph"] - row["in_hand_mask"]
+                row["area_off_hand"] = row["area_on_radiograph"] - row["area_in_hand_mask"]
             if regions_ok:
                 labels = phantom_regions(example_id, meta["source_hw"][k], size)
                 if labels is None or (with_mask and np.mean((labels > 0) == hand) < MASK_AGREEMENT):
@@ -178,7 +181,7 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
         table = table.drop(columns=[c for c in table.columns if c.startswith(("region_", "area_region_"))
                                     and (not from_chain or table[c].isna().all())])
     if from_chain and table["in_hand_mask"].isna().all():
-        table = table.drop(columns=["in_hand_mask", "area_in_hand_mask"])
+        table = table.drop(columns=["in_hand_mask", "area_in_hand_mask", "off_hand", "area_off_hand"])
     truth = predictions.assign(id=predictions["id"].astype(str)).set_index("id")
     table = table.join(truth[["boneage_true", "boneage_pred", "male"]], on="id")
     table.insert(1, "age_band", age_band_labels(table["boneage_true"]))
@@ -208,7 +211,7 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
 
 # --- the table ---------------------------------------------------------------------------------------
 
-SHARES = ("on_radiograph", "in_hand_mask", *(f"region_{n}" for n in (*REGION_NAMES, *chain_regions.CHAIN_REGIONS)))
+SHARES = ("on_radiograph", "in_hand_mask", "off_hand", *(f"region_{n}" for n in (*REGION_NAMES, *chain_regions.CHAIN_REGIONS)))
 
 
 def _chain_shares(attention_map, image, content, config) -> dict:
@@ -251,7 +254,8 @@ def _regions_source(dataset: str, regions_ok: bool, with_mask: bool, counted=(0,
 def markdown(values: dict, title: str = "") -> str:
     """The attention section: shares in % by age band; regions where the dataset has them."""
     columns = values["columns"]
-    heads = {"on_radiograph": "on the radiograph", "in_hand_mask": "in the hand mask", "spread": "spread",
+    heads = {"on_radiograph": "on the radiograph", "in_hand_mask": "in the hand mask",
+             "off_hand": "on the radiograph, off the hand", "spread": "spread",
              "centre_x": "centre x", "centre_y": "centre y",
              **{f"region_{n}": title for n, title in REGION_TITLES.items()}}
     lines = ["## Attention: where the pooling looks", ""]

@@ -110,12 +110,13 @@ def test_a_folder_without_masks_gets_the_iglovikov18_chains_regions(tmp_path):
     blank = table["id"].astype(int) >= 1020
     assert blank.any() and (~blank).any()
     regions = [f"region_{n}" for n in chain_regions.CHAIN_REGIONS]
-    assert values["columns"] == ["on_radiograph", "in_hand_mask", *regions, "spread", "centre_x", "centre_y"]
+    assert values["columns"] == ["on_radiograph", "in_hand_mask", "off_hand", *regions, "spread", "centre_x", "centre_y"]
     assert table.loc[blank, ["in_hand_mask", *regions]].isna().all().all()  # a blank film: no hand, no regions
     hands = table[~blank]
     assert hands[["in_hand_mask", *regions]].notna().all().all()
     for r in regions:
         assert (hands[r] <= hands["in_hand_mask"] + 1e-9).all() and (hands[r] > 0).all()
+    np.testing.assert_allclose(hands["off_hand"] + hands["in_hand_mask"], hands["on_radiograph"], atol=1e-9)
     rest_and_boxes = hands["region_rest_of_hand"] + hands["region_carpal"] + hands["region_metacarpal"]
     assert (rest_and_boxes >= hands["in_hand_mask"] - 1e-9).all()  # the boxes may overlap, never leave a gap
     assert (table["on_radiograph"] < 1.0).all()  # portrait radiographs: some of the attention is on the padding

@@ -25,7 +25,7 @@ ROWS = (("in_hand_mask", "hand", "whole hand (the chain's hand mask; iglovikov18
         ("region_carpal", "carpal", "carpal box"),
         ("region_metacarpal", "metacarpal", "metacarpal box (metacarpals + proximal phalanges)"),
         ("region_rest_of_hand", None, "rest of the hand (fingers beyond the box, wrist, radius / ulna)"),
-        ("off_hand", None, "off the hand (background, labels, film edges)"))
+        ("off_hand", None, "on the radiograph, off the hand (background, labels, film edges)"))
 
 
 def collect_attention(runs) -> dict:
@@ -38,9 +38,9 @@ def collect_attention(runs) -> dict:
             attention = (ev.get("extra_metrics") or {}).get("attention") or {}
             if "region_carpal" not in attention.get("columns", ()):
                 continue
-            shares = dict(attention["all"])
-            shares["off_hand"] = shares["on_radiograph"] - shares["in_hand_mask"]
-            shares["area_off_hand"] = shares["area_on_radiograph"] - shares["area_in_hand_mask"]
+            shares = attention["all"]
+            if "off_hand" not in shares:  # an evaluation from before the column: re-evaluate the run
+                continue
             out.setdefault((ev.get("dataset", "?"), split), []).append(
                 (record.get("variant") or "paper", f"{record['_dir']}/{split}/attention_regions.md", shares,
                  attention.get("regions_images", attention.get("images"))))
