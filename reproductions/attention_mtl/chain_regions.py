@@ -59,9 +59,9 @@ def region_masks(hand, keypoints, config=None) -> dict[str, np.ndarray]:
     to_canvas = affine_from_points(np.asarray(keypoints, np.float64),
                                    np.asarray(config.registration.keypoints, np.float64))  # [2, 3], image -> canvas
     h, w = hand.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    cx = to_canvas[0, 0] * (xs + 0.5) + to_canvas[0, 1] * (ys + 0.5) + to_canvas[0, 2]
-    cy = to_canvas[1, 0] * (xs + 0.5) + to_canvas[1, 1] * (ys + 0.5) + to_canvas[1, 2]
+    ys, xs = np.mgrid[0:h, 0:w]  # pixel (i, j) sits at (x, y) = (j, i), as the registration's warp puts it
+    cx = to_canvas[0, 0] * xs + to_canvas[0, 1] * ys + to_canvas[0, 2]
+    cy = to_canvas[1, 0] * xs + to_canvas[1, 1] * ys + to_canvas[1, 2]
     out = {}
     for name in CHAIN_REGIONS[:2]:
         y0, x0, y1, x1 = config.regions[name]  # full-scale canvas px, as the registration's key points

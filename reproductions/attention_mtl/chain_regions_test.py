@@ -36,10 +36,25 @@ def test_regions_lie_in_the_hand_where_the_registration_puts_them():
     (tip_x, tip_y), _, (cap_x, cap_y) = np.round(p.keypoints).astype(int)
     assert regions["carpal"][cap_y, cap_x]  # the capitate is a carpal bone
     assert not regions["carpal"][tip_y + 2, tip_x] and not regions["metacarpal"][tip_y + 2, tip_x]  # the finger tip
-    # The map goes image -> canvas with (x, y) in that order: the transposed hand gets the transposed regions
-    swapped = chain_regions.region_masks(hand.T, p.keypoints[:, ::-1])
-    for name in chain_regions.CHAIN_REGIONS:
-        np.testing.assert_array_equal(swapped[name], regions[name].T)
+    # Against iglovikov18's own registration (its TensorFlow warp, another implementation): registered onto
+    # the canvas, each region lands in its box there, and fills the registered hand inside the box.
+    from reproductions.iglovikov18 import preprocessing as ig_pp
+    config = chain_regions.iglovikov18_config()
+    scale = 0.1  # a 208 x 160 canvas
+    canvas_hw = tuple(int(round(v * scale)) for v in config.registration.canvas)
+    points = np.asarray(config.registration.keypoints, np.float32) * scale
+
+    def register(m):
+        return ig_pp.register_numpy(m.astype(np.uint8) * 255, p.keypoints, canvas_size=canvas_hw,
+                                    canvas_points=points) > 127
+    registered_hand = register(hand)
+    for name in ("carpal", "metacarpal"):
+        y0, x0, y1, x1 = (int(round(v * scale)) for v in config.regions[name])
+        box = np.zeros(canvas_hw, bool)
+        box[y0:y1, x0:x1] = True
+        registered = register(regions[name])
+        assert (registered & box).sum() >= 0.95 * registered.sum()
+        assert (registered_hand & box & ~registered).sum() <= 0.05 * (registered_hand & box).sum()
 
 
 def test_letterboxed_regions_stay_on_the_radiograph():

@@ -270,6 +270,8 @@ def markdown(values: dict, title: str = "") -> str:
               "|---|---|" + "---|" * len(columns)]
 
     def cell(c, m):
+        if m[c] != m[c]:  # NaN: no image of this band had this area (the chain found no hand in any)
+            return "—"
         if c in ("centre_x", "centre_y"):
             return f"{m[c]:.2f}"
         if c == "spread":
@@ -282,7 +284,7 @@ def markdown(values: dict, title: str = "") -> str:
               "cell count (100 % = uniform, 1 / cells = one cell). Centre: the centre of mass as fractions of the "
               "image's width and height (0, 0 = top left). Grid cells are spread evenly over the image pixels "
               "they cover (reproductions/attention_mtl/attention.py).", ""]
-    if any(c.startswith(("region_carpal", "region_metacarpal")) for c in columns):
+    if {"region_carpal", "region_metacarpal"} & set(columns):  # the chain's (not the phantoms' region_carpals)
         lines += ["The hand mask and regions come from the iglovikov18 chain, so these shares are on the pixels its "
                   "carpal and metacarpal networks see (their errors: the region table in "
                   "reproductions/iglovikov18/README.md). The two boxes overlap (the carpal box's top holds the "

@@ -117,8 +117,6 @@ def test_a_folder_without_masks_gets_the_iglovikov18_chains_regions(tmp_path):
     for r in regions:
         assert (hands[r] <= hands["in_hand_mask"] + 1e-9).all() and (hands[r] > 0).all()
     np.testing.assert_allclose(hands["off_hand"] + hands["in_hand_mask"], hands["on_radiograph"], atol=1e-9)
-    rest_and_boxes = hands["region_rest_of_hand"] + hands["region_carpal"] + hands["region_metacarpal"]
-    assert (rest_and_boxes >= hands["in_hand_mask"] - 1e-9).all()  # the boxes may overlap, never leave a gap
     assert (table["on_radiograph"] < 1.0).all()  # portrait radiographs: some of the attention is on the padding
     assert f"{(~blank).sum()} of {len(table)} images had key points" in values["regions_from"]
     assert "iglovikov18" in text and "carpal box (iglovikov18)" in text and "No mass per hand region" not in text

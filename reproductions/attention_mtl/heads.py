@@ -98,11 +98,19 @@ def cell_mask_share(mask, grid: tuple):
     return ops.mean(mask, axis=(2, 4))
 
 
+def has_mask(mask):
+    """[B] 1.0 where a mask [B, m, m(, 1)] has any hand pixel, else 0.0: a radiograph always holds a hand, so
+    an empty mask means none was found (the iglovikov18 chain's rejects) and its losses are left out."""
+    mask = ops.cast(mask, "float32")
+    return ops.cast(ops.max(ops.reshape(mask, (ops.shape(mask)[0], -1)), axis=-1) > 0, "float32")
+
+
 def outside_mask_mass(mask, attention):
     """Per example: the attention mass [B, h, w] on grid cells outside the hand mask [B, m, m(, 1)],
-    each cell counted by its share outside the mask. In [0, 1] for an attention map summing to 1."""
+    each cell counted by its share outside the mask. In [0, 1] for an attention map summing to 1; 0 for an
+    empty mask (no hand found: nothing to keep the attention in)."""
     attention = ops.cast(attention, "float32")
     grid = attention.shape[1:3]
     inside = cell_mask_share(mask, grid)
     outside = attention * (1.0 - inside)
-    return ops.sum(ops.reshape(outside, (-1, grid[0] * grid[1])), axis=-1)
+    return ops.sum(ops.reshape(outside, (-1, grid[0] * grid[1])), axis=-1) * has_mask(mask)

@@ -100,6 +100,19 @@ def test_the_penalty_is_zero_inside_the_mask_and_the_outside_share_otherwise():
         heads.outside_mask_mass(np.zeros((1, 6, 6, 1), np.float32), uniform)
 
 
+def test_an_empty_mask_is_no_mask_for_the_penalty_and_the_mask_loss():
+    """The iglovikov18 chain's rejects come as empty masks: left out, not taught "no hand here"."""
+    from reproductions.attention_mtl import task as attn_task
+    masks = np.concatenate([_mask(), np.zeros_like(_mask())])  # a hand, then none
+    corner = np.zeros((2, 4, 4), np.float32)
+    corner[:, 0, 0] = 1.0
+    np.testing.assert_allclose(np.asarray(heads.has_mask(masks)), [1.0, 0.0])
+    np.testing.assert_allclose(np.asarray(heads.outside_mask_mass(masks, corner)), [1.0, 0.0], atol=1e-6)
+    logits = np.full((2, 8, 8, 1), 3.0, np.float32)  # "hand" everywhere: wrong for both
+    bce = np.asarray(attn_task._mask_bce(masks, logits))
+    assert bce[0] > 0.5 and bce[1] == 0.0
+
+
 def test_the_penalty_gradient_moves_attention_into_the_mask():
     """Through the softmax that makes the attention: descending the penalty lowers the logits of the cells
     outside the mask and raises those inside."""

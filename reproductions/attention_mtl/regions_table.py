@@ -29,21 +29,33 @@ ROWS = (("in_hand_mask", "hand", "whole hand (the chain's hand mask; iglovikov18
 
 
 def collect_attention(runs) -> dict:
-    """{(dataset, split): [(variant, run link, "all" shares, images)]} for attention_mtl evaluations with the chain's regions."""
+    """{(dataset, split): [(variant, run link, "all" shares, images)]} for attention_mtl evaluations with the
+    chain's regions; split is the evaluation's own split name ("test"), not its folder ("test-on-...")."""
     out = {}
     for record in runs:
         if record.get("paper") != "attention_mtl":
             continue
-        for split, ev in sorted(record.get("evaluations", {}).items()):
+        for key, ev in sorted(record.get("evaluations", {}).items()):
             attention = (ev.get("extra_metrics") or {}).get("attention") or {}
             if "region_carpal" not in attention.get("columns", ()):
                 continue
             shares = attention["all"]
             if "off_hand" not in shares:  # an evaluation from before the column: re-evaluate the run
                 continue
-            out.setdefault((ev.get("dataset", "?"), split), []).append(
-                (record.get("variant") or "paper", f"{record['_dir']}/{split}/attention_regions.md", shares,
+            out.setdefault((ev.get("dataset", "?"), ev.get("split", key)), []).append(
+                (record.get("variant") or "paper", f"{record['_dir']}/{key}/attention_regions.md", shares,
                  attention.get("regions_images", attention.get("images"))))
+    return out
+
+
+def iglovikov18_by_data(results_dir) -> dict:
+    """{(dataset, base, split): {(kind, region): cell}} as iglovikov18's regions.collect, keyed by each
+    evaluation's own dataset and split name (an evaluation on other data is stored as "test-on-<dataset>")."""
+    from reproductions.iglovikov18 import regions as ig_regions
+    out = {}
+    for (dataset, base, key), cells in ig_regions.collect(results_dir).items():
+        split = key.split("-on-")[0] if "-on-" in key else key
+        out[(dataset, base, split)] = cells
     return out
 
 
@@ -53,6 +65,13 @@ def _iglovikov18_cells(collected: dict, dataset: str, split: str) -> tuple[str, 
     matches = [(base, cells) for (ds, base, sp), cells in collected.items()
                if sp == split and (ds == dataset or ds.startswith(f"{dataset}-registered-"))]
     return max(matches, key=lambda m: len(m[1])) if matches else None
+
+
+def _mae(cell) -> str:
+    m = (cell or {}).get("all") or {}
+    if m.get("value") is None or m["value"] != m["value"]:
+        return "—"
+    return f"{m['value']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
 
 
 def render(runs, iglovikov18_collected: dict, link_prefix: str = "") -> str:
@@ -73,10 +92,7 @@ def render(runs, iglovikov18_collected: dict, link_prefix: str = "") -> str:
         for share, region, label in ROWS:
             cells = [f"{100 * s[share]:.1f} % ({100 * s['area_' + share]:.1f} %)" for _, _, s, _ in entries]
             if ig:
-                for kind in ("regress", "classify"):
-                    c = ig[1].get((kind, region)) if region else None
-                    cells.append(f"{c['all']['value']:.2f} [{c['all']['ci_low']:.2f}, {c['all']['ci_high']:.2f}]"
-                                 if c else "—")
+                cells += [_mae(ig[1].get((kind, region)) if region else None) for kind in ("regress", "classify")]
             parts.append(f"| {label} | " + " | ".join(cells) + " |")
         parts.append("")
     parts += ["The carpal and metacarpal boxes overlap (the carpal box's top holds the metacarpal bases): their "
@@ -89,10 +105,9 @@ def render(runs, iglovikov18_collected: dict, link_prefix: str = "") -> str:
 def regenerate(results_dir=None, log=print) -> list[Path]:
     """Writes results/attention_mtl/regions.md (and the README's block for the repository's own results);
     logs and returns the files written."""
-    from reproductions.iglovikov18 import regions as ig_regions
     results_dir = Path(results_dir or results.RESULTS_DIR)
     runs = results.load_runs(results_dir)
-    ig = ig_regions.collect(results_dir)
+    ig = iglovikov18_by_data(results_dir)
     written = [results_dir / "attention_mtl" / "regions.md"]
     io.atomic_write_text(written[0], "\n".join([
         HEADER, "", "# attention_mtl: where the attention looks, beside iglovikov18's region networks", "",

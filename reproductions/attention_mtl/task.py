@@ -94,10 +94,13 @@ def from_chain(config) -> bool:
 def chain_annotations(image):
     """(mask uint8 [H, W, 1] 0/255, key points float32 [3, 2] (x, y) / (W, H), as the phantoms store theirs) of
     one radiograph [H, W, 1] uint8 tensor from the iglovikov18 chain's first stages
-    (chain_regions.hand_geometry). An image the chain finds no hand in gets an empty mask and its key points
-    far off the image (an empty heatmap, left out of the key-point loss)."""
+    (chain_regions.hand_geometry). An image the chain finds no hand in gets an empty mask (left out of the
+    mask loss and the outside-mask penalty: a radiograph always holds a hand, so an empty mask means none)
+    and its key points far off the image (an empty heatmap, left out of the key-point loss)."""
+    config = chain_regions.iglovikov18_config()  # once, not per image
+
     def fn(x):
-        hand, keypoints = chain_regions.hand_geometry(x[..., 0])
+        hand, keypoints = chain_regions.hand_geometry(x[..., 0], config)
         h, w = hand.shape
         keypoints = np.full((3, 2), -10.0) if keypoints is None else keypoints / np.array([w, h], np.float64)
         return (hand.astype(np.uint8) * 255)[..., None], keypoints.astype(np.float32)
@@ -238,7 +241,8 @@ def _weighted(fn, weight, name):
 def _mask_bce(mask, logits):
     """Per-example mean binary cross-entropy of the mask logits against the (area-resized) mask."""
     per_pixel = ops.binary_crossentropy(ops.cast(mask, "float32"), ops.cast(logits, "float32"), from_logits=True)
-    return ops.mean(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+    per_example = ops.mean(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+    return per_example * heads.has_mask(mask)  # an empty mask is no mask (the chain found no hand): no loss
 
 
 def _sex_bce(male, probability):
