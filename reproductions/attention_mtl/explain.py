@@ -23,8 +23,8 @@ off it, and its registration's carpal and metacarpal boxes mapped back onto the 
 shares are on the pixels iglovikov18's region networks see. An image the chain gives no key points
 for counts in the shares that need no anatomy only, and the table says how many had regions.
 
-`predict` cannot ask for overlays yet (common.train.predict has no hook for it; see the README):
-`write_explanations` is the function it would call, one PNG per radiograph.
+`predict --explain` (task.py's runner, after predict has written its CSV) calls `write_explanations`:
+one PNG per radiograph.
 """
 import re
 from pathlib import Path
