@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common import io, results
+from reproductions.iglovikov18.regions import format_mae
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- attention-regions:begin -->", "<!-- attention-regions:end -->"
@@ -67,13 +68,6 @@ def _iglovikov18_cells(collected: dict, dataset: str, split: str) -> tuple[str, 
     return max(matches, key=lambda m: len(m[1])) if matches else None
 
 
-def _mae(cell) -> str:
-    m = (cell or {}).get("all") or {}
-    if m.get("value") is None or m["value"] != m["value"]:
-        return "—"
-    return f"{m['value']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
-
-
 def render(runs, iglovikov18_collected: dict, link_prefix: str = "") -> str:
     attention = collect_attention(runs)
     if not attention:
@@ -92,7 +86,8 @@ def render(runs, iglovikov18_collected: dict, link_prefix: str = "") -> str:
         for share, region, label in ROWS:
             cells = [f"{100 * s[share]:.1f} % ({100 * s['area_' + share]:.1f} %)" for _, _, s, _ in entries]
             if ig:
-                cells += [_mae(ig[1].get((kind, region)) if region else None) for kind in ("regress", "classify")]
+                cells += [format_mae(((ig[1].get((kind, region)) if region else None) or {}).get("all"))
+                          for kind in ("regress", "classify")]
             parts.append(f"| {label} | " + " | ".join(cells) + " |")
         parts.append("")
     parts += ["The carpal and metacarpal boxes overlap (the carpal box's top holds the metacarpal bases): their "

@@ -78,7 +78,8 @@ def paper_values(numbers: dict) -> dict:
     return out
 
 
-def _fmt(m):
+def format_mae(m) -> str:
+    """An MAE entry {value, ci_low, ci_high} as 'v [lo, hi]'; '—' when missing (None or NaN)."""
     if m is None or m.get("value") is None or m["value"] != m["value"]:
         return "—"
     return f"{m['value']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
@@ -110,7 +111,7 @@ def render(collected: dict, numbers: dict, link_prefix: str = "") -> str:
             label = "ensemble (mean of the runs above)" if kind == "ensemble" else REGION_LABELS[region]
             head = "—" if kind == "ensemble" else HEADS[kind] + (f" ({c['estimate']})" if kind == "classify" else "")
             p = " / ".join(_paper(paper, kind, region, s) for s in ("all", "female", "male"))
-            parts.append(f"| {label} | {head} | **{_fmt(c['all'])}** | {_fmt(c['female'])} | {_fmt(c['male'])} | "
+            parts.append(f"| {label} | {head} | **{format_mae(c['all'])}** | {format_mae(c['female'])} | {format_mae(c['male'])} | "
                          f"{p} | {c['n']} ({c['n_female']} / {c['n_male']}) | [metrics]({link_prefix}{c['run']}) |")
         parts.append("")
     return "\n".join(parts).rstrip()
