@@ -92,6 +92,23 @@ ABLATIONS = (
              "radiographs carry no masks or key points: B learns the iglovikov18 chain's (its bootstrap mask and the key "
              "points read off it; model.aux.annotations), so the pair measures the two heads together, on those targets"),
         )),
+    *(  # issue 19's "each auxiliary task off", one head at a time: A has the head on, B is A with it off
+        {"question": f"{question} (attention_mtl, 512-px radiographs)", "factor": f"attention_mtl r512: {factor}",
+         "a": ("attention_mtl", a), "b": ("attention_mtl", b), "caveat": caveat,
+         "commands": [f"python -m reproductions.attention_mtl train {R512} --variant {v} --weights {LITE0_WEIGHTS}"
+                      for v in (a, b)]}
+        for a, b, question, factor, caveat in (
+            ("r512_aux", "r512_maskonly", "Does the key-point head help, beside the mask head?",
+             "the mask and key-point heads (A) vs the mask head alone, key-point head off (B), same budget",
+             "both heads learn the iglovikov18 chain's targets (its bootstrap mask and the key points read off it)"),
+            ("r512_aux", "r512_keypointsonly", "Does the mask head help, beside the key-point head?",
+             "the mask and key-point heads (A) vs the key-point head alone, mask head off (B), same budget",
+             "both heads learn the iglovikov18 chain's targets (its bootstrap mask and the key points read off it)"),
+            ("r512_nosex", "r512_nosexlabel", "Does the sex-from-image head help a run without the sex input?",
+             "no sex input in either: the auxiliary sex-from-image head at weight 1 (A) vs off, the sex label unused (B), "
+             "same budget",
+             "the no-learning reference still uses each sex's mean; B alone among the runs never sees the sex label"),
+        )),
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",
      "a": ("rsna17_second", "thumbs"), "b": ("rsna17_second", "thumbs_whole"),

@@ -3,7 +3,8 @@ import pytest
 
 from common.config import changed_keys, values_without_source
 from reproductions.attention_mtl import config as config_module
-from reproductions.attention_mtl.config import ARMS, BASES, THUMBS_START, VARIANTS, get_config, split_variant
+from reproductions.attention_mtl.config import (ARMS, BASES, HEAD_OFF_ARMS, THUMBS_START, VARIANTS, get_config,
+                                                 split_variant)
 
 # What each ablation arm changes against its base: one factor (the sex arm also switches on the head that
 # predicts the sex from the image, so that the sex label still trains; the scratch arm's second key only
@@ -87,6 +88,9 @@ def test_real_data_settings_take_masks_and_key_points_only_from_the_chain():
             assert aux.annotations == "dataset"  # phantoms: their own
         elif split_variant(variant)[1] == "aux":
             assert aux.mask_weight > 0 and aux.keypoint_weight > 0 and aux.annotations == "iglovikov18_chain"
+        elif split_variant(variant)[1] in ("maskonly", "keypointsonly"):
+            assert (aux.mask_weight > 0) != (aux.keypoint_weight > 0) and aux.annotations == "iglovikov18_chain"
+            assert aux.outside_mask_weight == 0, variant
         else:
             assert aux.mask_weight == aux.keypoint_weight == aux.outside_mask_weight == 0, variant
 
@@ -110,7 +114,8 @@ def test_unknown_variant_is_refused_with_the_known_ones():
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
         "kit choice", "issue 19", "as lite0_regressor", "as every seed system", "small:", "r512:", "thumbs:", "gap/gru:",
-        "nosex:", "l1:", "scratch:", "aux:"))
+        "nosex:", "l1:", "scratch:", "aux:", "maskonly/keypointsonly:",
+        "nosexlabel:"))
     assert not missing, f"values without a source comment: {missing}"
 
 
@@ -121,8 +126,21 @@ def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
     assert len(pairs) == len(set(pairs))
     arms = {(base, f"{base}_{arm}") for base in ("r512", "thumbs") for arm in ARMS}
     starts = {(f"r512_{THUMBS_START}", "r512"), (f"r512_{THUMBS_START}", "thumbs")}  # the start, and resolution
-    assert set(pairs) == arms | starts
+    heads_off = {("r512_aux", "r512_maskonly"), ("r512_aux", "r512_keypointsonly"), ("r512_nosex", "r512_nosexlabel")}
+    assert set(pairs) == arms | starts | heads_off
     for ab in ABLATIONS:
         if ab["a"][0] == "attention_mtl" and (ab["a"][1], ab["b"][1]) in arms:
             assert ab["b"][1] in VARIANTS and f"--variant {ab['b'][1]}" in ab["commands"][-1]
             assert ("--weights" in ab["commands"][-1]) == (not ab["b"][1].endswith("scratch"))
+
+
+@pytest.mark.parametrize("arm, against", [("maskonly", "aux"), ("keypointsonly", "aux"), ("nosexlabel", "nosex")])
+def test_each_head_off_arm_turns_one_head_off_against_the_arm_with_it(arm, against):
+    """Issue 19's "each auxiliary task off": r512_<arm> differs from r512_<against> in one head's weight only."""
+    assert arm in HEAD_OFF_ARMS and split_variant(f"r512_{arm}") == ("r512", arm)
+    changed = changed_keys(get_config(f"r512_{against}"), get_config(f"r512_{arm}"))
+    off = {"maskonly": "model.aux.keypoint_weight", "keypointsonly": "model.aux.mask_weight",
+           "nosexlabel": "model.aux.sex_weight"}[arm]
+    assert changed == {off} and get_config(f"r512_{arm}").model.aux[off.rpartition(".")[2]] == 0
+    with pytest.raises(ValueError, match="Received"):
+        get_config(f"thumbs_{arm}")  # r512 only
