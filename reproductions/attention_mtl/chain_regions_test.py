@@ -32,7 +32,8 @@ def test_regions_lie_in_the_hand_where_the_registration_puts_them():
     assert set(regions) == set(chain_regions.CHAIN_REGIONS)
     for m in regions.values():
         assert m.shape == hand.shape and not (m & ~hand).any() and m.any()
-    np.testing.assert_array_equal(regions["rest_of_hand"], hand & ~(regions["carpal"] | regions["metacarpal"]))
+    np.testing.assert_array_equal(regions["rest_of_hand"], hand & ~(regions["carpal"] | regions["metacarpal"] |
+                                                                   regions["fingers"] | regions["forearm"]))
     (tip_x, tip_y), _, (cap_x, cap_y) = np.round(p.keypoints).astype(int)
     assert regions["carpal"][cap_y, cap_x]  # the capitate is a carpal bone
     assert not regions["carpal"][tip_y + 2, tip_x] and not regions["metacarpal"][tip_y + 2, tip_x]  # the finger tip
@@ -70,3 +71,24 @@ def test_letterboxed_regions_stay_on_the_radiograph():
     np.testing.assert_array_equal(regions["carpal"][:, 14:114],
                                   chain_regions.region_masks(direct_hand, direct_kp)["carpal"])
     assert attention.content_mask((128, 100), 128).sum() == content.sum()
+
+
+def test_the_fingers_and_the_forearm_hold_the_distal_phalanges_and_the_radius_and_ulna():
+    """Issue 19's other two regions, cut from iglovikov18's canvas above the metacarpal box and below the carpal
+    box, against the phantom generator's own bones (its region map labels each bone pixel)."""
+    names = phantoms.REGION_NAMES
+    for index in range(4):
+        p = phantoms.sample_phantom(index, 0, 256, regions=True)
+        hand, keypoints = chain_regions.hand_geometry(p.image)
+        regions = chain_regions.region_masks(hand, keypoints)
+        tiles = [regions[n] for n in ("fingers", "forearm", "rest_of_hand")]
+        boxes = regions["carpal"] | regions["metacarpal"]
+        assert sum(m.astype(int) for m in tiles).max() == 1 and not any((m & boxes).any() for m in tiles)
+        np.testing.assert_array_equal(boxes | tiles[0] | tiles[1] | tiles[2], hand)  # the five tile the mask
+
+        def bones_in(region):  # share of each generator region among the bone pixels of a chain region
+            labels = p.regions[regions[region] & (p.regions > 0)]
+            return {n: float(np.mean(labels == k + 1)) for k, n in enumerate(names)}
+        fingers, forearm = bones_in("fingers"), bones_in("forearm")
+        assert fingers["distal_phalanges"] > 0.5 and fingers["distal_phalanges"] + fingers["middle_phalanges"] == 1
+        assert forearm["radius_ulna"] > 0.8 and forearm["distal_phalanges"] == forearm["middle_phalanges"] == 0

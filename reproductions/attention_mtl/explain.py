@@ -288,7 +288,9 @@ def markdown(values: dict, title: str = "") -> str:
         lines += ["The hand mask and regions come from the iglovikov18 chain, so these shares are on the pixels its "
                   "carpal and metacarpal networks see (their errors: the region table in "
                   "reproductions/iglovikov18/README.md). The two boxes overlap (the carpal box's top holds the "
-                  "metacarpal bases), so the shares do not sum; the rest of the hand is the mask outside both. "
+                  "metacarpal bases), so the shares do not sum; the fingers and the forearm are the hand above the "
+                  "metacarpal box and below the carpal box (this kit's cut, chain_regions.py), the rest of the hand "
+                  "the mask outside all four. "
                   "Means over the images the chain gave key points for; the shares that need no anatomy over all.",
                   ""]
     elif any(c.startswith("region_") for c in columns):
