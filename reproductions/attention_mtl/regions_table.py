@@ -51,17 +51,6 @@ def collect_attention(runs) -> dict:
     return out
 
 
-def iglovikov18_by_data(results_dir) -> dict:
-    """{(dataset, base, split): {(kind, region): cell}} as iglovikov18's regions.collect, keyed by each
-    evaluation's own dataset and split name (an evaluation on other data is stored as "test-on-<dataset>")."""
-    from reproductions.iglovikov18 import regions as ig_regions
-    out = {}
-    for (dataset, base, key), cells in ig_regions.collect(results_dir).items():
-        split = key.split("-on-")[0] if "-on-" in key else key
-        out[(dataset, base, split)] = cells
-    return out
-
-
 def _iglovikov18_cells(collected: dict, dataset: str, split: str) -> tuple[str, dict] | None:
     """(base, {(kind, region): cell}) of iglovikov18's runs on the registered copy of `dataset`, best covered
     base first; None when there are none."""
@@ -107,7 +96,8 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
     logs and returns the files written."""
     results_dir = Path(results_dir or results.RESULTS_DIR)
     runs = results.load_runs(results_dir)
-    ig = iglovikov18_by_data(results_dir)
+    from reproductions.iglovikov18 import regions as ig_regions
+    ig = ig_regions.collect(results_dir)
     written = [results_dir / "attention_mtl" / "regions.md"]
     io.atomic_write_text(written[0], "\n".join([
         HEADER, "", "# attention_mtl: where the attention looks, beside iglovikov18's region networks", "",

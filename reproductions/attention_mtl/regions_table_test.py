@@ -34,14 +34,11 @@ def test_the_table_puts_the_attention_beside_the_region_networks_on_the_same_ima
     assert "85 images with regions" in text
 
 
-def test_an_evaluation_on_other_data_meets_iglovikov18s_on_the_same_data(monkeypatch):
+def test_an_evaluation_on_other_data_meets_iglovikov18s_on_the_same_data():
     record = _attention_record(dataset="folder/rsna-sample", split="test-on-folder-rsna-sample")
     record["evaluations"]["test-on-folder-rsna-sample"]["split"] = "test"
-    from reproductions.iglovikov18 import regions as ig_regions
-    monkeypatch.setattr(ig_regions, "collect", lambda results_dir: {
-        ("folder/rsna-sample-registered-r512-400px", "r512", "test-on-folder-rsna-sample-registered-r512-400px"):
-            {("classify", "hand"): _cell(11.5), ("regress", "hand"): {"all": {"value": None}}}})
-    ig = regions_table.iglovikov18_by_data("unused")
+    ig = {("folder/rsna-sample-registered-r512-400px", "r512", "test"):  # regions.collect: by the evaluation's split
+          {("classify", "hand"): _cell(11.5), ("regress", "hand"): {"all": {"value": None}}}}
     text = regions_table.render([record], ig)
     assert "**folder/rsna-sample**, test split" in text and "iglovikov18 `r512` networks" in text
     hand = next(line for line in text.splitlines() if line.startswith("| whole hand"))

@@ -51,3 +51,22 @@ def test_region_table_puts_each_run_in_its_row_beside_the_paper(tmp_path):
     assert regions.parse_run_variant("small-segment") is None
     regions.regenerate(results_dir=tmp_path, log=lambda *_: None)      # no runs: still a valid file
     assert "No evaluated iglovikov18 age runs yet." in (tmp_path / "iglovikov18" / "regions.md").read_text()
+
+
+def test_collect_keys_each_evaluation_by_its_own_data_and_split(tmp_path, monkeypatch):
+    """An evaluation on other data (stored as "test-on-<dataset>") is that dataset's test split, and its cell links
+    to its own folder: the attention_mtl region table meets it by (dataset, split)."""
+    metrics = {"overall": {"mae": _cell(12.0)}, "n": 16,
+               "by_sex": {s: {"metrics": {"mae": _cell(12.0)}, "n": 8} for s in ("female", "male")}}
+    run = "iglovikov18/folder-a-registered_r512-classify-hand_400px"
+    for folder in ("test", "test-on-folder-b-registered"):
+        (tmp_path / run / folder).mkdir(parents=True)
+        (tmp_path / run / folder / "metrics.json").write_text(json.dumps(metrics))
+    record = {"paper": "iglovikov18", "variant": "r512-classify-hand", "_dir": run, "evaluations": {
+        "test": {"split": "test", "dataset": "folder/a-registered"},
+        "test-on-folder-b-registered": {"split": "test", "dataset": "folder/b-registered"}}}
+    monkeypatch.setattr(regions.results, "load_runs", lambda results_dir: [record])
+    collected = regions.collect(tmp_path)
+    assert set(collected) == {("folder/a-registered", "r512", "test"), ("folder/b-registered", "r512", "test")}
+    cell = collected[("folder/b-registered", "r512", "test")][("classify", "hand")]
+    assert cell["run"] == f"{run}/test-on-folder-b-registered/metrics.md" and cell["n"] == 16

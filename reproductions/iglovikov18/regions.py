@@ -46,7 +46,9 @@ def _metrics(run_dir, split, primary_first=True):
 
 
 def collect(results_dir=None) -> dict:
-    """{(dataset, base, split): {(kind, region): {"all", "female", "male", "n", "run"}}} from run records."""
+    """{(dataset, base, split): {(kind, region): {"all", "female", "male", "n", "run"}}} from run records; split is
+    each evaluation's own split name ("test"), its dataset says which data (an evaluation on other data is
+    stored in a folder "test-on-<dataset>", which "run" links to)."""
     results_dir = Path(results_dir or _results_dir())
     out = {}
     for record in results.load_runs(results_dir):
@@ -56,15 +58,15 @@ def collect(results_dir=None) -> dict:
         if parsed is None:
             continue
         base, kind, region = parsed.base, parsed.stage, parsed.region
-        for split, ev in sorted(record.get("evaluations", {}).items()):
-            m = _metrics(results_dir / record["_dir"], split)
+        for folder, ev in sorted(record.get("evaluations", {}).items()):
+            m = _metrics(results_dir / record["_dir"], folder)
             if m is None:
                 continue
             cell = {"all": m["overall"]["mae"], "female": m["by_sex"]["female"]["metrics"]["mae"],
                     "male": m["by_sex"]["male"]["metrics"]["mae"], "n": m["n"],
                     "n_female": m["by_sex"]["female"]["n"], "n_male": m["by_sex"]["male"]["n"],
-                    "run": f"{record['_dir']}/{split}/metrics.md", "estimate": ev.get("primary_estimate")}
-            out.setdefault((ev.get("dataset", "?"), base, split), {})[(kind, region)] = cell
+                    "run": f"{record['_dir']}/{folder}/metrics.md", "estimate": ev.get("primary_estimate")}
+            out.setdefault((ev.get("dataset", "?"), base, ev.get("split", folder)), {})[(kind, region)] = cell
     return out
 
 
