@@ -20,7 +20,9 @@ for each, every other hand-mask pixel given to the nearest bone's region) and th
 against the stored mask before use. Real radiograph folders carry neither masks nor regions: for them
 the iglovikov18 chain makes both (chain_regions.py): its bootstrap hand mask and the key points read
 off it, and its registration's carpal and metacarpal boxes mapped back onto the radiograph, so the
-shares are on the pixels iglovikov18's region networks see. An image the chain gives no key points
+shares are on the pixels iglovikov18's region networks see; the fingers above the metacarpal box and
+the forearm below the carpal box are this kit's cut of the same canvas. The sheet outlines these four
+regions over the attention. An image the chain gives no key points
 for counts in the shares that need no anatomy only, and the table says how many had regions.
 
 `predict --explain` (task.py's runner, after predict has written its CSV) calls `write_explanations`:
@@ -156,9 +158,11 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
             if with_mask:
                 hand = meta["mask"][k, ..., 0] > 127
                 row["in_hand_mask"], row["area_in_hand_mask"] = float(up[k][hand].sum()), hand.mean()
+            regions = None
             if from_chain:
-                row.update(_chain_shares(up[k], meta["image"][k, ..., 0],
-                                         attention.content_mask(meta["source_hw"][k], size), chain_config))
+                hand, regions = chain_regions.letterboxed_regions(
+                    meta["image"][k, ..., 0], attention.content_mask(meta["source_hw"][k], size), chain_config)
+                row.update(_chain_shares(up[k], hand, regions))
             if "in_hand_mask" in row:  # on the radiograph but off the hand: background, labels, film edges
                 row["off_hand"] = row["on_radiograph"] - row["in_hand_mask"]
                 row["area_off_hand"] = row["area_on_radiograph"] - row["area_in_hand_mask"]
@@ -174,7 +178,7 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
                     for i, name in enumerate(REGION_NAMES):
                         row[f"region_{name}"], row[f"area_region_{name}"] = float(mass[i + 1]), float(area[i + 1])
             if example_id in wanted:
-                shown[example_id] = (meta["image"][k, ..., 0], attention.smooth(grid[k:k + 1], size)[0])
+                shown[example_id] = (meta["image"][k, ..., 0], attention.smooth(grid[k:k + 1], size)[0], regions)
             rows.append(row)
     table = pd.DataFrame(rows)
     if not regions_ok:  # no phantom regions; the chain's (real folders) stay where any image had them
@@ -191,12 +195,15 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
         if example_id in shown:
             t = truth.loc[example_id]
             sex = {1: "boy", 0: "girl"}.get(int(t["male"]), "?")
-            panels.append((f"{band} y", *shown[example_id],
-                           f"{band} y: {example_id}\n{sex}, true {t['boneage_true']:.0f}, predicted {t['boneage_pred']:.0f} mo"))
-    if panels:
+            image, shown_map, regions = shown[example_id]
+            panels.append((f"{band} y", image, shown_map,
+                           f"{band} y: {example_id}\n{sex}, true {t['boneage_true']:.0f}, predicted {t['boneage_pred']:.0f} mo",
+                           regions))
+    if panels:  # on real radiographs the chain's regions are outlined over the attention (chain_regions.py)
         overlays.write_sheet(out_dir / SHEET, panels, title=(
             f"{title}: attention (mean over heads) by reference age band" if title else
-            "Attention (mean over heads) by reference age band"))
+            "Attention (mean over heads) by reference age band"),
+            outline_titles={n: chain_regions.CHAIN_REGION_TITLES[n] for n in chain_regions.CHAIN_REGIONS[:4]})
     io.atomic_to_csv(table, out_dir / REGIONS_CSV)
     values = summary(table)
     with_regions = int(table["region_carpal"].notna().sum()) if "region_carpal" in table else 0
@@ -214,10 +221,10 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
 SHARES = ("on_radiograph", "in_hand_mask", "off_hand", *(f"region_{n}" for n in (*REGION_NAMES, *chain_regions.CHAIN_REGIONS)))
 
 
-def _chain_shares(attention_map, image, content, config) -> dict:
-    """The attention's share (and the area's) in the hand mask and each of chain_regions.CHAIN_REGIONS, from the
-    iglovikov18 chain on this letterboxed radiograph; NaN for all when the chain gives no key points."""
-    hand, regions = chain_regions.letterboxed_regions(image, content, config)
+def _chain_shares(attention_map, hand, regions) -> dict:
+    """The attention's share (and the area's) in the hand mask and each of chain_regions.CHAIN_REGIONS, as
+    chain_regions.letterboxed_regions gives them for this letterboxed radiograph; NaN for all when the chain
+    gave no key points (None, None)."""
     areas = {"in_hand_mask": hand, **{f"region_{n}": (regions or {}).get(n) for n in chain_regions.CHAIN_REGIONS}}
     out = {}
     for name, where in areas.items():

@@ -80,24 +80,47 @@ def write_overlay(path, image, attention, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def write_sheet(path, panels, title: str = "") -> Path:
-    """A sheet of overlays: panels = [(column label, image, attention, panel title)], placed column by
-    column in the order given (a column per label: e.g. one per age band, its images top to bottom).
+# Outline colours of the hand regions (drawn over the heat map, so none of the inferno map's own hues)
+OUTLINE_COLOURS = ("#00e5ff", "#76ff03", "#2979ff", "#ffffff", "#ff4081", "#ffd600")
+
+
+def draw_outlines(ax, outlines: dict, colours: dict):
+    """The edge of each region ({name: [S, S] bool}) as a thin line in its colour."""
+    for name, where in outlines.items():
+        if where is not None and np.any(where):
+            ax.contour(np.asarray(where, np.float32), levels=[0.5], colors=[colours[name]], linewidths=0.7)
+
+
+def write_sheet(path, panels, title: str = "", outline_titles: dict | None = None) -> Path:
+    """A sheet of overlays: panels = [(column label, image, attention, panel title[, outlines])], placed
+    column by column in the order given (a column per label: e.g. one per age band, its images top to
+    bottom). outlines, where given: {region: [S, S] bool}, each region's edge drawn over the attention in
+    its own colour, named in a legend by outline_titles ({region: title}, in legend order).
 
     Returns the path. An empty sheet is refused (ValueError): there is nothing to draw."""
     if not panels:
         raise ValueError("no panels to draw")
+    outline_titles = outline_titles or {}
+    colours = dict(zip(outline_titles, OUTLINE_COLOURS))
     labels = list(dict.fromkeys(label for label, *_ in panels))
     by_label = {label: [p for p in panels if p[0] == label] for label in labels}
     n_cols = len(labels)
     n_rows = max(len(v) for v in by_label.values())
-    fig = _figure((2.3 * n_cols, 2.5 * n_rows + (0.4 if title else 0.0)))
+    legend = bool(colours) and any(len(p) > 4 and p[4] for p in panels)
+    fig = _figure((2.3 * n_cols, 2.5 * n_rows + (0.4 if title else 0.0) + (0.5 if legend else 0.0)))
     axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
         ax.set_axis_off()
     for col, label in enumerate(labels):
-        for row, (_, image, attention, panel_title) in enumerate(by_label[label]):
+        for row, (_, image, attention, panel_title, *outlines) in enumerate(by_label[label]):
             draw(axes[row, col], image, attention, panel_title)
+            if outlines and outlines[0]:
+                draw_outlines(axes[row, col], {n: outlines[0].get(n) for n in colours}, colours)
+    if legend:
+        from matplotlib.lines import Line2D
+        fig.legend([Line2D([], [], color=c, linewidth=2) for c in colours.values()],
+                   [outline_titles[n] for n in colours], loc="outside lower center", ncols=min(3, len(colours)),
+                   fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)

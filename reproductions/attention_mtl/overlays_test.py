@@ -50,3 +50,23 @@ def test_a_flat_map_is_a_faint_tint_and_a_peaked_one_reaches_the_top():
     peaked[2, 3] = 0.9
     scaled = overlays.colour_scale(peaked)
     assert scaled.max() == 1.0 and scaled[2, 3] == 1.0 and scaled[0, 0] < 0.01
+
+
+def test_region_outlines_are_drawn_in_their_colours_with_a_legend(tmp_path):
+    from PIL import Image
+    image, attention = _panel(0)
+    square = np.zeros(attention.shape, bool)
+    square[8:24, 8:24] = True
+    titles = {"carpal": "carpal box", "metacarpal": "metacarpal box"}
+    with_lines = overlays.write_sheet(tmp_path / "lines.png", [("0-2 y", image, attention, "a", {"metacarpal": square})],
+                                      outline_titles=titles)
+    without = overlays.write_sheet(tmp_path / "plain.png", [("0-2 y", image, attention, "a", None)],
+                                   outline_titles=titles)
+
+    def green(path, rows=1.0):  # the metacarpal outline's colour (#76ff03, after the 256-colour palette), in
+        rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)  # neither the grey image nor the heat map
+        rgb = rgb[:int(rows * len(rgb))]
+        return int((rgb[..., 1] > np.maximum(rgb[..., 0], rgb[..., 2]) + 40).sum())
+    assert green(with_lines, rows=0.7) > 20  # on the panel, above the legend
+    assert green(without) == 0
+    assert _png_size(with_lines)[1] > _png_size(without)[1]  # the legend's row
