@@ -92,7 +92,7 @@ ABLATIONS = (
              "radiographs carry no masks or key points: B learns the iglovikov18 chain's (its bootstrap mask and the key "
              "points read off it; model.aux.annotations), so the pair measures the two heads together, on those targets"),
         )),
-    *(  # issue 19's "each auxiliary task off", one head at a time: A has the head on, B is A with it off
+    *(  # issue 19's "each auxiliary task off", one at a time: A has the task on, B is A with it off
         {"question": f"{question} (attention_mtl, 512-px radiographs)", "factor": f"attention_mtl r512: {factor}",
          "a": ("attention_mtl", a), "b": ("attention_mtl", b), "caveat": caveat,
          "commands": [f"python -m reproductions.attention_mtl train {R512} --variant {v} --weights {LITE0_WEIGHTS}"
@@ -108,6 +108,11 @@ ABLATIONS = (
              "no sex input in either: the auxiliary sex-from-image head at weight 1 (A) vs off, the sex label unused (B), "
              "same budget",
              "the no-learning reference still uses each sex's mean; B alone among the runs never sees the sex label"),
+            ("r512_penalty", "r512_aux", "Does the outside-mask penalty help?",
+             "the mask and key-point heads with the penalty on the attention outside the hand mask, weight 1 (A) vs "
+             "without it (B), same budget",
+             "the mask is the iglovikov18 chain's bootstrap mask, which misses some finger tips; an image it finds no "
+             "hand in is left out of the penalty"),
         )),
     {"question": "Whole image or 49 patches with fusion?",
      "factor": "rsna17_second: 49 patches + fusion (A) vs the same ResNet-50 on the whole hand crop (B)",

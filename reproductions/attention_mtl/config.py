@@ -41,14 +41,15 @@ from common.config import Config
 BASES = ("", "thumbs", "r512")  # the settings an ablation arm changes one factor of
 ABLATION_POOLINGS = ("gap", "gru")  # the pooling ablations of the default "attention"
 ARMS = (*ABLATION_POOLINGS, "nosex", "l1", "scratch", "aux")  # one-factor ablation arms: a suffix after a base
-# Issue 19's "each auxiliary task off", one head at a time on the radiographs: each arm is one head off against an
-# arm with it on ("r512_aux" has the mask and key-point heads, "r512_nosex" the sex-from-image head), not against
-# a base, so they exist for r512 only (the thumbnails' arms are listed as not run already)
-HEAD_OFF_ARMS = ("maskonly", "keypointsonly", "nosexlabel")
+# Issue 19's "each auxiliary task off", one task at a time on the radiographs: each arm turns one head (or the
+# outside-mask penalty) off or on against an arm that has the others ("r512_aux" has the mask and key-point heads,
+# "r512_nosex" the sex-from-image head), not against a base, so they exist for r512 only (the thumbnails' arms
+# are listed as not run already)
+AUX_ARMS = ("maskonly", "keypointsonly", "nosexlabel", "penalty")
 # Issue 19's headline recipe on the radiographs: r512 started from the thumbs run (--init-from, required)
 THUMBS_START = "fromthumbs"
 VARIANTS = ("", "small", "thumbs", "r512", *(f"{base}_{arm}" if base else arm for base in BASES for arm in ARMS),
-            *(f"r512_{arm}" for arm in HEAD_OFF_ARMS), f"r512_{THUMBS_START}")
+            *(f"r512_{arm}" for arm in AUX_ARMS), f"r512_{THUMBS_START}")
 
 
 def split_variant(variant: str) -> tuple[str, str]:
@@ -58,7 +59,7 @@ def split_variant(variant: str) -> tuple[str, str]:
         raise ValueError(f"Unknown attention_mtl config variant; expected one of {VARIANTS}. "
                          f"Received: variant={variant!r}")
     base, _, arm = variant.rpartition("_")
-    return (base, arm) if arm in (*ARMS, *HEAD_OFF_ARMS, THUMBS_START) else (variant, "")
+    return (base, arm) if arm in (*ARMS, *AUX_ARMS, THUMBS_START) else (variant, "")
 
 
 def get_config(variant: str = "") -> Config:
@@ -81,10 +82,11 @@ def get_config(variant: str = "") -> Config:
             "scratch": random initial weights (no --weights);
             "aux": the mask and key-point heads on, trained on the iglovikov18 chain's hand masks and key
                 points where the dataset has none (model.aux.annotations).
-        Each auxiliary head off, one at a time (r512 only; each against the arm with that head on):
+        Each auxiliary task off, one at a time (r512 only; each against the arm with that task on):
             "r512_maskonly": "r512_aux" with the key-point head off (the mask head alone);
             "r512_keypointsonly": "r512_aux" with the mask head off (the key-point head alone);
-            "r512_nosexlabel": "r512_nosex" with its sex-from-image head off (the sex label unused).
+            "r512_nosexlabel": "r512_nosex" with its sex-from-image head off (the sex label unused);
+            "r512_penalty": "r512_aux" with the outside-mask penalty on (weight 1).
         "r512_fromthumbs": "r512" started from the "thumbs" run's weights (train --init-from, which it
             requires): issue 19's headline recipe for the radiographs, against "r512"'s ImageNet start.
     """
@@ -193,6 +195,11 @@ def get_config(variant: str = "") -> Config:
         config.model.aux.annotations = "iglovikov18_chain"  # maskonly/keypointsonly: as aux, the chain's masks and key points
         config.model.aux.mask_weight = 0.1 if arm == "maskonly" else 0.0  # maskonly/keypointsonly: aux's weight, or off: the arm's one change against aux
         config.model.aux.keypoint_weight = 0.1 if arm == "keypointsonly" else 0.0  # maskonly/keypointsonly: aux's weight, or off: the arm's one change against aux
+    if arm == "penalty":
+        config.model.aux.annotations = "iglovikov18_chain"  # penalty: as aux, the chain's masks and key points
+        config.model.aux.mask_weight = 0.1  # penalty: as aux
+        config.model.aux.keypoint_weight = 0.1  # penalty: as aux
+        config.model.aux.outside_mask_weight = 1.0  # penalty: the one change against aux, on at the phantom tests' weight (heads_test.py): at most 1 month beside a CRPS of ~7-10 months late in training; r512_aux put 74 % of its attention off the chain's mask
     if arm == "nosexlabel":
         config.model.sex_input = False  # nosexlabel: as nosex, the image alone
         config.model.aux.sex_weight = 0.0  # nosexlabel: the one change against nosex: its sex-from-image head off, so the sex label trains nothing

@@ -3,7 +3,7 @@ import pytest
 
 from common.config import changed_keys, values_without_source
 from reproductions.attention_mtl import config as config_module
-from reproductions.attention_mtl.config import (ARMS, BASES, HEAD_OFF_ARMS, THUMBS_START, VARIANTS, get_config,
+from reproductions.attention_mtl.config import (ARMS, BASES, AUX_ARMS, THUMBS_START, VARIANTS, get_config,
                                                  split_variant)
 
 # What each ablation arm changes against its base: one factor (the sex arm also switches on the head that
@@ -91,6 +91,8 @@ def test_real_data_settings_take_masks_and_key_points_only_from_the_chain():
         elif split_variant(variant)[1] in ("maskonly", "keypointsonly"):
             assert (aux.mask_weight > 0) != (aux.keypoint_weight > 0) and aux.annotations == "iglovikov18_chain"
             assert aux.outside_mask_weight == 0, variant
+        elif split_variant(variant)[1] == "penalty":
+            assert aux.outside_mask_weight > 0 and aux.mask_weight > 0 and aux.annotations == "iglovikov18_chain"
         else:
             assert aux.mask_weight == aux.keypoint_weight == aux.outside_mask_weight == 0, variant
 
@@ -115,7 +117,7 @@ def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
         "kit choice", "issue 19", "as lite0_regressor", "as every seed system", "small:", "r512:", "thumbs:", "gap/gru:",
         "nosex:", "l1:", "scratch:", "aux:", "maskonly/keypointsonly:",
-        "nosexlabel:"))
+        "nosexlabel:", "penalty:"))
     assert not missing, f"values without a source comment: {missing}"
 
 
@@ -126,7 +128,8 @@ def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
     assert len(pairs) == len(set(pairs))
     arms = {(base, f"{base}_{arm}") for base in ("r512", "thumbs") for arm in ARMS}
     starts = {(f"r512_{THUMBS_START}", "r512"), (f"r512_{THUMBS_START}", "thumbs")}  # the start, and resolution
-    heads_off = {("r512_aux", "r512_maskonly"), ("r512_aux", "r512_keypointsonly"), ("r512_nosex", "r512_nosexlabel")}
+    heads_off = {("r512_aux", "r512_maskonly"), ("r512_aux", "r512_keypointsonly"), ("r512_nosex", "r512_nosexlabel"),
+                 ("r512_penalty", "r512_aux")}
     assert set(pairs) == arms | starts | heads_off
     for ab in ABLATIONS:
         if ab["a"][0] == "attention_mtl" and (ab["a"][1], ab["b"][1]) in arms:
@@ -134,13 +137,15 @@ def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
             assert ("--weights" in ab["commands"][-1]) == (not ab["b"][1].endswith("scratch"))
 
 
-@pytest.mark.parametrize("arm, against", [("maskonly", "aux"), ("keypointsonly", "aux"), ("nosexlabel", "nosex")])
-def test_each_head_off_arm_turns_one_head_off_against_the_arm_with_it(arm, against):
-    """Issue 19's "each auxiliary task off": r512_<arm> differs from r512_<against> in one head's weight only."""
-    assert arm in HEAD_OFF_ARMS and split_variant(f"r512_{arm}") == ("r512", arm)
+@pytest.mark.parametrize("arm, against", [("maskonly", "aux"), ("keypointsonly", "aux"), ("nosexlabel", "nosex"),
+                                         ("penalty", "aux")])
+def test_each_aux_arm_turns_one_task_off_or_on_against_the_arm_with_the_others(arm, against):
+    """Issue 19's "each auxiliary task off": r512_<arm> differs from r512_<against> in one task's weight only."""
+    assert arm in AUX_ARMS and split_variant(f"r512_{arm}") == ("r512", arm)
     changed = changed_keys(get_config(f"r512_{against}"), get_config(f"r512_{arm}"))
-    off = {"maskonly": "model.aux.keypoint_weight", "keypointsonly": "model.aux.mask_weight",
-           "nosexlabel": "model.aux.sex_weight"}[arm]
-    assert changed == {off} and get_config(f"r512_{arm}").model.aux[off.rpartition(".")[2]] == 0
+    key = {"maskonly": "model.aux.keypoint_weight", "keypointsonly": "model.aux.mask_weight",
+           "nosexlabel": "model.aux.sex_weight", "penalty": "model.aux.outside_mask_weight"}[arm]
+    assert changed == {key}
+    assert (get_config(f"r512_{arm}").model.aux[key.rpartition(".")[2]] > 0) == (arm == "penalty")  # on, or off
     with pytest.raises(ValueError, match="Received"):
         get_config(f"thumbs_{arm}")  # r512 only
