@@ -81,14 +81,14 @@ def write_overlay(path, image, attention, title: str = "") -> Path:
 
 
 # Outline colours of the hand regions (drawn over the heat map, so none of the inferno map's own hues)
-OUTLINE_COLOURS = ("#00e5ff", "#76ff03", "#2979ff", "#ffffff", "#ff4081", "#ffd600")
+OUTLINE_COLOURS = ("#00e5ff", "#76ff03", "#2979ff", "#e040fb", "#ff9100", "#ffd600")
 
 
 def draw_outlines(ax, outlines: dict, colours: dict):
     """The edge of each region ({name: [S, S] bool}) as a thin line in its colour."""
     for name, where in outlines.items():
         if where is not None and np.any(where):
-            ax.contour(np.asarray(where, np.float32), levels=[0.5], colors=[colours[name]], linewidths=0.7)
+            ax.contour(np.asarray(where, np.float32), levels=[0.5], colors=[colours[name]], linewidths=0.9)
 
 
 def write_sheet(path, panels, title: str = "", outline_titles: dict | None = None) -> Path:
