@@ -132,7 +132,8 @@ def test_the_comparison_pairs_each_budget_base_with_each_of_its_arms():
                  ("r512_penalty", "r512_aux")}
     assert set(pairs) == arms | starts | heads_off
     for ab in ABLATIONS:
-        if ab["a"][0] == "attention_mtl" and (ab["a"][1], ab["b"][1]) in arms:
+        if ab["a"][0] == "attention_mtl" and (ab["a"][1], ab["b"][1]) in arms | heads_off:
+            assert ab["a"][1] in VARIANTS and f"--variant {ab['a'][1]}" in " ".join(ab["commands"])
             assert ab["b"][1] in VARIANTS and f"--variant {ab['b'][1]}" in ab["commands"][-1]
             assert ("--weights" in ab["commands"][-1]) == (not ab["b"][1].endswith("scratch"))
 

@@ -254,7 +254,8 @@ def _regions_source(dataset: str, regions_ok: bool, with_mask: bool, counted=(0,
         return f"{dataset}: hand masks only (no bone regions)"
     return (f"{dataset}: the iglovikov18 chain (reproductions/attention_mtl/chain_regions.py): its bootstrap hand "
             "mask, the key points read off it and its registration's carpal and metacarpal boxes mapped back onto "
-            f"each radiograph; {counted[0]} of {counted[1]} images had key points (the others count in the "
+            "each radiograph, with the hand above and below them (fingers, forearm); "
+            f"{counted[0]} of {counted[1]} images had key points (the others count in the "
             "shares that need no anatomy only)")
 
 

@@ -65,8 +65,18 @@ def test_collect_keys_each_evaluation_by_its_own_data_and_split(tmp_path, monkey
     record = {"paper": "iglovikov18", "variant": "r512-classify-hand", "_dir": run, "evaluations": {
         "test": {"split": "test", "dataset": "folder/a-registered"},
         "test-on-folder-b-registered": {"split": "test", "dataset": "folder/b-registered"}}}
+    # A second run of the same network, trained on b: its own test split meets the first run's evaluation on b
+    other = "iglovikov18/folder-b-registered_r512-classify-hand_400px"
+    (tmp_path / other / "test").mkdir(parents=True)
+    (tmp_path / other / "test" / "metrics.json").write_text(json.dumps(metrics))
+    own = {"paper": "iglovikov18", "variant": "r512-classify-hand", "_dir": other,
+           "evaluations": {"test": {"split": "test", "dataset": "folder/b-registered"}}}
     monkeypatch.setattr(regions.results, "load_runs", lambda results_dir: [record])
     collected = regions.collect(tmp_path)
     assert set(collected) == {("folder/a-registered", "r512", "test"), ("folder/b-registered", "r512", "test")}
     cell = collected[("folder/b-registered", "r512", "test")][("classify", "hand")]
     assert cell["run"] == f"{run}/test-on-folder-b-registered/metrics.md" and cell["n"] == 16
+    for order in ([record, own], [own, record]):  # the run on its own data wins, whichever is read first
+        monkeypatch.setattr(regions.results, "load_runs", lambda results_dir, order=order: order)
+        cell = regions.collect(tmp_path)[("folder/b-registered", "r512", "test")][("classify", "hand")]
+        assert cell["run"] == f"{other}/test/metrics.md"

@@ -65,8 +65,14 @@ def collect(results_dir=None) -> dict:
             cell = {"all": m["overall"]["mae"], "female": m["by_sex"]["female"]["metrics"]["mae"],
                     "male": m["by_sex"]["male"]["metrics"]["mae"], "n": m["n"],
                     "n_female": m["by_sex"]["female"]["n"], "n_male": m["by_sex"]["male"]["n"],
-                    "run": f"{record['_dir']}/{folder}/metrics.md", "estimate": ev.get("primary_estimate")}
-            out.setdefault((ev.get("dataset", "?"), base, ev.get("split", folder)), {})[(kind, region)] = cell
+                    "run": f"{record['_dir']}/{folder}/metrics.md", "estimate": ev.get("primary_estimate"),
+                    "own_data": "-on-" not in folder}
+            cells = out.setdefault((ev.get("dataset", "?"), base, ev.get("split", folder)), {})
+            held = cells.get((kind, region))
+            # Two runs of one network can meet on one (dataset, split): one trained there, one trained elsewhere
+            # and evaluated there (--eval-data). The table shows the run on its own data; else the first read.
+            if held is None or (cell["own_data"] and not held["own_data"]):
+                cells[(kind, region)] = cell
     return out
 
 
