@@ -49,6 +49,10 @@ REGION_TITLES = {"radius_ulna": "radius / ulna", "carpals": "carpals",
                  "metacarpals_proximal_phalanges": "metacarpals + proximal phalanges",
                  "middle_phalanges": "middle phalanges", "distal_phalanges": "distal phalanges",
                  **chain_regions.CHAIN_REGION_TITLES}
+# The sheet's legend for the chain's regions (chain_regions.CHAIN_REGIONS but the rest of the hand), short enough
+# for a sheet of one column
+OUTLINE_TITLES = {"carpal": "carpal box (iglovikov18)", "metacarpal": "metacarpal box (iglovikov18)",
+                  "fingers": "fingers above the metacarpal box", "forearm": "forearm below the carpal box"}
 PHANTOM_ID = re.compile(r"^phantom-(\d+)-(\d+)$")
 MASK_AGREEMENT = 0.995  # the redrawn region map must match the stored hand mask on this share of pixels
 
@@ -203,7 +207,7 @@ def evaluate_attention(model, config, handle, split, predictions, out_dir, *, to
         overlays.write_sheet(out_dir / SHEET, panels, title=(
             f"{title}: attention (mean over heads) by reference age band" if title else
             "Attention (mean over heads) by reference age band"),
-            outline_titles={n: chain_regions.CHAIN_REGION_TITLES[n] for n in chain_regions.CHAIN_REGIONS[:4]})
+            outline_titles=OUTLINE_TITLES)
     io.atomic_to_csv(table, out_dir / REGIONS_CSV)
     values = summary(table)
     with_regions = int(table["region_carpal"].notna().sum()) if "region_carpal" in table else 0

@@ -107,7 +107,13 @@ def write_sheet(path, panels, title: str = "", outline_titles: dict | None = Non
     n_cols = len(labels)
     n_rows = max(len(v) for v in by_label.values())
     legend = bool(colours) and any(len(p) > 4 and p[4] for p in panels)
-    fig = _figure((2.3 * n_cols, 2.5 * n_rows + (0.4 if title else 0.0) + (0.5 if legend else 0.0)))
+    width = 2.3 * n_cols  # inches
+    if title:  # wrapped to the sheet's width (~14 characters per inch at 9 pt), so a narrow sheet keeps all of it
+        import textwrap
+        title = textwrap.fill(title, width=int(14 * width))
+    legend_cols = max(1, min(len(colours), int(width // 2.2)))  # ~2.2 inches per legend entry at 7 pt
+    legend_rows = -(-len(colours) // legend_cols) if legend else 0
+    fig = _figure((width, 2.5 * n_rows + 0.2 * (title.count("\n") + 2 if title else 0) + 0.2 * legend_rows))
     axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
         ax.set_axis_off()
@@ -119,7 +125,7 @@ def write_sheet(path, panels, title: str = "", outline_titles: dict | None = Non
     if legend:
         from matplotlib.lines import Line2D
         fig.legend([Line2D([], [], color=c, linewidth=2) for c in colours.values()],
-                   [outline_titles[n] for n in colours], loc="outside lower center", ncols=min(3, len(colours)),
+                   [outline_titles[n] for n in colours], loc="outside lower center", ncols=legend_cols,
                    fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
