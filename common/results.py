@@ -291,6 +291,28 @@ def update_block(path: Path, block: str, begin: str = BEGIN, end: str = END, hea
     return new != text
 
 
+def is_repository_results(results_dir) -> bool:
+    """Whether results_dir is the repository's own results/: only those rewrite the reproductions' READMEs
+    (results kept elsewhere, by tests or scratch runs, never do)."""
+    return Path(results_dir).resolve() == (REPO_ROOT / "results").resolve()
+
+
+def write_table(results_dir, render, readme: Path, begin: str, end: str, header: str,
+                page: Path | None = None, title: str = "") -> list[Path]:
+    """A paper's own generated table: into `page` (under `header` and the heading `title`; links relative to
+    results/<paper>/) when given, and into the block between `begin` and `end` of its `readme` (links relative
+    to reproductions/<paper>/) for the repository's own results. render(link_prefix) -> markdown. Returns the
+    files written (the README only when its block changed)."""
+    written = []
+    if page is not None:
+        io.atomic_write_text(page, "\n".join([header, "", f"# {title}", "", render("../"), ""]))
+        written.append(page)
+    if is_repository_results(results_dir) and readme.exists():
+        if update_block(readme, render("../../results/"), begin, end, header):
+            written.append(readme)
+    return written
+
+
 def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log=print, ablations=(),
                tables=()) -> list[Path]:
     """Rewrites results/README.md, each experiment's page (results/comparison/<experiment>/README.md),
@@ -324,8 +346,7 @@ def regenerate(results_dir=RESULTS_DIR, reproductions_dir=REPRODUCTIONS_DIR, log
     log(f"Wrote {results_dir / RUNS_FILE} (every run's provenance"
         + (f"; the commands of the {len(pairs)} ablation pair(s) not run yet)." if pairs else ")."))
     written = [*csvs, *pages, results_dir / "README.md", results_dir / RUNS_FILE]
-    if (Path(reproductions_dir).resolve() == REPRODUCTIONS_DIR.resolve()
-            and results_dir.resolve() != (REPO_ROOT / "results").resolve()):
+    if Path(reproductions_dir).resolve() == REPRODUCTIONS_DIR.resolve() and not is_repository_results(results_dir):
         papers = []  # results kept elsewhere (tests, scratch runs) never rewrite the reproductions' READMEs
     for paper in papers:
         readme_path = Path(reproductions_dir) / paper / "README.md"

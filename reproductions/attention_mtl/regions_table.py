@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import io, results
+from common import results
 from reproductions.iglovikov18.regions import format_mae
 
 HERE = Path(__file__).resolve().parent
@@ -98,13 +98,8 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
     runs = results.load_runs(results_dir)
     from reproductions.iglovikov18 import regions as ig_regions
     ig = ig_regions.collect(results_dir)
-    written = [results_dir / "attention_mtl" / "regions.md"]
-    io.atomic_write_text(written[0], "\n".join([
-        HEADER, "", "# attention_mtl: where the attention looks, beside iglovikov18's region networks", "",
-        render(runs, ig, link_prefix="../"), ""]))
-    readme = HERE / "README.md"
-    if results_dir.resolve() == (results.REPO_ROOT / "results").resolve() and readme.exists():
-        if results.update_block(readme, render(runs, ig, link_prefix="../../results/"), BEGIN, END, HEADER):
-            written.append(readme)
+    written = results.write_table(results_dir, lambda prefix: render(runs, ig, link_prefix=prefix), HERE / "README.md",
+                                  BEGIN, END, HEADER, page=results_dir / "attention_mtl" / "regions.md",
+                                  title="attention_mtl: where the attention looks, beside iglovikov18's region networks")
     log(f"Wrote {written[0]}.")
     return written

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import io, results
+from common import results
 from reproductions.iglovikov18 import config as ig_config
 from reproductions.iglovikov18.variants import Variant
 
@@ -131,15 +131,9 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
     results_dir = Path(results_dir or _results_dir())
     numbers = json.loads((HERE / "paper_numbers.json").read_text()) if (HERE / "paper_numbers.json").exists() else {}
     collected = collect(results_dir)
-    written = [results_dir / "iglovikov18" / "regions.md"]
-    io.atomic_write_text(written[0],
-                         "\n".join([HEADER, "", "# Iglovikov18: MAE by region, head and sex", "",
-                                    render(collected, numbers, link_prefix="../"), ""]))
-    readme = HERE / "README.md"
-    if results_dir.resolve() == (results.REPO_ROOT / "results").resolve() and readme.exists():
-        block = render(collected, numbers, link_prefix="../../results/")
-        if results.update_block(readme, block, BEGIN, END, HEADER):
-            written.append(readme)
+    written = results.write_table(results_dir, lambda prefix: render(collected, numbers, link_prefix=prefix),
+                                  HERE / "README.md", BEGIN, END, HEADER, page=results_dir / "iglovikov18" / "regions.md",
+                                  title="Iglovikov18: MAE by region, head and sex")
     log(f"Wrote {written[0]} from {sum(len(c) for c in collected.values())} run(s).")
     for path in written[1:]:
         log(f"Wrote the region block of {path}")

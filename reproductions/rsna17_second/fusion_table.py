@@ -77,10 +77,7 @@ def regenerate(results_dir=None, log=print) -> list[Path]:
     results_dir = Path(results_dir or results.RESULTS_DIR)
     block = render(results_dir)
     readme = HERE / "README.md"
-    written = []
-    if results_dir.resolve() == (results.REPO_ROOT / "results").resolve() and readme.exists():
-        if results.update_block(readme, block, BEGIN, END, HEADER):
-            written.append(readme)
+    written = results.write_table(results_dir, lambda _prefix: block, readme, BEGIN, END, HEADER)
     rows = block.count(chr(10)) - 1 if "|" in block else 0
     if written:
         log(f"Wrote the fusion table ({rows} row(s)) into {readme}")
