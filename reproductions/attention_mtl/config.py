@@ -182,26 +182,23 @@ def get_config(variant: str = "") -> Config:
         config.train.init_from_required = True  # fromthumbs: issue 19 ("initialised from the thumbnail run"): train refuses it without --init-from, so the name cannot mislabel an ImageNet start
     if arm in ABLATION_POOLINGS:
         config.model.pooling = arm  # gap/gru: the ablation's one change
-    if arm == "nosex":
+    if arm in ("nosex", "nosexlabel"):
         config.model.sex_input = False  # nosex: the ablation's change: the image alone (the attention then has one query, not one per sex)
+    if arm == "nosex":
         config.model.aux.sex_weight = 1.0  # nosex: the sex label still trains, as an auxiliary head from the image (issue 19); the BCE (~0.69 nats at chance) is a few % of the CRPS (months), a regulariser, not a second target
     if arm == "l1":
         config.model.distribution = "point"  # l1: the ablation's one change: the location alone, trained with the absolute error (the CRPS of a point); conformal intervals from |y - location|, one width for all
-    if arm == "aux":
+    if arm in ("aux", "maskonly", "keypointsonly", "penalty"):  # the aux arm and the arms that change one of its tasks
         config.model.aux.mask_weight = 0.1  # aux: the ablation's change, the mask head on, at small's weight (a regulariser beside the CRPS)
         config.model.aux.keypoint_weight = 0.1  # aux: and the key-point head, at small's weight
         config.model.aux.annotations = "iglovikov18_chain"  # aux: radiographs carry neither: the iglovikov18 chain's (phantoms keep their own)
-    if arm in ("maskonly", "keypointsonly"):
-        config.model.aux.annotations = "iglovikov18_chain"  # maskonly/keypointsonly: as aux, the chain's masks and key points
-        config.model.aux.mask_weight = 0.1 if arm == "maskonly" else 0.0  # maskonly/keypointsonly: aux's weight, or off: the arm's one change against aux
-        config.model.aux.keypoint_weight = 0.1 if arm == "keypointsonly" else 0.0  # maskonly/keypointsonly: aux's weight, or off: the arm's one change against aux
+    if arm == "maskonly":
+        config.model.aux.keypoint_weight = 0.0  # maskonly/keypointsonly: the arm's one change against aux: the key-point head off
+    if arm == "keypointsonly":
+        config.model.aux.mask_weight = 0.0  # maskonly/keypointsonly: the arm's one change against aux: the mask head off
     if arm == "penalty":
-        config.model.aux.annotations = "iglovikov18_chain"  # penalty: as aux, the chain's masks and key points
-        config.model.aux.mask_weight = 0.1  # penalty: as aux
-        config.model.aux.keypoint_weight = 0.1  # penalty: as aux
         config.model.aux.outside_mask_weight = 1.0  # penalty: the one change against aux, on at the phantom tests' weight (heads_test.py): at most 1 month beside a CRPS of ~7-10 months late in training; r512_aux put 74 % of its attention off the chain's mask
     if arm == "nosexlabel":
-        config.model.sex_input = False  # nosexlabel: as nosex, the image alone
         config.model.aux.sex_weight = 0.0  # nosexlabel: the one change against nosex: its sex-from-image head off, so the sex label trains nothing
     if arm == "scratch":
         config.model.pretrained = "none"  # scratch: the ablation's change, random initial weights (as lite0_regressor's scratch arms)
