@@ -63,6 +63,14 @@ def test_r512_variant_samples_the_paper_patches_within_the_budget():
     assert r512.train.epochs <= 14  # the budget rule's cap
 
 
+def test_r512_fromthumbs_is_r512_started_from_the_thumbs_run():
+    """The init arm of "what does the thumbnail run buy at 512 px?": r512 and nothing else but the
+    demand for --init-from, so the pair differs in the initial weights alone."""
+    assert changed_keys(get_config("r512"), get_config("r512_fromthumbs")) == {"train.init_from_required"}
+    assert get_config("r512_fromthumbs").train.init_from_required is True
+    assert not get_config("r512").train.get("init_from_required")
+
+
 def test_unknown_variant_and_override():
     with pytest.raises(ValueError, match="Received: variant='tiny'"):
         get_config("tiny")
@@ -74,5 +82,5 @@ def test_unknown_variant_and_override():
 def test_every_value_has_a_source_comment():
     missing = values_without_source(config_module.get_config, (
         "seed description", "reconstructed", "kit choice", "thumbs:", "small:", "whole:", "the reproduction's",
-        "r512:"))
+        "r512:", "fromthumbs:"))
     assert not missing, f"values without a source comment: {missing}"
