@@ -638,9 +638,9 @@ def train(task, options: RunOptions, log=print):
         # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
-    if options.init_from and config.variant.endswith("scratch"):
+    if options.init_from and (config.variant.endswith("scratch") or config.train.get("init_from_forbidden")):
         raise UsageError(f"--variant {config.variant} starts from random weights by its name: it is the random-init "
-                         "arm of a comparison. Drop --init-from, or use the variant without _scratch.")
+                         "arm of a comparison. Drop --init-from, or use the variant without scratch.")
     if config.train.get("init_from_required") and not options.init_from:
         raise UsageError(f"--variant {config.variant} starts from another run's weights by its name "
                          "(train.init_from_required): pass --init-from RUN_DIR, the run its config names.")

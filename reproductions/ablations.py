@@ -14,6 +14,7 @@ LITE0_WEIGHTS = "~/.boneage-repro/weights/efficientnet_lite0_imagenet.h5"  # pyt
 # run directory train would skip both sexes, whose records say they are trained): the r512_fromthumbs start.
 SECOND_THUMBS = "runs/rsna17_second-thumbs"
 REGISTERED = "--data folder/rsna-thumbs100-registered-thumbs-83px"  # the thumbnails registered by the iglovikov18 chain
+REGISTERED_R512 = "--data folder/rsna-512-registered-r512-400px"  # the radiographs registered by the iglovikov18 r512 chain
 
 ABLATIONS = (
     {"question": "Does the sex input matter? (rsna17_winner)",
@@ -156,6 +157,16 @@ ABLATIONS = (
                   f"python -m reproductions.larson18 train {R512} --variant r512 --precision mixed_bfloat16 "
                   "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px",
                   f"python -m reproductions.larson18 train {R512} --variant r512_scratch --precision mixed_bfloat16"]},
+) + tuple(
+    {"question": f"What does the thumbnail run buy at 512 px? (iglovikov18, {what})",
+     "factor": f"iglovikov18 {what} on the registered 512-px radiographs: initialised from its thumbnail run (A, "
+               "--init-from; the first dense layer starts afresh) vs random weights (B, r512scratch), same canvases and budget",
+     "a": ("iglovikov18", f"r512-{stage}-hand"), "b": ("iglovikov18", f"r512scratch-{stage}-hand"),
+     "commands": ["the iglovikov18 chain on the thumbnails, then on the 512-px radiographs, each network from its "
+                  "thumbnail run (reproductions/iglovikov18/README.md, \"512-px radiographs (r512)\"), then",
+                  f"python -m reproductions.iglovikov18 train --stage {stage} --region hand --variant r512scratch "
+                  f"{REGISTERED_R512} --precision mixed_bfloat16"]}
+    for stage, what in (("classify", "whole-hand classifier"), ("regress", "whole-hand regressor"))
 ) + tuple(
     {"question": f"What does resolution buy? (iglovikov18, {what}: 512-px radiographs vs 100-px thumbnails)",
      "factor": f"iglovikov18 {what}: its r512 run (A) vs its thumbs run (B), on the rsna-512 test images",

@@ -138,7 +138,7 @@ def test_predict_names_the_run_that_has_no_weights(tmp_path, results_dir, no_dat
     one_error_line(capsys, "for folder/rsna-thumbs100-registered-thumbs-83px: none of "
                    "folder-rsna-thumbs100-registered-thumbs-83px_thumbs-regress-hand_83px")
     assert predict(tmp_path, "--variant", "huge")[0] == 2
-    one_error_line(capsys, "--variant 'huge': unknown base variant; expected one of ['small', 'thumbs', 'r512']")
+    one_error_line(capsys, "--variant 'huge': unknown base variant; expected one of ['small', 'thumbs', 'r512', 'r512scratch']")
 
 
 def test_register_uses_the_chain_its_flags_name(tmp_path, results_dir, no_data_built, capsys):
@@ -178,3 +178,13 @@ def test_register_opens_the_data_with_the_split_column_given(tmp_path, results_d
     opened.clear()
     assert main(["register", "--data", "folder:official", *flags]) == 0
     assert {column for spec, column in opened if spec == "folder:official"} == {None}
+
+
+def test_the_random_start_arm_refuses_a_source_run(tmp_path, results_dir, no_data_built, capsys, monkeypatch):
+    """r512scratch is r512 from random weights by its name: common.train refuses --init-from before it
+    builds any data, so its runs cannot hold a transferred start (r512, the other arm, takes one)."""
+    monkeypatch.setattr(commands, "age_needs_registration", lambda options, log=print: None)  # opens the data
+    source = fake_run(named("thumbs", "classify", "hand"), "thumbs-classify-hand", "1")
+    args = ["train", "--stage", "classify", "--region", "hand", "--data", "phantoms/small", "--init-from", str(source)]
+    assert main([*args, "--variant", "r512scratch"]) == 2
+    one_error_line(capsys, "--variant r512scratch-classify-hand starts from random weights by its name")

@@ -24,7 +24,8 @@ Commands (from the repository root; the README has the whole chain):
 Variants: "" (the paper setting), "small" (phantom smoke runs on a CPU), "thumbs" (the real 100-px
 thumbnails within the project's CPU budget), "r512" (the 512-px radiographs of ../shared/data/rsna-512,
 each network started from its thumbs run, under the budget rule for those runs: README, "512-px
-radiographs (r512)"); each stage adds its name ("small-segment", "thumbs-regress-carpal",
+radiographs (r512)"), "r512scratch" (r512 from random weights: the other arm of "what does the
+thumbnail run buy at 512 px?"; train refuses --init-from for it); each stage adds its name ("small-segment", "thumbs-regress-carpal",
 "r512-keypoints", "classify-hand"), which `--stage`/`--region` choose for you (variants.Variant
 builds and parses these names).
 
@@ -69,6 +70,7 @@ def get_config(variant: str | Variant) -> Config:
         raise ValueError("The ensemble is the mean of the age networks, not a network: it has no config "
                          f"(`evaluate --stage ensemble`). Received: variant={variant.name!r}")
     base, stage, region = variant.base, variant.stage, variant.region
+    base = variants.RANDOM_START.get(base, base)  # r512scratch: r512's networks, sizes and budget; its start below
 
     config = Config({
         "name": "iglovikov18",  # the reproduction's package name
@@ -106,6 +108,8 @@ def get_config(variant: str | Variant) -> Config:
         config.update(_segment_config(base))
     else:
         config.update(_keypoints_config(base))
+    if variant.base in variants.RANDOM_START:
+        config.train.init_from_forbidden = True  # r512scratch: the random-start arm of issue 17's "init vs scratch"; train refuses --init-from, so the name cannot mislabel a transferred start
     return config
 
 

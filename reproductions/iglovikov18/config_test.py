@@ -83,6 +83,17 @@ def test_r512_is_thumbs_at_the_radiographs_sizes_under_the_budget_rule():
     assert hand.data.image_size * hand.registration.store_scale <= DEFAULT_MAX_SIDE
 
 
+def test_r512scratch_is_r512_from_random_weights_only():
+    """The random-start arm of "what does the thumbnail run buy at 512 px?": every network exactly r512's
+    (sizes, budget), and train refuses --init-from for it, so the pair differs in the start alone."""
+    for stage in STAGES:
+        for region in (REGIONS if stage in AGE_STAGES else (None,)):
+            assert _changed(Variant("r512", stage, region), Variant("r512scratch", stage, region)) == {
+                "train.init_from_forbidden"}, (stage, region)
+            assert get_config(Variant("r512scratch", stage, region)).train.init_from_forbidden is True
+            assert not get_config(Variant("r512", stage, region)).train.get("init_from_forbidden")
+
+
 def test_r512_budget_caps_add_up_to_the_chains_two_hours():
     """At most 14 epochs and 45 minutes per network; the caps of the eight networks add up to 120 minutes,
     the whole-hand pair holding the largest share (required), the region networks the rest."""
@@ -101,7 +112,7 @@ def test_override_and_unknown_key():
         get_config("small-regress-hand").override("train.lr", 0.1)
 
 
-TAGS = ("taken from", "reconstructed", "Iglovikov18", "small:", "thumbs:", "r512:", "kit choice", "the reproduction",
+TAGS = ("taken from", "reconstructed", "Iglovikov18", "small:", "thumbs:", "r512:", "r512scratch:", "kit choice", "the reproduction",
         "same line", "same file", "same measurement")
 
 

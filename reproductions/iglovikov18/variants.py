@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 
-BASES = ("", "small", "thumbs", "r512")  # "" is the paper's setting (config.py says what each changes)
+BASES = ("", "small", "thumbs", "r512", "r512scratch")  # "" is the paper's setting (config.py says what each changes)
+# A base that is another base's networks and settings started from random weights, never from another run
+# (train refuses --init-from for it): the random-start arm of "what does the thumbnail run buy at 512 px?".
+RANDOM_START = {"r512scratch": "r512"}
 STAGES = ("segment", "keypoints", "regress", "classify")  # the networks of the chain, in training order
 AGE_STAGES = ("regress", "classify")  # the age networks: one per region
 REGIONS = ("hand", "carpal", "metacarpal")
 ENSEMBLE = "ensemble"  # not a network: the mean of the age networks of a base (ensemble.py)
 
-FORM = (f"[small-|thumbs-|r512-]<stage>[-<region>] with stage in {STAGES} and region in {REGIONS} for "
-        f"{AGE_STAGES} (none for the others), or [small-|thumbs-|r512-]{ENSEMBLE}")
+FORM = (f"[small-|thumbs-|r512-|r512scratch-]<stage>[-<region>] with stage in {STAGES} and region in {REGIONS} for "
+        f"{AGE_STAGES} (none for the others), or [small-|thumbs-|r512-|r512scratch-]{ENSEMBLE}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +33,8 @@ class Variant:
     """One network of the chain, or the ensemble of a base's age networks.
 
     Args:
-        base: str. One of BASES: "" (the paper's setting), "small", "thumbs", "r512".
+        base: str. One of BASES: "" (the paper's setting), "small", "thumbs", "r512", "r512scratch"
+            (r512 from random weights).
         stage: str. One of STAGES, or ENSEMBLE.
         region: str or None. One of REGIONS for the age stages (regress, classify); None otherwise.
     """

@@ -28,14 +28,14 @@ def test_every_known_variant_round_trips(variant):
 
 def test_the_names_on_disk_are_unchanged():
     """Run directories, run records and `--variant` values spell them so: they must not change."""
-    assert len(Variant.all()) == 4 * 8 and len(set(v.name for v in KNOWN)) == len(KNOWN)
+    assert len(Variant.all()) == 5 * 8 and len(set(v.name for v in KNOWN)) == len(KNOWN)
     assert [v.name for v in Variant.all() if not v.base] == [
         "segment", "keypoints", "regress-hand", "regress-carpal", "regress-metacarpal",
         "classify-hand", "classify-carpal", "classify-metacarpal"]
     assert Variant("thumbs", "regress", "carpal").name == "thumbs-regress-carpal"
     assert Variant("r512", "keypoints").name == "r512-keypoints"
     assert [Variant(b, ENSEMBLE).name for b in BASES] == ["ensemble", "small-ensemble", "thumbs-ensemble",
-                                                          "r512-ensemble"]
+                                                          "r512-ensemble", "r512scratch-ensemble"]
     assert [v.name for v in Variant.age_networks("small")] == [
         "small-regress-hand", "small-classify-hand", "small-regress-carpal", "small-classify-carpal",
         "small-regress-metacarpal", "small-classify-metacarpal"]
@@ -49,7 +49,7 @@ def test_malformed_or_unknown_variants_are_refused_naming_the_form(bad):
     with pytest.raises(ValueError) as e:
         Variant.parse(bad)
     message = str(e.value)
-    assert "expected [small-|thumbs-|r512-]<stage>[-<region>]" in message and f"Received: variant={bad!r}" in message
+    assert "expected [small-|thumbs-|r512-|r512scratch-]<stage>[-<region>]" in message and f"Received: variant={bad!r}" in message
     for word in STAGES + REGIONS + (ENSEMBLE,):
         assert word in message
 
