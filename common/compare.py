@@ -208,6 +208,16 @@ def unequal_training(run_a, run_b) -> str:
             f"B {done[1]} of {run_b.get('epochs', '?')}{why[1]}")
 
 
+def different_training_data(run_a, run_b) -> str:
+    """A caveat when the two runs of an ablation in one experiment trained on different data: one
+    experiment holds every run derived from its source dataset (iglovikov18's registered canvases), so
+    a pair whose canvases were registered twice would otherwise look like a one-factor pair."""
+    data = [(r.get("dataset") or {}).get("fingerprint") for r in (run_a, run_b)]
+    if None in data or data[0] == data[1]:
+        return ""
+    return f"; caveat: trained on different data, A `{data[0][:10]}`, B `{data[1][:10]}`"
+
+
 ABLATION_HEAD = ("| question | factor | A | B | MAE A − B [95% CI] | verdict | training time to the validation MAE "
                  "both reach |\n" + "|---" * 7 + "|")
 
@@ -237,7 +247,7 @@ def ablation_rows(results_dir, members, ablations, n_boot=2000, pending: list | 
         if a and b:
             r = paired(results_dir, a, b, n_boot)
             caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
-            caveat += unequal_training(a[0], b[0])
+            caveat += unequal_training(a[0], b[0]) + different_training_data(a[0], b[0])
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {_pair_cell(r)} | "
                         f"{r['verdict']}{caveat} | {time_to_common_level(results_dir, a[0], b[0])} |")
         else:

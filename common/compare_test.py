@@ -361,6 +361,29 @@ def test_an_ablation_whose_runs_trained_unequal_epochs_says_so(tmp_path):
     assert "unequal" not in compare.ablation_table(tmp_path, [(r, "test") for r in loaded(tmp_path)], [ablation])
 
 
+def test_an_ablation_whose_runs_trained_on_different_data_says_so(tmp_path):
+    """One experiment holds every run derived from its dataset: a pair trained on two registrations of it
+    differs in more than its factor."""
+    def derived(run_dir, fingerprint):  # trained on canvases derived from one source dataset
+        record = json.loads((run_dir / "run.json").read_text())
+        record["dataset"]["fingerprint"] = fingerprint
+        record["evaluations"]["test"].update(source_dataset="folder/rsna-512", source_fingerprint="5" * 16)
+        (run_dir / "run.json").write_text(json.dumps(record))
+
+    a = fake_run(tmp_path, "larson18", "thumbs", [110, 120, 60, 200])
+    b = fake_run(tmp_path, "larson18", "thumbs_nosex", [120, 130, 70, 210])
+    ablation = {"question": "sex?", "factor": "sex", "a": ("larson18", "thumbs"), "b": ("larson18", "thumbs_nosex"),
+                "commands": ["x"]}
+    derived(a, "c" * 64), derived(b, "c" * 64)
+    members = compare.experiments(loaded(tmp_path))[("folder/rsna-512", "5" * 16, "test")]
+    assert "different data" not in compare.ablation_table(tmp_path, members, [ablation])
+    fingerprint_b = "c" * 64
+    derived(a, "e" * 64)
+    members = compare.experiments(loaded(tmp_path))[("folder/rsna-512", "5" * 16, "test")]
+    text = compare.ablation_table(tmp_path, members, [ablation])
+    assert f"caveat: trained on different data, A `eeeeeeeeee`, B `{fingerprint_b[:10]}` |" in text, text
+
+
 def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(tmp_path):
     """rsna-512 (A) against the thumbnails (B): 12 shared ids of B's 14; a pair sharing too few is said."""
     truth = [100.0, 120.0, 60.0, 200.0] * 3

@@ -623,19 +623,12 @@ def restore_checkpoints(model, run_dir, history, initial_epoch, monitor, best_so
 
 
 # ----------------------------------------------------------------------------- train
-def train(task, options: RunOptions, log=print):
-    """Trains the run the options name (resuming it when it was started); returns (run directory,
-    trained model (None after several processes: process 0 evaluates on a model of its own), dataset
-    handle, config)."""
-    import keras
-
-    from common import checkpoint, init_from
-    from common import data as data_lib
+def check_start(task, config, options: RunOptions):
+    """Refuses, before any data is built, a start that contradicts the variant's name: a fine-tuning
+    variant without its weights, a random-start arm with --init-from, a from-another-run arm without it.
+    Each would be compared under a name that says otherwise."""
     from common.weights import NONE_VALUES
-    config = make_config(task, options)
     if config.get("model", {}).get("weights_required") and options.weights in NONE_VALUES:
-        # Said before any data is built: a fine-tuning variant run without its weights would be a
-        # scratch run under the fine-tuning name, and would be compared as one.
         raise UsageError(f"the {config.variant!r} variant fine-tunes ImageNet weights: pass --weights PATH "
                          f"({task.weights_hint}), or train its scratch variant.")
     if options.init_from and (config.variant.endswith("scratch") or config.train.get("init_from_forbidden")):
@@ -644,6 +637,18 @@ def train(task, options: RunOptions, log=print):
     if config.train.get("init_from_required") and not options.init_from:
         raise UsageError(f"--variant {config.variant} starts from another run's weights by its name "
                          "(train.init_from_required): pass --init-from RUN_DIR, the run its config names.")
+
+
+def train(task, options: RunOptions, log=print):
+    """Trains the run the options name (resuming it when it was started); returns (run directory,
+    trained model (None after several processes: process 0 evaluates on a model of its own), dataset
+    handle, config)."""
+    import keras
+
+    from common import checkpoint, init_from
+    from common import data as data_lib
+    config = make_config(task, options)
+    check_start(task, config, options)
     if options.init_from:  # a wrong source run is said before any data is built
         init_from.check_source(options.init_from, config, sub_run=Path(options.out).name if options.out else None)
     start_processes(task, options, log)  # several machines: before anything runs on a device

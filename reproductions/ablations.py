@@ -162,6 +162,9 @@ ABLATIONS = (
      "factor": f"iglovikov18 {what} on the registered 512-px radiographs: initialised from its thumbnail run (A, "
                "--init-from; the first dense layer starts afresh) vs random weights (B, r512scratch), same canvases and budget",
      "a": ("iglovikov18", f"r512-{stage}-hand"), "b": ("iglovikov18", f"r512scratch-{stage}-hand"),
+     "caveat": ("both arms must train on the same registered canvases: if the r512 U-Net and key points are retrained "
+                "and the radiographs registered again, A is retrained too (compare notes a pair whose training data "
+                "differ)"),
      "commands": ["the iglovikov18 chain on the thumbnails, then on the 512-px radiographs, each network from its "
                   "thumbnail run (reproductions/iglovikov18/README.md, \"512-px radiographs (r512)\"), then",
                   f"python -m reproductions.iglovikov18 train --stage {stage} --region hand --variant r512scratch "
@@ -184,8 +187,18 @@ ABLATIONS = (
         ("larson18", "r512", "thumbs", "", " --precision mixed_bfloat16 --init-from results/larson18/folder-rsna-thumbs100_thumbs_100px"),
         ("rsna17_winner", "r512", "thumbs", "", " --precision mixed_bfloat16 --init-from results/rsna17_winner/folder-rsna-thumbs100_thumbs_100px"),
         ("rsna17_second", "r512", "thumbs", " --sex both", " --precision mixed_bfloat16"),
-        ("rsna17_second", "r512_fromthumbs", "thumbs", " --sex both", f" --precision mixed_bfloat16 --init-from {SECOND_THUMBS}"),
         ("lite0_regressor", "r512", "thumbs", f" --weights {LITE0_WEIGHTS}", " --precision float32"),
         ("attention_mtl", "r512_fromthumbs", "thumbs", f" --weights {LITE0_WEIGHTS}",
          " --init-from results/attention_mtl/folder-rsna-thumbs100_thumbs_128px"),
-    ))
+    )
+) + (
+    {"question": "What does resolution buy? (rsna17_second, started from its thumbnail run: 512-px radiographs vs "
+                 "100-px thumbnails)",
+     "factor": "rsna17_second: its r512_fromthumbs run (A) vs its thumbs run (B), on the rsna-512 test images",
+     "across_data": True, "a": ("rsna17_second", "r512_fromthumbs"), "b": ("rsna17_second", "thumbs"),
+     "caveat": (f"A started from a retrain of B's recipe ({SECOND_THUMBS}: same config, its record beside A's), "
+                "not from B's own weights, which are not kept"),
+     "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --out {SECOND_THUMBS}",
+                  f"python -m reproductions.rsna17_second train {R512} --variant r512_fromthumbs "
+                  f"--precision mixed_bfloat16 --init-from {SECOND_THUMBS}"]},
+)

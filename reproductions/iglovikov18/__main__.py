@@ -8,6 +8,7 @@
              chain_command.py)
     train    --stage segment|keypoints|regress|classify [--region hand|carpal|metacarpal] [shared flags]
              [--init-from RUN_DIR]   (start from a trained run of the same stage: common/init_from.py)
+             (--variant r512scratch: r512's age networks from random weights, on r512's registered canvases)
     evaluate --stage segment|keypoints|regress|classify|ensemble [--region ...] [shared flags]
     register [--segment-run DIR --keypoints-run DIR] --data SPEC [--small|--variant thumbs|r512]
              (writes the dataset's registered canvases as a folder dataset for the age stages)
@@ -43,7 +44,8 @@ def _stage_parser():
     p.add_argument("--stage", choices=STAGE_CHOICES, default=None)
     p.add_argument("--region", choices=ig_config.REGIONS, default="hand")
     p.add_argument("--small", action="store_true")
-    p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs, r512")
+    p.add_argument("--variant", default="", help="base variant: '' (paper), small, thumbs, r512, "
+                   "r512scratch (r512's age networks from random weights)")
     return p
 
 
@@ -107,7 +109,7 @@ def main(argv=None):
             if known.stage is None:
                 raise SystemExit(f"error: {command} needs --stage ({', '.join(STAGE_CHOICES)})")
             from reproductions.iglovikov18.commands import base_variant
-            base = base_variant(known)
+            base = base_variant(known, known.stage)
             if known.stage == "ensemble":
                 if command == "train":
                     raise SystemExit("error: the ensemble has nothing to train: `evaluate --stage ensemble`")

@@ -16,14 +16,22 @@ from reproductions.iglovikov18 import config as ig_config
 from reproductions.iglovikov18.variants import Variant
 
 
-def base_variant(args) -> str:
-    """The base variant of --small / --variant ("", small, thumbs, r512); stage and region come from elsewhere."""
+def base_variant(args, stage: str | None = None) -> str:
+    """The base variant of --small / --variant ("", small, thumbs, r512, r512scratch); stage and region come
+    from elsewhere. `stage`: the network the command trains or evaluates; None for the commands that run
+    the chain's U-Net and key points (register, predict, chain), which a RANDOM_START base does not have."""
     from common.errors import UsageError
+    from reproductions.iglovikov18.variants import AGE_STAGES, ENSEMBLE, RANDOM_START
     base = "small" if args.small else args.variant
     if base not in ig_config.BASES:
         raise UsageError(f"--variant {base!r}: unknown base variant; expected one of "
                          f"{[b for b in ig_config.BASES if b]} or none (the paper's); stage and region come from "
                          "--stage and --region")
+    if base in RANDOM_START and stage not in AGE_STAGES + (ENSEMBLE,):
+        source = RANDOM_START[base]
+        raise UsageError(f"--variant {base}: {source}'s age networks from random weights, nothing else; the U-Net, "
+                         f"key points and registered canvases are {source}'s: train --stage regress|classify "
+                         f"--variant {base} --data <the folder `register --variant {source}` wrote>")
     return base
 
 

@@ -188,3 +188,7 @@ def test_the_random_start_arm_refuses_a_source_run(tmp_path, results_dir, no_dat
     args = ["train", "--stage", "classify", "--region", "hand", "--data", "phantoms/small", "--init-from", str(source)]
     assert main([*args, "--variant", "r512scratch"]) == 2
     one_error_line(capsys, "--variant r512scratch-classify-hand starts from random weights by its name")
+    # It names r512's age networks only: the chain's other commands refuse it, naming what to run.
+    for command in (["train", "--stage", "segment"], ["register"], ["predict", "x.png", "--sex", "F"], ["chain"]):
+        assert main([*command, "--variant", "r512scratch", "--data", "phantoms/small"]) == 2, command
+        one_error_line(capsys, "--variant r512scratch: r512's age networks from random weights, nothing else")

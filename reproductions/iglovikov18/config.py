@@ -57,13 +57,13 @@ def get_config(variant: str | Variant) -> Config:
     """The config of one network of the chain.
 
     Args:
-        variant: str or Variant (variants.py). "[small-|thumbs-|r512-]<stage>[-<region>]": stage one of
+        variant: str or Variant (variants.py). "[small-|thumbs-|r512-|r512scratch-]<stage>[-<region>]": stage one of
             segment, keypoints, regress, classify; region (regress/classify only) one of hand, carpal, metacarpal.
             "small" shrinks sizes and lengths for a CPU smoke run on phantoms; "thumbs" fits the
             real 100-px thumbnails and the project's CPU budget; "r512" is "thumbs" (the same
             networks, so that each starts from its thumbs run's weights) at the sizes the 512-px
-            radiographs hold, with the budget rule's epochs and minutes. Each changes only what
-            it names.
+            radiographs hold, with the budget rule's epochs and minutes; "r512scratch" is r512's age
+            networks from random weights. Each changes only what it names.
     """
     variant = variant if isinstance(variant, Variant) else Variant.parse(variant)
     if variant.stage == ENSEMBLE:

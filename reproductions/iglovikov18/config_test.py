@@ -86,8 +86,8 @@ def test_r512_is_thumbs_at_the_radiographs_sizes_under_the_budget_rule():
 def test_r512scratch_is_r512_from_random_weights_only():
     """The random-start arm of "what does the thumbnail run buy at 512 px?": every network exactly r512's
     (sizes, budget), and train refuses --init-from for it, so the pair differs in the start alone."""
-    for stage in STAGES:
-        for region in (REGIONS if stage in AGE_STAGES else (None,)):
+    for stage in AGE_STAGES:
+        for region in REGIONS:
             assert _changed(Variant("r512", stage, region), Variant("r512scratch", stage, region)) == {
                 "train.init_from_forbidden"}, (stage, region)
             assert get_config(Variant("r512scratch", stage, region)).train.init_from_forbidden is True

@@ -52,6 +52,10 @@ class Variant:
                              f"Received: stage={self.stage!r}, region={self.region!r}")
         if self.region is not None and self.region not in REGIONS:
             raise ValueError(f"Unknown region; expected one of {REGIONS}. Received: region={self.region!r}")
+        if self.base in RANDOM_START and self.stage not in AGE_STAGES + (ENSEMBLE,):
+            raise ValueError(f"{self.base!r} names {RANDOM_START[self.base]}'s age networks from random weights; its "
+                             f"U-Net, key points and registered canvases are {RANDOM_START[self.base]}'s. "
+                             f"Received: base={self.base!r}, stage={self.stage!r}")
 
     @property
     def name(self) -> str:
@@ -99,6 +103,8 @@ class Variant:
 
     @classmethod
     def all(cls, stages=STAGES) -> tuple[Variant, ...]:
-        """Every network of `stages` (STAGES, no ensemble) of every base, base by base."""
+        """Every network of `stages` (STAGES, no ensemble) of every base, base by base (a RANDOM_START base:
+        its age networks only)."""
         return tuple(cls(base, stage, region) for base in BASES for stage in stages
+                     if base not in RANDOM_START or stage in AGE_STAGES
                      for region in (REGIONS if stage in AGE_STAGES else (None,)))

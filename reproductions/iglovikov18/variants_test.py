@@ -10,7 +10,7 @@ KNOWN = Variant.all() + tuple(Variant(base, ENSEMBLE) for base in BASES)
 
 def test_variant_names_round_trip_and_bad_ones_are_refused():
     for base in BASES:
-        for stage in STAGES:
+        for stage in (AGE_STAGES if base == "r512scratch" else STAGES):
             for region in (REGIONS if stage in AGE_STAGES else (None,)):
                 v = Variant.parse(Variant(base, stage, region).name)
                 assert (v.base, v.stage, v.region) == (base, stage, region)
@@ -28,7 +28,7 @@ def test_every_known_variant_round_trips(variant):
 
 def test_the_names_on_disk_are_unchanged():
     """Run directories, run records and `--variant` values spell them so: they must not change."""
-    assert len(Variant.all()) == 5 * 8 and len(set(v.name for v in KNOWN)) == len(KNOWN)
+    assert len(Variant.all()) == 4 * 8 + 6  # r512scratch: the six age networks only and len(set(v.name for v in KNOWN)) == len(KNOWN)
     assert [v.name for v in Variant.all() if not v.base] == [
         "segment", "keypoints", "regress-hand", "regress-carpal", "regress-metacarpal",
         "classify-hand", "classify-carpal", "classify-metacarpal"]
@@ -85,3 +85,13 @@ def test_helpers_keep_the_base():
 def test_with_base_names_the_same_network_in_another_setting():
     assert Variant.parse("regress-carpal").with_base("thumbs") == Variant("thumbs", "regress", "carpal")
     assert Variant.parse("small-segment").with_base("").name == "segment"
+
+
+def test_the_random_start_base_names_age_networks_only():
+    """r512scratch's U-Net, key points and canvases are r512's: it has no such networks of its own."""
+    for stage in ("segment", "keypoints"):
+        with pytest.raises(ValueError, match="age networks from random weights"):
+            Variant("r512scratch", stage)
+    assert Variant.parse("r512scratch-ensemble") == Variant("r512scratch", ENSEMBLE)
+    assert [v.name for v in Variant.all() if v.base == "r512scratch"] == [
+        f"r512scratch-{s}-{r}" for s in AGE_STAGES for r in REGIONS]

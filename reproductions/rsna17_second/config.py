@@ -83,7 +83,7 @@ def get_config(variant: str = "") -> Config:
         "r512": the paper setting on the 512-px radiographs (../shared/data/rsna-512) under the
             budget rule for these runs (README.md, "Budget rule"): the paper's crop, CLAHE and
             49 128-px patch positions, a random 14 of them per radiograph and epoch, batch-norm
-            momentum 0.9, 14 epochs. Its committed run started from random weights.
+            momentum 0.9, 14 epochs, from random weights (train refuses --init-from for it).
         "r512_fromthumbs": "r512" started from the "thumbs" run's networks, as the budget rule
             asks (train --init-from, which it refuses to run without): the other arm of
             "what does the thumbnail run buy at 512 px?".
@@ -200,6 +200,8 @@ def get_config(variant: str = "") -> Config:
         config.train.max_minutes = 45  # r512: the budget rule (issue 17): at most 45 min per network, enforced by train
         config.train.epochs = 14  # r512: the budget rule's 14-epoch cap, reached within 45 min per network at 14 patches per radiograph (arithmetic on the line above)
         config.model.bn_momentum = 0.9  # r512: ~86 steps of 64 patches per sex and epoch (394 x 14 / 64), the regime where keras' 0.99 left the moving statistics behind the weights (thumbs_whole, small: README, "Ablation", deviation 12); and the thumbs run it starts from used 0.9
+    if variant == "r512":
+        config.train.init_from_forbidden = True  # r512: its committed run started from random weights (README, "512-px radiographs"); train refuses --init-from so that no transferred start is recorded under its name (r512_fromthumbs is that arm)
     if variant == "r512_fromthumbs":
         config.train.init_from_required = True  # fromthumbs: the budget rule for these runs (issue 17: "initialised from that network's thumbnail run"); train refuses it without --init-from, so the name cannot mislabel a random start
     return config

@@ -55,7 +55,8 @@ def test_r512_variant_samples_the_paper_patches_within_the_budget():
     """Issue 17: the paper's crop, CLAHE and 49 patches of 128 px at 512; only the sampling per epoch,
     the epochs and the batch-norm momentum (as thumbs) change."""
     paper, r512 = get_config(), get_config("r512")
-    assert changed_keys(paper, r512) == {"train.patches_per_image", "train.epochs", "train.max_minutes", "model.bn_momentum"}
+    assert changed_keys(paper, r512) == {"train.patches_per_image", "train.epochs", "train.max_minutes", "model.bn_momentum",
+                                         "train.init_from_forbidden"}
     assert (r512.data.image_size, r512.data.patch_size, r512.data.patch_grid) == (512, 128, 7)
     assert r512.data.clahe == paper.data.clahe and r512.data.hand_crop == paper.data.hand_crop
     assert 1 <= r512.train.patches_per_image < 49  # a random subset per radiograph and epoch, as thumbs
@@ -66,9 +67,11 @@ def test_r512_variant_samples_the_paper_patches_within_the_budget():
 def test_r512_fromthumbs_is_r512_started_from_the_thumbs_run():
     """The init arm of "what does the thumbnail run buy at 512 px?": r512 and nothing else but the
     demand for --init-from, so the pair differs in the initial weights alone."""
-    assert changed_keys(get_config("r512"), get_config("r512_fromthumbs")) == {"train.init_from_required"}
+    assert changed_keys(get_config("r512"), get_config("r512_fromthumbs")) == {"train.init_from_required",
+                                                                            "train.init_from_forbidden"}
     assert get_config("r512_fromthumbs").train.init_from_required is True
-    assert not get_config("r512").train.get("init_from_required")
+    assert not get_config("r512_fromthumbs").train.get("init_from_forbidden")
+    assert get_config("r512").train.init_from_forbidden is True and not get_config("r512").train.get("init_from_required")
 
 
 def test_unknown_variant_and_override():

@@ -193,6 +193,7 @@ def run_train(task, options, log=print):
     from common import train as common_train
     chosen = options.extra("sex", "both")
     config = common_train.make_config(task, options)
+    common_train.check_start(task, config, options)  # each sub-run checks it too; said here before the data
     handle = data_lib.resolve(options.data, data_dir=options.data_dir, log=log)
     run_dir = Path(options.out) if options.out else common_train.default_run_dir(task, handle.name, config)
     sexes = SEXES if chosen == "both" else (chosen,)

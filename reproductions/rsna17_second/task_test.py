@@ -138,3 +138,21 @@ def test_both_trains_one_sub_run_per_sex_and_skips_finished_ones(tiny_phantoms, 
     options = dataclasses.replace(options, epochs=3)  # a longer run resumes them
     second_task.run_train(TASK, options, log=lambda *_: None)
     assert trained == ["female", "male", "female", "male"]
+
+
+def test_the_r512_pair_refuses_the_wrong_start_before_any_data(tmp_path, monkeypatch, capsys):
+    """r512_fromthumbs starts from the thumbs run by its name, r512 from random weights: train refuses
+    each with the other's start before it opens any data, so neither record can hold the wrong start."""
+    from common import data
+    from common.cli import main
+    from reproductions.rsna17_second.task import TASK
+
+    def resolve(*args, **kwargs):
+        raise AssertionError("data.resolve was called")
+    monkeypatch.setattr(data, "resolve", resolve)
+    common = ["train", "--data", "phantoms/small", "--out", str(tmp_path / "run")]
+    assert main(TASK, [*common, "--variant", "r512_fromthumbs"]) == 2
+    assert "starts from another run's weights by its name" in capsys.readouterr().err
+    assert main(TASK, [*common, "--variant", "r512", "--init-from", str(tmp_path)]) == 2
+    assert "starts from random weights by its name" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
