@@ -196,8 +196,8 @@ ABLATIONS = (
                  "100-px thumbnails)",
      "factor": "rsna17_second: its r512_fromthumbs run (A) vs its thumbs run (B), on the rsna-512 test images",
      "across_data": True, "a": ("rsna17_second", "r512_fromthumbs"), "b": ("rsna17_second", "thumbs"),
-     "caveat": (f"A started from a retrain of B's recipe ({SECOND_THUMBS}: same config, its record beside A's), "
-                "not from B's own weights, which are not kept"),
+     "caveat": (f"A started from a retrain of B's recipe ({SECOND_THUMBS}: the same config; its training records in "
+                "results/rsna17_second/init-sources/), not from B's own weights, which are not kept"),
      "commands": [f"python -m reproductions.rsna17_second train {THUMBS} --variant thumbs --out {SECOND_THUMBS}",
                   f"python -m reproductions.rsna17_second train {R512} --variant r512_fromthumbs "
                   f"--precision mixed_bfloat16 --init-from {SECOND_THUMBS}"]},
