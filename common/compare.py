@@ -343,9 +343,10 @@ def across_data_rows(results_dir, members, runs, ablations, n_boot=2000, pending
             source = source_run(results_dir, a[0])
             started = ("; B is also the run A started from (`--init-from`)"
                        if source is not None and source[0]["_dir"] == b[0].get("_dir") else "")
+            caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # as in ablation_rows
             rows.append(f"| {ab['question']} | {ab['factor']}; B tested on {experiment_key(*b)[0]}, paired on the "
                         f"{r['n']} test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}){started} | "
-                        f"{names[0]} | {names[1]} | {_pair_cell(r)} | {r['verdict']} | — |")
+                        f"{names[0]} | {names[1]} | {_pair_cell(r)} | {r['verdict']}{caveat} | — |")
             if paired_runs is not None:
                 paired_runs.add((label(a[0]), b[0].get("_dir")))
         else:

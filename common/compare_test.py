@@ -403,6 +403,10 @@ def test_the_same_network_on_other_data_is_paired_on_the_test_images_both_hold(t
     # A's errors 0, 2, 2, 0 against B's 0, 20, 20, 0 on the 12 shared images: A - B = 1 - 10 = -9.
     assert ("| resolution? | 512 px (A) vs thumbnails (B); B tested on folder/rsna-thumbs100, paired on the 12 test images both "
             "hold (MAE A 1.00, B 10.00) | `larson18 / r512` | `larson18 / thumbs` | **-9.00**") in text
+    assert "caveat" not in text
+    with_caveat = dict(ablations[0], caveat="A started from a retrain of B's recipe")
+    assert "; caveat: A started from a retrain of B's recipe | — |" in compare.across_data_table(
+        tmp_path, members, runs, [with_caveat])  # the pair's caveat is printed here as in ablation_rows
     full = compare.sections(runs, {}, tmp_path, ablations=ablations, n_boot=50, plots_linked=False)
     assert "paired on the same test images (a network against itself on other data" in full and "| resolution? |" in full
     assert "winner resolution?" not in full  # its A run is in no experiment here
