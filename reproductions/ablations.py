@@ -34,6 +34,14 @@ ABLATIONS = (
                 "which starts from random weights in both (B's does not fit the source's; A's is kept so)"),
      "commands": [f"python -m reproductions.larson18 train {R512} --variant {v} --precision mixed_bfloat16 "
                   "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px" for v in ("r512_newhead", "r512_nosex")]},
+    {"question": "The sex input and the head's start together (larson18, 512-px radiographs)",
+     "factor": "larson18 r512 (A: sex-specific output halves, every layer from the thumbnail run) vs r512_nosex (B: one "
+               "shared head, no sex input, the head from random weights)",
+     "a": ("larson18", "r512"), "b": ("larson18", "r512_nosex"),
+     "caveat": ("two factors: B's head cannot take the thumbnail run's (its shape differs), so it starts afresh; "
+                "r512_newhead vs r512_nosex, below, separates them"),
+     "commands": [f"python -m reproductions.larson18 train {R512} --variant {v} --precision mixed_bfloat16 "
+                  "--init-from results/larson18/folder-rsna-thumbs100_thumbs_100px" for v in ("r512", "r512_nosex")]},
     {"question": "What does the thumbnail run's head add? (larson18, 512-px radiographs)",
      "factor": "larson18 r512: every layer from the thumbnail run (A) vs all but the head, which starts afresh (B)",
      "a": ("larson18", "r512"), "b": ("larson18", "r512_newhead"),
