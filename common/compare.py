@@ -208,6 +208,11 @@ def unequal_training(run_a, run_b) -> str:
             f"B {done[1]} of {run_b.get('epochs', '?')}{why[1]}")
 
 
+def ablation_caveat(ab) -> str:
+    """The ablation's own caveat (what the pair does not equalise), as a verdict-cell suffix."""
+    return f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""
+
+
 def different_training_data(run_a, run_b) -> str:
     """A caveat when the two runs of an ablation in one experiment trained on different data: one
     experiment holds every run derived from its source dataset (iglovikov18's registered canvases), so
@@ -246,8 +251,7 @@ def ablation_rows(results_dir, members, ablations, n_boot=2000, pending: list | 
         names = [f"`{p} / {v}`" for p, v in (ab["a"], ab["b"])]
         if a and b:
             r = paired(results_dir, a, b, n_boot)
-            caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # what the pair does not equalise
-            caveat += unequal_training(a[0], b[0]) + different_training_data(a[0], b[0])
+            caveat = ablation_caveat(ab) + unequal_training(a[0], b[0]) + different_training_data(a[0], b[0])
             rows.append(f"| {ab['question']} | {ab['factor']} | {names[0]} | {names[1]} | {_pair_cell(r)} | "
                         f"{r['verdict']}{caveat} | {time_to_common_level(results_dir, a[0], b[0])} |")
         else:
@@ -343,7 +347,7 @@ def across_data_rows(results_dir, members, runs, ablations, n_boot=2000, pending
             source = source_run(results_dir, a[0])
             started = ("; B is also the run A started from (`--init-from`)"
                        if source is not None and source[0]["_dir"] == b[0].get("_dir") else "")
-            caveat = f"; caveat: {ab['caveat']}" if ab.get("caveat") else ""  # as in ablation_rows
+            caveat = ablation_caveat(ab)
             rows.append(f"| {ab['question']} | {ab['factor']}; B tested on {experiment_key(*b)[0]}, paired on the "
                         f"{r['n']} test images both hold (MAE A {r['mae_a']:.2f}, B {r['mae_b']:.2f}){started} | "
                         f"{names[0]} | {names[1]} | {_pair_cell(r)} | {r['verdict']}{caveat} | — |")

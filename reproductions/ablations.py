@@ -172,10 +172,8 @@ ABLATIONS = (
                "registration recipe and budget",
      "a": ("iglovikov18", f"r512-{stage}-hand"), "b": ("iglovikov18", f"r512scratch-{stage}-hand"),
      "caveat": ("the canvases differ: A's U-Net and key-point weights were lost before B ran, so B's canvases come from "
-                "that chain retrained by the same commands (test Dice 0.948 vs A's 0.952 against the bootstrap masks, "
-                "key points 14.4 vs 16.2 px; records in results/iglovikov18/r512scratch-canvases/); the same 763 / 102 / "
-                "89 radiographs in both; the classifier A retrained on B's own canvases (there, outside the tables): 15.80 "
-                "[12.59, 19.75]"),
+                "that chain retrained by the same commands, on the same radiographs; how the two chains compare, and "
+                "the classifier A retrained on B's own canvases: results/iglovikov18/r512scratch-canvases/README.md"),
      "commands": ["the iglovikov18 chain on the thumbnails, then on the 512-px radiographs, each network from its "
                   "thumbnail run (reproductions/iglovikov18/README.md, \"512-px radiographs (r512)\"), then",
                   f"python -m reproductions.iglovikov18 train --stage {stage} --region hand --variant r512scratch "
